@@ -1,0 +1,32 @@
+"""Typed errors of the library; the service maps them to 4xx, Dagster to a failed materialization."""
+
+
+class CseError(Exception):
+    """Base of every error the library raises on purpose."""
+
+
+class DataError(CseError, ValueError):
+    """Input data is unusable: missing columns, bad values, empty ranges. The message names row/column."""
+
+
+class SourceError(CseError):
+    """A kline source could not deliver (ban, exhausted retries, unknown symbol)."""
+
+
+class ConfigError(CseError, ValueError):
+    """A configuration value is out of range; the message names the field."""
+
+
+class UnknownNameError(ConfigError, KeyError):
+    """A registry lookup failed; the message lists the known names."""
+
+    def __str__(self) -> str:  # KeyError would quote the message
+        return str(self.args[0])
+
+
+class ExportParityError(CseError):
+    """The exported ONNX graph disagrees with the JAX model beyond tolerance."""
+
+
+class StoreError(CseError):
+    """The model store is missing a file, or a file fails its checksum."""
