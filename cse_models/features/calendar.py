@@ -14,6 +14,17 @@ _MS_PER_DAY = 86_400_000
 def calendar_fields(open_time_ms: np.ndarray) -> dict[str, np.ndarray]:
     """→ day_of_week (0=Mon), day_of_month (1..31), week_of_year (ISO 1..53), month (1..12), as int64."""
     days = np.floor_divide(np.asarray(open_time_ms, dtype=np.int64), _MS_PER_DAY)
+    if days.size:
+        first, last = int(days.min()), int(days.max())
+        if last - first < days.size:
+            # Intraday candles repeat each day many times: compute every day of the span once, then gather.
+            table = _day_fields(np.arange(first, last + 1, dtype=np.int64))
+            index = days - first
+            return {name: values[index] for name, values in table.items()}
+    return _day_fields(days)
+
+
+def _day_fields(days: np.ndarray) -> dict[str, np.ndarray]:
     day_of_week = (days + 3) % 7  # 1970-01-01 was a Thursday
     dates = days.astype("datetime64[D]")
     months = dates.astype("datetime64[M]")

@@ -44,18 +44,27 @@ class FeatureSet:
 FEATURE_SETS: Registry[FeatureSet] = Registry("feature set")
 
 
+def _columns(columns: list[np.ndarray]) -> np.ndarray:
+    """Stack 1-D columns into float64 `[rows, f]`, column-major: each feature is one contiguous block, so
+    the polars feature table is built from it without a transpose."""
+    out = np.empty((len(columns[0]), len(columns)), dtype=np.float64, order="F")
+    for i, column in enumerate(columns):
+        out[:, i] = column
+    return out
+
+
 def _mur9(k: KlineColumns) -> np.ndarray:
     cal = calendar_fields(k["open_time"])
     close = np.asarray(k["close"], dtype=np.float64)
     opn = np.asarray(k["open"], dtype=np.float64)
-    return np.column_stack([
+    return _columns([
         cal["day_of_week"], cal["day_of_month"], cal["week_of_year"], cal["month"],
         opn, k["high"], k["low"], close, close - opn,
-    ]).astype(np.float64, copy=False)
+    ])
 
 
 def _ohlc4(k: KlineColumns) -> np.ndarray:
-    return np.column_stack([k["open"], k["high"], k["low"], k["close"]]).astype(np.float64, copy=False)
+    return _columns([k["open"], k["high"], k["low"], k["close"]])
 
 
 FEATURE_SETS.add("mur9", FeatureSet(

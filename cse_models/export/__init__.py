@@ -1,0 +1,1 @@
+"""ONNX export: jax2onnx with native recurrent operators, scaling folded into the graph, parity checks."""

@@ -1,0 +1,57 @@
+"""The Make Us Rich LSTM: 2 stacked LSTM layers of 128, dropout 0.2 between them, last hidden → Dense.
+
+Parameters live in Flax's own `nnx.OptimizedLSTMCell`s (dense_i.kernel [F,4H], dense_h.kernel [H,4H],
+dense_h.bias [4H]); the recurrence runs through `rnn_ops.lstm_layer`, which training fuses and the ONNX
+export lowers to the native `LSTM` operator.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import jax
+import jax.numpy as jnp
+from flax import nnx
+
+from cse_models.errors import ConfigError
+from cse_models.models import rnn_ops
+from cse_models.models.registry import register_model
+
+
+@dataclass(frozen=True)
+class LSTMConfig:
+    n_features: int = 9
+    hidden: int = 128
+    layers: int = 2
+    dropout: float = 0.2
+    n_outputs: int = 1  # 1 = regression (next close, scaled); n_classes = classification logits
+
+    def __post_init__(self) -> None:
+        for name in ("n_features", "hidden", "layers", "n_outputs"):
+            if getattr(self, name) < 1:
+                raise ConfigError(f"LSTMConfig.{name} must be ≥ 1, got {getattr(self, name)}")
+        if not 0.0 <= self.dropout < 1.0:
+            raise ConfigError(f"LSTMConfig.dropout must be in [0, 1), got {self.dropout}")
+
+
+@register_model("lstm_regressor", LSTMConfig, family="rnn")
+class LSTMRegressor(nnx.Module):
+    """Make Us Rich's LSTMRegressor (nn.LSTM(128, 2 layers, dropout 0.2) → hidden[-1] → Linear)."""
+
+    def __init__(self, cfg: LSTMConfig, *, rngs: nnx.Rngs) -> None:
+        self.cfg = cfg
+        sizes = [cfg.n_features] + [cfg.hidden] * (cfg.layers - 1)
+        self.cells = nnx.List([nnx.OptimizedLSTMCell(size, cfg.hidden, rngs=rngs) for size in sizes])
+        self.dropout = nnx.Dropout(cfg.dropout, rngs=rngs)
+        self.head = nnx.Linear(cfg.hidden, cfg.n_outputs, rngs=rngs)
+
+    def __call__(self, x: jax.Array) -> jax.Array:
+        """x [batch, seq, features] → [batch, n_outputs]."""
+        if x.shape[-1] != self.cfg.n_features:
+            raise ConfigError(f"LSTMRegressor expects {self.cfg.n_features} features, got {x.shape[-1]}")
+        h = jnp.swapaxes(x, 0, 1)  # time-major once, for the scan and for ONNX's LSTM
+        for depth, cell in enumerate(self.cells):
+            if depth:
+                h = self.dropout(h)  # between layers, as torch's nn.LSTM(dropout=...)
+            h = rnn_ops.lstm_layer(h, cell.dense_i.kernel[...], cell.dense_h.kernel[...], cell.dense_h.bias[...])
+        return self.head(h[-1])

@@ -1,0 +1,1 @@
+"""Training: optax + Flax NNX step, epoch loop with early stopping, orbax checkpoints."""
