@@ -96,12 +96,14 @@ class Manifest:
         if data.get("schema_version") != SCHEMA_VERSION:
             raise StoreError(f"manifest schema_version {data.get('schema_version')!r} is not {SCHEMA_VERSION}")
         try:
-            return cls(**{
-                **data,
-                "inputs": [TensorSpec(**t) for t in data["inputs"]],
-                "outputs": [TensorSpec(**t) for t in data["outputs"]],
-                "members": [Member(**m) for m in data.get("members", [])],
-            })
+            return cls(
+                **{
+                    **data,
+                    "inputs": [TensorSpec(**t) for t in data["inputs"]],
+                    "outputs": [TensorSpec(**t) for t in data["outputs"]],
+                    "members": [Member(**m) for m in data.get("members", [])],
+                }
+            )
         except (TypeError, KeyError) as exc:
             raise StoreError(f"manifest is malformed: {exc}") from exc
 

@@ -175,9 +175,9 @@ def _gap_stats(df: pl.DataFrame, step: int) -> tuple[int, int, int]:
 def _forward_fill(df: pl.DataFrame, interval: str) -> pl.DataFrame:
     """Insert flat candles (OHLC = previous close, zero volume) into gaps."""
     grid = df.select(
-        pl.datetime_range(
-            pl.col("open_time").min(), pl.col("open_time").max(), interval=interval, eager=False
-        ).alias("open_time")
+        pl.datetime_range(pl.col("open_time").min(), pl.col("open_time").max(), interval=interval, eager=False).alias(
+            "open_time"
+        )
     )
     joined = grid.join(df, on="open_time", how="left")
     last_close = pl.col("close").forward_fill()

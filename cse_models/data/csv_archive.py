@@ -51,7 +51,9 @@ def epoch_to_ms(values: np.ndarray, *, origin: str) -> np.ndarray:
     done = np.zeros(values.shape, dtype=bool)
     for bound, factor in _UNIT_BOUNDS:
         sel = ~done & (values < bound)
-        out[sel] = np.rint(values[sel] * factor).astype(np.int64)
+        # µs → ms truncates, as Binance's own ms close times do (…59.999999 s is …59.999 s, not the next candle)
+        ms = np.floor(values[sel] / 1_000.0) if factor < 1 else np.rint(values[sel] * factor)
+        out[sel] = ms.astype(np.int64)
         done |= sel
     if not done.all():
         row = int(np.flatnonzero(~done)[0])
@@ -87,9 +89,7 @@ def check_file_order(df: pl.DataFrame, *, origin: str) -> None:
     if wrong.size:
         row = int(wrong[0]) + 1
         order = "newest-first" if descending else "oldest-first"
-        raise DataError(
-            f"{origin}: timestamps out of order at row {row} ({df['open_time'][row]}); the file is {order}"
-        )
+        raise DataError(f"{origin}: timestamps out of order at row {row} ({df['open_time'][row]}); the file is {order}")
 
 
 def _first_content_line(lines: list[str], path: Path) -> int:
@@ -143,9 +143,7 @@ def parse_cryptodatadownload(text: str, *, origin: str = "csv") -> pl.DataFrame:
     base_col = next(c for c in volume_cols if c != quote_col)
     open_ms = epoch_to_ms(_to_float(df, "unix", origin=origin).to_numpy(), origin=origin)
     _check_text_dates(df.get_column("date"), open_ms, origin)
-    trades = (
-        df.get_column("tradecount").cast(pl.Float64, strict=False) if "tradecount" in df.columns else None
-    )
+    trades = df.get_column("tradecount").cast(pl.Float64, strict=False) if "tradecount" in df.columns else None
     out = pl.DataFrame(
         {
             "open_time": pl.Series(open_ms).cast(pl.Datetime("ms", "UTC")),
@@ -175,9 +173,7 @@ def _check_text_dates(dates: pl.Series, open_ms: np.ndarray, origin: str) -> Non
     wrong = np.flatnonzero(np.abs(text_ms - open_ms) > 86_400_000)
     if wrong.size:
         row = int(wrong[0])
-        raise DataError(
-            f"{origin}: row {row} unix time {int(open_ms[row])} ms disagrees with its date {dates[row]!r}"
-        )
+        raise DataError(f"{origin}: row {row} unix time {int(open_ms[row])} ms disagrees with its date {dates[row]!r}")
 
 
 def parse_binance_archive(text: str, *, origin: str = "csv") -> pl.DataFrame:

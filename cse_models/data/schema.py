@@ -39,9 +39,7 @@ _SYMBOL_RE = re.compile(r"^[A-Z0-9]{5,20}$")
 def interval_to_timedelta(interval: str) -> timedelta:
     """'1h' → 1 hour. Raises ConfigError naming the allowed intervals."""
     if interval not in BINANCE_INTERVALS:
-        raise ConfigError(
-            f"interval {interval!r} is not supported; use one of {', '.join(BINANCE_INTERVALS)}"
-        )
+        raise ConfigError(f"interval {interval!r} is not supported; use one of {', '.join(BINANCE_INTERVALS)}")
     return timedelta(seconds=int(interval[:-1]) * _INTERVAL_UNITS[interval[-1]])
 
 
@@ -52,9 +50,7 @@ def interval_ms(interval: str) -> int:
 def validate_symbol(symbol: str) -> str:
     """Binance spot symbols are upper-case alphanumerics such as BTCUSDT."""
     if not isinstance(symbol, str) or not _SYMBOL_RE.match(symbol):
-        raise ConfigError(
-            f"symbol {symbol!r} is not a Binance symbol (upper-case letters/digits, e.g. BTCUSDT)"
-        )
+        raise ConfigError(f"symbol {symbol!r} is not a Binance symbol (upper-case letters/digits, e.g. BTCUSDT)")
     return symbol
 
 
@@ -84,6 +80,5 @@ def check_finite_prices(df: pl.DataFrame, *, origin: str = "klines") -> None:
         if bad.size:
             row = int(bad[0])
             raise DataError(
-                f"{origin}: column {col!r} has {bad.size} non-finite value(s), first at row {row} "
-                f"({values[row]!r})"
+                f"{origin}: column {col!r} has {bad.size} non-finite value(s), first at row {row} ({values[row]!r})"
             )

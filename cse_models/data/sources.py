@@ -20,9 +20,7 @@ from cse_models.errors import ConfigError
 class KlineSource(Protocol):
     """`fetch` returns klines with start ≤ open_time < end (either bound may be None = unbounded)."""
 
-    def fetch(
-        self, symbol: str, interval: str, start: datetime | None, end: datetime | None
-    ) -> pl.DataFrame: ...
+    def fetch(self, symbol: str, interval: str, start: datetime | None, end: datetime | None) -> pl.DataFrame: ...
 
     def anchor(self, symbol: str, interval: str) -> datetime:
         """The 'now' that relative ranges count back from: the clock for live sources, the last

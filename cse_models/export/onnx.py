@@ -51,9 +51,13 @@ def export_onnx(model: nnx.Module, scaler: FittedScaler, task: str, seq_len: int
     path.parent.mkdir(parents=True, exist_ok=True)
     fn = serving_function(model, scaler, task)
     to_onnx(
-        lambda x: fn(x), [("batch", seq_len, len(scaler.feature_names))],
-        model_name="cse_model", return_mode="file", output_path=str(path),
-        input_names=[INPUT_NAME], output_names=[OUTPUT_NAMES[task]],
+        lambda x: fn(x),
+        [("batch", seq_len, len(scaler.feature_names))],
+        model_name="cse_model",
+        return_mode="file",
+        output_path=str(path),
+        input_names=[INPUT_NAME],
+        output_names=[OUTPUT_NAMES[task]],
     )
     onnx.checker.check_model(str(path))
     return path
@@ -76,8 +80,15 @@ class ParityReport:
 
 
 def check_parity(
-    model: nnx.Module, scaler: FittedScaler, task: str, path: str | Path, windows: np.ndarray,
-    *, batches: tuple[int, ...] = (1, 7), rtol: float = RTOL, atol: float = ATOL,
+    model: nnx.Module,
+    scaler: FittedScaler,
+    task: str,
+    path: str | Path,
+    windows: np.ndarray,
+    *,
+    batches: tuple[int, ...] = (1, 7),
+    rtol: float = RTOL,
+    atol: float = ATOL,
 ) -> ParityReport:
     """Compare onnxruntime with JAX on raw-feature windows `[n, seq, f]` at each batch size.
 

@@ -57,8 +57,14 @@ def _emit(ctx, eqn, op: str, w: np.ndarray, r: np.ndarray, b: np.ndarray, **attr
     b_init = builder.add_initializer_from_array(ctx.fresh_name(f"{op}_B"), b)
     n_outputs = 3 if op == "LSTM" else 2
     outputs = getattr(builder, op)(
-        x, w_init, r_init, b_init, direction="forward", hidden_size=r.shape[-1],
-        _outputs=[ctx.fresh_name(f"{op}_Y{k}") for k in range(n_outputs)], **attrs,
+        x,
+        w_init,
+        r_init,
+        b_init,
+        direction="forward",
+        hidden_size=r.shape[-1],
+        _outputs=[ctx.fresh_name(f"{op}_Y{k}") for k in range(n_outputs)],
+        **attrs,
     )
     axes = builder.add_initializer_from_array(ctx.fresh_name(f"{op}_axes"), np.array([1], np.int64))
     out = ctx.get_value_for_var(out_var, name_hint=ctx.fresh_name(f"{op}_out"))

@@ -38,9 +38,9 @@ def kline_columns(klines: pl.DataFrame) -> dict[str, np.ndarray]:
 def compute_features(klines: pl.DataFrame, feature_set: str) -> pl.DataFrame:
     """Clean klines → a feature table (open_time + the set's columns), warm-up rows dropped."""
     fs = get_feature_set(feature_set)
-    values = fs(kline_columns(klines))[fs.warmup:]
+    values = fs(kline_columns(klines))[fs.warmup :]
     columns = [pl.Series(name, values[:, i], dtype=pl.Float64) for i, name in enumerate(fs.feature_names)]
-    return pl.DataFrame([klines.get_column("open_time")[fs.warmup:], *columns])
+    return pl.DataFrame([klines.get_column("open_time")[fs.warmup :], *columns])
 
 
 def feature_matrix(features: pl.DataFrame, names: tuple[str, ...], rows: slice = slice(None)) -> np.ndarray:
@@ -100,21 +100,24 @@ def build_datasets(features: pl.DataFrame, scaler: FittedScaler, config: DataCon
 
 
 def _slices(n_rows: int, config: DataConfig) -> dict[str, slice]:
-    return chronological_split(
-        n_rows, config.split, min_rows=config.seq_len + config.horizon + 1, purge=config.purge
-    )
+    return chronological_split(n_rows, config.split, min_rows=config.seq_len + config.horizon + 1, purge=config.purge)
 
 
 def save_datasets(datasets: dict[str, SplitArrays], path: str | Path) -> None:
-    arrays = {f"{split}_{field}": getattr(arr, field) for split, arr in datasets.items()
-              for field in ("x", "close", "open_time_ms", "y")}
+    arrays = {
+        f"{split}_{field}": getattr(arr, field)
+        for split, arr in datasets.items()
+        for field in ("x", "close", "open_time_ms", "y")
+    }
     np.savez(path, **arrays)
 
 
 def load_datasets(path: str | Path) -> dict[str, SplitArrays]:
     with np.load(path) as data:
-        return {split: SplitArrays(**{f: data[f"{split}_{f}"] for f in ("x", "close", "open_time_ms", "y")})
-                for split in SPLITS}
+        return {
+            split: SplitArrays(**{f: data[f"{split}_{f}"] for f in ("x", "close", "open_time_ms", "y")})
+            for split in SPLITS
+        }
 
 
 def window_count(arrays: SplitArrays, config: DataConfig) -> int:

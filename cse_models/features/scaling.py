@@ -52,8 +52,14 @@ class FittedScaler:
     def from_json(cls, text: str) -> FittedScaler:
         try:
             data = json.loads(text)
-            scaler = cls(**{**data, "feature_names": tuple(data["feature_names"]),
-                            "min": tuple(data["min"]), "scale": tuple(data["scale"])})
+            scaler = cls(
+                **{
+                    **data,
+                    "feature_names": tuple(data["feature_names"]),
+                    "min": tuple(data["min"]),
+                    "scale": tuple(data["scale"]),
+                }
+            )
         except (ValueError, TypeError, KeyError) as exc:
             raise DataError(f"scaler.json is not a valid scaler: {exc}") from exc
         if not (len(scaler.min) == len(scaler.scale) == len(scaler.feature_names)):

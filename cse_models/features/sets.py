@@ -57,31 +57,55 @@ def _mur9(k: KlineColumns) -> np.ndarray:
     cal = calendar_fields(k["open_time"])
     close = np.asarray(k["close"], dtype=np.float64)
     opn = np.asarray(k["open"], dtype=np.float64)
-    return _columns([
-        cal["day_of_week"], cal["day_of_month"], cal["week_of_year"], cal["month"],
-        opn, k["high"], k["low"], close, close - opn,
-    ])
+    return _columns(
+        [
+            cal["day_of_week"],
+            cal["day_of_month"],
+            cal["week_of_year"],
+            cal["month"],
+            opn,
+            k["high"],
+            k["low"],
+            close,
+            close - opn,
+        ]
+    )
 
 
 def _ohlc4(k: KlineColumns) -> np.ndarray:
     return _columns([k["open"], k["high"], k["low"], k["close"]])
 
 
-FEATURE_SETS.add("mur9", FeatureSet(
-    name="mur9",
-    feature_names=("day_of_week", "day_of_month", "week_of_year", "month",
-                   "open", "high", "low", "close", "close_change"),
-    warmup=0,
-    compute=_mur9,
-    description="Make Us Rich: calendar fields, OHLC and close − open of the same candle",
-))
-FEATURE_SETS.add("ohlc4", FeatureSet(
-    name="ohlc4",
-    feature_names=("open", "high", "low", "close"),
-    warmup=0,
-    compute=_ohlc4,
-    description="CryptoSpreadEdge: open, high, low, close",
-))
+FEATURE_SETS.add(
+    "mur9",
+    FeatureSet(
+        name="mur9",
+        feature_names=(
+            "day_of_week",
+            "day_of_month",
+            "week_of_year",
+            "month",
+            "open",
+            "high",
+            "low",
+            "close",
+            "close_change",
+        ),
+        warmup=0,
+        compute=_mur9,
+        description="Make Us Rich: calendar fields, OHLC and close − open of the same candle",
+    ),
+)
+FEATURE_SETS.add(
+    "ohlc4",
+    FeatureSet(
+        name="ohlc4",
+        feature_names=("open", "high", "low", "close"),
+        warmup=0,
+        compute=_ohlc4,
+        description="CryptoSpreadEdge: open, high, low, close",
+    ),
+)
 
 
 def get_feature_set(name: str) -> FeatureSet:

@@ -118,8 +118,15 @@ def fit(
         starts = order_rng.permutation(count) if cfg.shuffle else np.arange(count)
         started = time.perf_counter()
         losses = [
-            train_step(model, optimizer, x_all, y_all, jnp.asarray(starts[i : i + cfg.batch_size]),
-                       data_cfg.seq_len, data_cfg.task)
+            train_step(
+                model,
+                optimizer,
+                x_all,
+                y_all,
+                jnp.asarray(starts[i : i + cfg.batch_size]),
+                data_cfg.seq_len,
+                data_cfg.task,
+            )
             for i in range(0, count, cfg.batch_size)
         ]
         train_loss = float(jnp.mean(jnp.stack(losses)))

@@ -1,0 +1,128 @@
+"""Train one registered model on prepared datasets and leave a self-describing model directory.
+
+This is what the `model_<name>` asset and the CLI call: build → fit with best checkpoints →
+price-space validation metrics beside the persistence baseline → `model.json` + `checkpoints/`.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import jax
+import numpy as np
+from flax import nnx
+
+from cse_models.config import DataConfig
+from cse_models.errors import ConfigError
+from cse_models.features.dataset import SplitArrays
+from cse_models.features.scaling import FittedScaler
+from cse_models.features.windows import target_rows
+from cse_models.models import MODELS, build_model, parameter_count
+from cse_models.training.checkpoint import BestCheckpoints, save_model_spec
+from cse_models.training.config import TrainingConfig
+from cse_models.training.loop import EpochLog, fit, predict_windows
+from cse_models.training.metrics import regression_metrics
+
+SUMMARY_FILE = "summary.json"
+
+
+@dataclass(frozen=True)
+class TrainedModel:
+    """What a training run leaves behind, as JSON-friendly data (the asset's output)."""
+
+    directory: str
+    name: str
+    config: dict[str, Any]
+    parameters: int
+    history: list[dict[str, float]]
+    best_epoch: int
+    stopped_early: bool
+    metrics: dict[str, dict[str, float]]
+    seconds: float
+    devices: int
+
+    def save(self) -> None:
+        (Path(self.directory) / SUMMARY_FILE).write_text(json.dumps(dataclasses.asdict(self), indent=2))
+
+    @classmethod
+    def load(cls, directory: str | Path) -> TrainedModel:
+        return cls(**json.loads((Path(directory) / SUMMARY_FILE).read_text()))
+
+
+def model_config_for(name: str, data_cfg: DataConfig, n_features: int, **overrides: Any):
+    """The registered config with the input width and head size the data dictates."""
+    entry = MODELS.get(name)
+    n_outputs = 3 if data_cfg.task == "classification" else 1
+    fields = {f.name for f in dataclasses.fields(entry.config_cls)}
+    unknown = set(overrides) - fields
+    if unknown:
+        raise ConfigError(f"model {name!r} has no config field(s) {sorted(unknown)}; fields: {sorted(fields)}")
+    return entry.config_cls(**{"n_features": n_features, "n_outputs": n_outputs, **overrides})
+
+
+def persistence_prices(split: SplitArrays, data_cfg: DataConfig) -> np.ndarray:
+    """Naive forecast: the next close equals the last close of the window."""
+    rows = target_rows(len(split.close), data_cfg.seq_len, data_cfg.horizon)
+    return split.close[rows - data_cfg.horizon]
+
+
+def validation_metrics(
+    model: nnx.Module, split: SplitArrays, data_cfg: DataConfig, scaler: FittedScaler
+) -> dict[str, dict[str, float]]:
+    """Model and persistence metrics in price space; skill = 1 − MAE_model / MAE_persistence."""
+    rows = target_rows(len(split.close), data_cfg.seq_len, data_cfg.horizon)
+    actual = split.close[rows]
+    pred = scaler.inverse_column(predict_windows(model, split, data_cfg)[:, 0], "close")
+    model_m = regression_metrics(pred, actual)
+    naive_m = regression_metrics(persistence_prices(split, data_cfg), actual)
+    return {
+        "validation": model_m,
+        "naive_baseline": naive_m,
+        "skill": {"mae_skill": 1.0 - model_m["mae"] / naive_m["mae"]},
+    }
+
+
+def train_model(
+    name: str,
+    datasets: dict[str, SplitArrays],
+    data_cfg: DataConfig,
+    train_cfg: TrainingConfig,
+    scaler: FittedScaler,
+    directory: str | Path,
+    **model_overrides: Any,
+) -> TrainedModel:
+    directory = Path(directory)
+    directory.mkdir(parents=True, exist_ok=True)
+    cfg = model_config_for(name, data_cfg, datasets["train"].x.shape[1], **model_overrides)
+    model = build_model(name, cfg, rngs=nnx.Rngs(train_cfg.seed))
+    checkpoints = BestCheckpoints(directory / "checkpoints")
+    started = time.perf_counter()
+    try:
+        result = fit(model, datasets["train"], datasets["val"], data_cfg, train_cfg, checkpoints=checkpoints)
+    finally:
+        checkpoints.close()
+    seconds = time.perf_counter() - started
+    save_model_spec(directory, name, cfg)
+    metrics = validation_metrics(model, datasets["val"], data_cfg, scaler) if data_cfg.task == "regression" else {}
+    trained = TrainedModel(
+        directory=str(directory),
+        name=name,
+        config=dataclasses.asdict(cfg),
+        parameters=parameter_count(model),
+        history=[dataclasses.asdict(e) for e in result.history],
+        best_epoch=result.best_epoch,
+        stopped_early=result.stopped_early,
+        metrics=metrics,
+        seconds=seconds,
+        devices=jax.device_count(),
+    )
+    trained.save()
+    return trained
+
+
+__all__ = ["EpochLog", "TrainedModel", "model_config_for", "train_model", "validation_metrics"]

@@ -1,0 +1,29 @@
+"""Shared fixtures for model tests: real bundled klines, prepared once per session."""
+
+from __future__ import annotations
+
+import polars as pl
+import pytest
+
+from cse_models.config import DataConfig
+from cse_models.data.clean import clean_klines
+from cse_models.data.file_sources import SampleSource
+from cse_models.features.dataset import build_datasets, compute_features, fit_feature_scaler
+
+
+@pytest.fixture(scope="session")
+def btc_features() -> pl.DataFrame:
+    raw = SampleSource().fetch("BTCUSDT", "1h", None, None)
+    klines, _ = clean_klines(raw, "1h")
+    return compute_features(klines.tail(1200), "mur9")
+
+
+@pytest.fixture(scope="session")
+def data_cfg() -> DataConfig:
+    return DataConfig(seq_len=12)
+
+
+@pytest.fixture(scope="session")
+def prepared(btc_features, data_cfg):
+    scaler = fit_feature_scaler(btc_features, data_cfg)
+    return scaler, build_datasets(btc_features, scaler, data_cfg)

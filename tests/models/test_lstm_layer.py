@@ -1,0 +1,73 @@
+"""The fused LSTM layer used in training must be the textbook LSTM, forward and backward."""
+
+from __future__ import annotations
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+import pytest
+from flax import nnx
+
+from cse_models.errors import ConfigError, UnknownNameError
+from cse_models.models import MODELS, build_model, rnn_ops
+from cse_models.models.lstm import LSTMConfig
+
+
+def _params(seed=0, steps=7, batch=3, features=5, hidden=8):
+    keys = jax.random.split(jax.random.key(seed), 4)
+    x = jax.random.normal(keys[0], (steps, batch, features))
+    wi = jax.random.normal(keys[1], (features, 4 * hidden)) * 0.3
+    wh = jax.random.normal(keys[2], (hidden, 4 * hidden)) * 0.3
+    b = jax.random.normal(keys[3], (4 * hidden,)) * 0.1
+    return x, wi, wh, b
+
+
+def test_fused_forward_equals_reference():
+    args = _params()
+    np.testing.assert_allclose(rnn_ops.lstm_fused(*args), rnn_ops.lstm_reference(*args), rtol=1e-5, atol=1e-6)
+
+
+def test_fused_gradients_equal_autodiff_of_reference():
+    args = _params(seed=1)
+
+    def loss(layer):
+        return lambda *a: jnp.sum(jnp.sin(layer(*a)))
+
+    fused = jax.grad(loss(rnn_ops.lstm_fused), argnums=(0, 1, 2, 3))(*args)
+    reference = jax.grad(loss(rnn_ops.lstm_reference), argnums=(0, 1, 2, 3))(*args)
+    for got, want in zip(fused, reference, strict=True):
+        np.testing.assert_allclose(got, want, rtol=1e-4, atol=1e-5)
+
+
+def test_reference_equals_stepping_flax_cell():
+    cell = nnx.OptimizedLSTMCell(5, 8, rngs=nnx.Rngs(3))
+    x = jax.random.normal(jax.random.key(4), (6, 2, 5))
+    carry = cell.initialize_carry((2, 5), rngs=nnx.Rngs(0))
+    stepped = []
+    for t in range(6):
+        carry, h = cell(carry, x[t])
+        stepped.append(h)
+    layer = rnn_ops.lstm_reference(x, cell.dense_i.kernel[...], cell.dense_h.kernel[...], cell.dense_h.bias[...])
+    np.testing.assert_allclose(layer, jnp.stack(stepped), rtol=1e-5, atol=1e-6)
+
+
+def test_lstm_regressor_maps_batch_to_one_output():
+    model = build_model("lstm_regressor", LSTMConfig(n_features=9, hidden=16), rngs=nnx.Rngs(0))
+    assert model(jnp.ones((4, 24, 9))).shape == (4, 1)
+
+
+def test_wrong_input_width_names_the_expected_width():
+    model = build_model("lstm_regressor", LSTMConfig(n_features=9, hidden=16), rngs=nnx.Rngs(0))
+    with pytest.raises(ConfigError, match="expects 9 features, got 4"):
+        model(jnp.ones((1, 24, 4)))
+
+
+def test_unknown_architecture_lists_the_known_ones():
+    with pytest.raises(UnknownNameError, match="lstm_regressor"):
+        build_model("transformerz", rngs=nnx.Rngs(0))
+    assert "lstm_regressor" in MODELS
+
+
+def test_bad_config_names_the_field():
+    with pytest.raises(ConfigError, match="dropout"):
+        LSTMConfig(dropout=1.5)
