@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from datetime import UTC, datetime
 from pathlib import Path
 
 import pytest
@@ -13,17 +14,25 @@ from cse_models.store import LATEST, MANIFEST, Manifest, ModelStore, TensorSpec,
 
 def _manifest(version: str | None = None) -> Manifest:
     return Manifest(
-        symbol="BTCUSDT", interval="1h", version=version or new_version(), created_at="2026-01-01T00:00:00+00:00",
-        task="regression", feature_set="mur9", feature_names=["close"], seq_len=24, horizon=1, warmup=0,
+        symbol="BTCUSDT",
+        interval="1h",
+        version=version or new_version(),
+        created_at="2026-01-01T00:00:00+00:00",
+        task="regression",
+        feature_set="mur9",
+        feature_names=["close"],
+        seq_len=24,
+        horizon=1,
+        warmup=0,
         inputs=[TensorSpec("features", "float32", ["batch", 24, 1])],
         outputs=[TensorSpec("close", "float32", ["batch", 1])],
     )
 
 
-def _publish(store: ModelStore, tmp_path: Path, payload: bytes = b"onnx-bytes", **kw) -> Manifest:
+def _publish(store: ModelStore, tmp_path: Path, payload: bytes = b"onnx-bytes", second: int = 0, **kw) -> Manifest:
     src = tmp_path / f"src-{payload.hex()[:8]}.onnx"
     src.write_bytes(payload)
-    manifest = _manifest()
+    manifest = _manifest(new_version(datetime(2026, 1, 1, 0, 0, second, tzinfo=UTC)))
     store.publish(manifest, {"model.onnx": src}, **kw)
     return manifest
 
@@ -74,8 +83,8 @@ def test_failed_publication_leaves_no_trace(tmp_path):
 
 def test_retention_keeps_the_newest_n(tmp_path):
     store = ModelStore(tmp_path / "store")
-    published = [_publish(store, tmp_path, payload=bytes([i]) * 4, keep=2).version for i in range(4)]
-    assert store.versions("BTCUSDT", "1h") == sorted(published)[-2:]
+    published = [_publish(store, tmp_path, payload=bytes([i]) * 4, second=i, keep=2).version for i in range(4)]
+    assert store.versions("BTCUSDT", "1h") == published[-2:]
 
 
 def test_a_manifest_with_another_schema_version_is_refused(tmp_path):
