@@ -8,8 +8,9 @@ the parity check are the same Python function (`serving_function`).
 
 from __future__ import annotations
 
+import json
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import asdict, dataclass
 from pathlib import Path
 
 import jax
@@ -112,3 +113,32 @@ def check_parity(
                 f"ONNX and JAX differ at batch {batch}: max abs {diff.max():.3g} (rtol {rtol}, atol {atol})"
             )
     return ParityReport(tuple(batches), max_abs, max_rel, rtol, atol)
+
+
+@dataclass(frozen=True)
+class ExportedModel:
+    """An exported, parity-checked ONNX file (the `onnx_<name>` asset's value)."""
+
+    path: str
+    model_name: str
+    task: str
+    seq_len: int
+    op_types: list[str]
+    parity: dict
+
+    def to_json(self) -> str:
+        return json.dumps(asdict(self), indent=2)
+
+    @classmethod
+    def from_json(cls, text: str) -> ExportedModel:
+        return cls(**json.loads(text))
+
+
+def export_trained(
+    model: nnx.Module, model_name: str, scaler: FittedScaler, task: str, seq_len: int,
+    path: str | Path, parity_windows: np.ndarray,
+) -> ExportedModel:
+    """Export, then prove parity on held-back raw windows; raises ExportParityError on disagreement."""
+    path = export_onnx(model, scaler, task, seq_len, path)
+    report = check_parity(model, scaler, task, path, parity_windows)
+    return ExportedModel(str(path), model_name, task, seq_len, sorted(op_types(path)), report.as_dict())
