@@ -1,0 +1,186 @@
+"""Model assets per symbol, built by a factory from a list of model specs: `model_<name>` (training,
+orbax checkpoints) and `onnx_<name>` (export + parity), plus a blocking parity check per pair.
+
+Adding a model to the graph is one `ModelSpec` in `MODEL_SPECS`; no asset code is copied.
+"""
+
+# No `from __future__ import annotations`: Dagster inspects the context/resource annotations at import.
+import json
+from dataclasses import asdict, dataclass, field
+from typing import Any
+
+from dagster import (
+    AssetCheckExecutionContext,
+    AssetCheckResult,
+    AssetChecksDefinition,
+    AssetExecutionContext,
+    AssetIn,
+    AssetKey,
+    AssetsDefinition,
+    MetadataValue,
+    asset,
+    asset_check,
+)
+
+from cse_assets.charts import loss_curve_png, png_markdown
+from cse_assets.failures import library_errors_as_failure
+from cse_assets.io import Codec, register_codec
+from cse_assets.partitions import symbols
+from cse_assets.resources import CseHomeResource, DataSettings, TrainingResource
+from cse_models.errors import ExportParityError
+from cse_models.export.onnx import ExportedModel, check_parity, export_trained
+from cse_models.features.dataset import SplitArrays
+from cse_models.features.heldout import raw_test_windows
+from cse_models.features.scaling import FittedScaler
+from cse_models.training.checkpoint import load_trained_model
+from cse_models.training.run import TrainedModel, train_model
+
+
+@dataclass(frozen=True)
+class ModelSpec:
+    """One trained model in the graph: asset suffix, registered architecture, config overrides."""
+
+    name: str
+    architecture: str
+    overrides: dict[str, Any] = field(default_factory=dict)
+
+
+MODEL_SPECS: list[ModelSpec] = [ModelSpec("lstm", "lstm_regressor")]
+
+register_codec(
+    TrainedModel,
+    Codec(
+        "model.json",
+        lambda m, path: path.write_text(json.dumps(asdict(m), indent=2)),
+        lambda path: TrainedModel(**json.loads(path.read_text())),
+    ),
+)
+register_codec(
+    ExportedModel,
+    Codec(
+        "onnx.json",
+        lambda m, path: path.write_text(m.to_json()),
+        lambda path: ExportedModel.from_json(path.read_text()),
+    ),
+)
+
+
+def _training_metadata(trained: TrainedModel) -> dict[str, Any]:
+    last = trained.history[-1] if trained.history else {}
+    meta: dict[str, Any] = {
+        "architecture": trained.name,
+        "parameters": trained.parameters,
+        "epochs_run": len(trained.history),
+        "best_epoch": trained.best_epoch,
+        "stopped_early": trained.stopped_early,
+        "train_seconds": round(trained.seconds, 2),
+        "samples_per_s": round(last.get("samples_per_s", 0.0), 1),
+        "devices": trained.devices,
+        "loss_curve": MetadataValue.md(png_markdown(loss_curve_png(trained.history, trained.name), "loss curve")),
+    }
+    for group, values in trained.metrics.items():
+        meta.update({f"{group}/{k}": float(v) for k, v in values.items()})
+    return meta
+
+
+def build_model_assets(spec: ModelSpec) -> tuple[AssetsDefinition, AssetsDefinition, AssetChecksDefinition]:
+    model_key, onnx_key = f"model_{spec.name}", f"onnx_{spec.name}"
+
+    @asset(
+        name=model_key,
+        partitions_def=symbols,
+        kinds={"jax"},
+        ins={"datasets": AssetIn("datasets"), "scaler": AssetIn("scaler")},
+    )
+    def model_asset(
+        context: AssetExecutionContext,
+        datasets: dict[str, SplitArrays],
+        scaler: FittedScaler,
+        data_settings: DataSettings,
+        training: TrainingResource,
+        cse_home: CseHomeResource,
+    ) -> TrainedModel:
+        directory = cse_home.root / "models" / spec.name / context.partition_key
+        with library_errors_as_failure():
+            trained = train_model(
+                spec.architecture,
+                datasets,
+                data_settings.data_config(),
+                training.config(),
+                scaler,
+                directory,
+                **spec.overrides,
+            )
+        context.add_output_metadata(_training_metadata(trained))
+        return trained
+
+    @asset(
+        name=onnx_key,
+        partitions_def=symbols,
+        kinds={"onnx"},
+        ins={"trained": AssetIn(model_key), "datasets": AssetIn("datasets"), "scaler": AssetIn("scaler")},
+    )
+    def onnx_asset(
+        context: AssetExecutionContext,
+        trained: TrainedModel,
+        datasets: dict[str, SplitArrays],
+        scaler: FittedScaler,
+        data_settings: DataSettings,
+        cse_home: CseHomeResource,
+    ) -> ExportedModel:
+        config = data_settings.data_config()
+        path = cse_home.root / "onnx" / spec.name / context.partition_key / "model.onnx"
+        with library_errors_as_failure():
+            exported = export_trained(
+                load_trained_model(trained.directory),
+                spec.architecture,
+                scaler,
+                config.task,
+                config.seq_len,
+                path,
+                raw_test_windows(datasets["test"], scaler, config),
+            )
+        context.add_output_metadata(
+            {
+                "path": MetadataValue.path(exported.path),
+                "op_types": exported.op_types,
+                **{f"parity/{k}": v for k, v in exported.parity.items() if k != "batches"},
+            }
+        )
+        return exported
+
+    @asset_check(
+        asset=onnx_key,
+        name="onnx_parity",
+        blocking=True,
+        partitions_def=symbols,
+        additional_ins={"trained": AssetIn(model_key), "datasets": AssetIn("datasets"), "scaler": AssetIn("scaler")},
+        description="onnxruntime agrees with JAX on held-back test windows (rtol 1e-3, atol 1e-5).",
+    )
+    def parity_check(
+        context: AssetCheckExecutionContext,
+        trained: TrainedModel,
+        datasets: dict[str, SplitArrays],
+        scaler: FittedScaler,
+        data_settings: DataSettings,
+        cse_home: CseHomeResource,
+    ) -> AssetCheckResult:
+        config = data_settings.data_config()
+        partition = context.op_execution_context.partition_key
+        path = cse_home.root / "onnx" / spec.name / partition / "model.onnx"
+        windows = raw_test_windows(datasets["test"], scaler, config)
+        try:
+            report = check_parity(load_trained_model(trained.directory), scaler, config.task, path, windows)
+        except ExportParityError as exc:
+            return AssetCheckResult(passed=False, description=str(exc))
+        return AssetCheckResult(
+            passed=True, metadata={"max_abs_diff": report.max_abs_diff, "max_rel_diff": report.max_rel_diff}
+        )
+
+    return model_asset, onnx_asset, parity_check
+
+
+_BUILT = [build_model_assets(spec) for spec in MODEL_SPECS]
+model_assets = [a for built in _BUILT for a in built[:2]]
+model_checks = [built[2] for built in _BUILT]
+ONNX_KEYS = [AssetKey(f"onnx_{spec.name}") for spec in MODEL_SPECS]

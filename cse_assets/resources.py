@@ -1,0 +1,172 @@
+"""Every outside thing the assets touch, as a configurable resource with a local default.
+
+- `KlineSourceResource` — where candles come from (bundled sample, CSV archive, Binance).
+- `CseHomeResource` — the working directory for materialized assets ($CSE_HOME, default ./.cse).
+- `ModelStoreResource` — the model store that serving reads (DESIGN.md §4).
+- `TrainingResource` — the training budget (demo / full) and its overrides.
+- `DataSettings` — interval, range, cleaning policy and `DataConfig`, shared by every asset so that the
+  data assets and the model assets built on them can never disagree about seq_len or the split.
+
+Paths resolve when a run uses them, not at import, so `CSE_HOME` / `CSE_STORE` in the run's environment
+count; an explicit field value wins over the environment.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Callable
+from datetime import datetime
+from pathlib import Path
+from typing import Literal
+
+from dagster import ConfigurableResource
+
+from cse_models.config import DataConfig
+from cse_models.data.clean import CleaningConfig
+from cse_models.data.file_sources import CsvArchiveSource, SampleSource
+from cse_models.data.sources import KlineSource, TimeRange
+from cse_models.errors import ConfigError
+from cse_models.features.split import SplitConfig
+from cse_models.store import ModelStore
+from cse_models.training.config import TrainingConfig, budget
+
+DEFAULT_CSE_HOME = ".cse"
+
+
+def cse_home_from_env() -> Path:
+    return Path(os.environ.get("CSE_HOME") or DEFAULT_CSE_HOME)
+
+
+class CseHomeResource(ConfigurableResource):
+    """Root of everything cse writes locally: `assets/` (IO manager) and, by default, `store/`."""
+
+    home: str | None = None  # None → $CSE_HOME → ./.cse
+
+    @property
+    def root(self) -> Path:
+        return Path(self.home) if self.home else cse_home_from_env()
+
+    @property
+    def assets_dir(self) -> Path:
+        return self.root / "assets"
+
+
+class ModelStoreResource(ConfigurableResource):
+    """The model store: a local directory ($CSE_STORE, default $CSE_HOME/store)."""
+
+    root: str | None = None  # None → $CSE_STORE → $CSE_HOME/store
+
+    def store(self) -> ModelStore:
+        root = self.root or os.environ.get("CSE_STORE") or cse_home_from_env() / "store"
+        return ModelStore(root)
+
+
+def _sample(_: KlineSourceResource) -> KlineSource:
+    return SampleSource()
+
+
+def _csv(resource: KlineSourceResource) -> KlineSource:
+    if not resource.csv_dir:
+        raise ConfigError("source kind 'csv' needs csv_dir (the directory holding the kline CSV files)")
+    return CsvArchiveSource(Path(resource.csv_dir), resource.pattern)
+
+
+def _binance(resource: KlineSourceResource) -> KlineSource:
+    from cse_models.data.binance import BinanceSource  # python-binance is heavy; load it only when chosen
+
+    return BinanceSource(resource.api_url)
+
+
+SOURCE_KINDS: dict[str, Callable[[KlineSourceResource], KlineSource]] = {
+    "sample": _sample,
+    "csv": _csv,
+    "binance": _binance,
+}
+
+
+class KlineSourceResource(ConfigurableResource):
+    """Which `KlineSource` feeds `raw_klines`. The default needs no network: the bundled sample."""
+
+    kind: Literal["sample", "csv", "binance"] = "sample"
+    csv_dir: str | None = None  # kind "csv": directory of CryptoDataDownload / Binance-archive files
+    pattern: str = "Binance_{symbol}_{interval}.csv"  # kind "csv": file name, may use {symbol} {interval}
+    api_url: str | None = None  # kind "binance": override of https://api.binance.com/api (tests, mirrors)
+
+    def source(self) -> KlineSource:
+        return SOURCE_KINDS[self.kind](self)
+
+
+def _iso(text: str | None) -> datetime | None:
+    if text is None:
+        return None
+    try:
+        return datetime.fromisoformat(text)
+    except ValueError as exc:
+        raise ConfigError(f"range bound {text!r} is not an ISO 8601 date/time (e.g. 2021-01-01T00:00)") from exc
+
+
+class DataSettings(ConfigurableResource):
+    """What data every symbol gets and how it is prepared; `data_config()` is the library's view.
+
+    The range is either relative (`range_last`, e.g. "last 90 days", counted back from the source's
+    anchor: the clock for Binance, the last candle for files) or absolute ISO bounds `range_start` /
+    `range_end` with `range_last: null`.
+    """
+
+    interval: str = "1h"
+    range_last: str | None = "last year"
+    range_start: str | None = None  # ISO 8601, e.g. "2021-01-01" (UTC unless an offset is given)
+    range_end: str | None = None
+    # cleaning (cse_models.data.clean.CleaningConfig)
+    bad_ticks: Literal["drop", "keep"] = "drop"
+    gaps: Literal["keep", "ffill"] = "keep"
+    spike_sigmas: float = 30.0
+    # features, windows, targets, scaling (cse_models.config.DataConfig)
+    feature_set: str = "mur9"
+    seq_len: int = 24
+    horizon: int = 1
+    task: Literal["regression", "classification"] = "regression"
+    scaler: str = "minmax"
+    hold_band: float = 0.002
+    split_train: float = 0.72
+    split_val: float = 0.18
+    split_test: float = 0.10
+    split_purge: int | None = None  # None → seq_len rows between segments
+
+    def time_range(self) -> TimeRange:
+        return TimeRange(last=self.range_last, start=_iso(self.range_start), end=_iso(self.range_end))
+
+    def cleaning_config(self) -> CleaningConfig:
+        return CleaningConfig(bad_ticks=self.bad_ticks, gaps=self.gaps, spike_sigmas=self.spike_sigmas)
+
+    def data_config(self) -> DataConfig:
+        split = SplitConfig(train=self.split_train, val=self.split_val, test=self.split_test, purge=self.split_purge)
+        return DataConfig(
+            feature_set=self.feature_set,
+            seq_len=self.seq_len,
+            horizon=self.horizon,
+            task=self.task,
+            scaler=self.scaler,
+            hold_band=self.hold_band,
+            split=split,
+        )
+
+
+class TrainingResource(ConfigurableResource):
+    """How models train: a named budget (`demo`: a few epochs; `full`: the seed's ≤ 100 epochs with
+    early stopping) plus optional overrides. Shared by every model asset."""
+
+    budget: str = "demo"
+    max_epochs: int | None = None
+    learning_rate: float | None = None
+    batch_size: int | None = None
+    patience: int | None = None
+    seed: int = 0
+
+    def config(self) -> TrainingConfig:
+        overrides = {
+            name: value
+            for name in ("max_epochs", "learning_rate", "batch_size", "patience")
+            if (value := getattr(self, name)) is not None
+        }
+        return budget(self.budget, seed=self.seed, **overrides)
