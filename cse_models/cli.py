@@ -1,0 +1,145 @@
+"""`cse-models`: the library from a shell, without Dagster.
+
+cse-models list                                   registered architectures with parameter counts
+cse-models clean --csv FILE [--interval 1h]       the cleaning report of a kline CSV, as JSON
+cse-models train --symbol BTCUSDT [--csv FILE] [--model lstm_regressor] [--budget demo] [--out DIR]
+                 [--publish STORE]                data → train → ONNX (parity-checked) → optional publish
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+import sys
+from collections.abc import Sequence
+from pathlib import Path
+
+from cse_models.errors import CseError
+
+
+def _parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="cse-models", description="cse model library")
+    commands = parser.add_subparsers(dest="command", required=True)
+    commands.add_parser("list", help="registered architectures")
+    clean = commands.add_parser("clean", help="cleaning report of a kline CSV")
+    clean.add_argument("--csv", required=True, type=Path)
+    clean.add_argument("--interval", default="1h")
+    train = commands.add_parser("train", help="train, export and optionally publish one model")
+    train.add_argument("--symbol", required=True)
+    train.add_argument("--csv", type=Path, help="CryptoDataDownload / Binance archive CSV (default: bundled sample)")
+    train.add_argument("--interval", default="1h")
+    train.add_argument("--range", default="last year", help="e.g. 'last 90 days'")
+    train.add_argument("--model", default="lstm_regressor")
+    train.add_argument("--budget", default="demo", help="demo | full | tiny")
+    train.add_argument("--out", type=Path, default=Path(".cse/cli"))
+    train.add_argument("--publish", type=Path, help="model store root to publish into")
+    return parser
+
+
+def _list(_: argparse.Namespace) -> int:
+    from cse_models.models.__main__ import print_models
+
+    print_models()
+    return 0
+
+
+def _load_klines(args: argparse.Namespace):
+    from cse_models.data.clean import clean_klines
+    from cse_models.data.csv_archive import read_kline_csv
+    from cse_models.data.file_sources import SampleSource
+    from cse_models.data.sources import TimeRange, filter_range
+
+    if getattr(args, "symbol", None) and not args.csv:
+        source = SampleSource()
+        start, end = TimeRange(last=args.range).resolve(source.anchor(args.symbol, args.interval))
+        raw = source.fetch(args.symbol, args.interval, start, end)
+    else:
+        raw = read_kline_csv(args.csv)
+        if getattr(args, "range", None):
+            start, end = TimeRange(last=args.range).resolve(raw.get_column("open_time").max())
+            raw = filter_range(raw, start, end)
+    return clean_klines(raw, args.interval)
+
+
+def _clean(args: argparse.Namespace) -> int:
+    _, report = _load_klines(args)
+    print(json.dumps(report.as_dict(), indent=2))
+    return 0
+
+
+def _train(args: argparse.Namespace) -> int:
+    from cse_models.config import DataConfig
+    from cse_models.export.onnx import export_trained
+    from cse_models.features.dataset import build_datasets, compute_features, fit_feature_scaler
+    from cse_models.features.heldout import raw_test_windows
+    from cse_models.publication import PublishRequest, publish
+    from cse_models.store import Member, ModelStore
+    from cse_models.training.checkpoint import load_trained_model
+    from cse_models.training.config import budget
+    from cse_models.training.run import train_model
+
+    klines, report = _load_klines(args)
+    print(
+        f"{args.symbol}: {report.rows_out} clean klines ({report.duplicates_removed} duplicates, "
+        f"{report.bad_ticks} bad ticks, {report.missing_candles} missing)",
+        file=sys.stderr,
+    )
+    data_cfg = DataConfig()
+    features = compute_features(klines, data_cfg.feature_set)
+    scaler = fit_feature_scaler(features, data_cfg)
+    datasets = build_datasets(features, scaler, data_cfg)
+    train_cfg = budget(args.budget)
+    out = args.out / args.symbol / args.model
+    trained = train_model(args.model, datasets, data_cfg, train_cfg, scaler, out)
+    for epoch in trained.history:
+        print(
+            f"epoch {epoch['epoch']:>3}  train {epoch['train_loss']:.6f}  val {epoch['val_loss']:.6f}  "
+            f"{epoch['samples_per_s']:.0f} samples/s",
+            file=sys.stderr,
+        )
+    exported = export_trained(
+        load_trained_model(out),
+        args.model,
+        scaler,
+        data_cfg.task,
+        data_cfg.seq_len,
+        out / "model.onnx",
+        raw_test_windows(datasets["test"], scaler, data_cfg),
+    )
+    summary = {"model_dir": str(out), "onnx": exported.path, "metrics": trained.metrics, "parity": exported.parity}
+    if args.publish:
+        manifest = publish(
+            ModelStore(args.publish),
+            PublishRequest(
+                symbol=args.symbol,
+                interval=args.interval,
+                data=data_cfg,
+                scaler=scaler,
+                onnx_path=Path(exported.path),
+                members=(Member(args.model, args.model, 1.0),),
+                metrics=trained.metrics,
+                training={"budget": args.budget, "model": trained.config},
+            ),
+            workdir=out / "publish",
+        )
+        summary["published_version"] = manifest.version
+    print(json.dumps(summary, indent=2))
+    return 0
+
+
+COMMANDS = {"list": _list, "clean": _clean, "train": _train}
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = _parser().parse_args(argv)
+    logging.basicConfig(level=logging.WARNING)
+    try:
+        return COMMANDS[args.command](args)
+    except CseError as exc:
+        print(f"cse-models: {exc}", file=sys.stderr)
+        return 2
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,102 @@
+"""`cse-serving`: run the API and manage its tokens.
+
+cse-serving serve [--host H] [--port P] [--store DIR] [--no-auth] [--log-level L]
+cse-serving token create --name N [--admin]      prints the token once
+cse-serving token list
+cse-serving token revoke NAME
+"""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import signal
+import sys
+from collections.abc import Sequence
+
+from cse_models.errors import CseError
+from cse_serving.settings import Settings
+
+
+def _parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="cse-serving", description="cse prediction API")
+    commands = parser.add_subparsers(dest="command", required=True)
+
+    serve = commands.add_parser("serve", help="run the HTTP API (uvicorn)")
+    serve.add_argument("--host", help="bind address (default $CSE_SERVING_HOST or 127.0.0.1)")
+    serve.add_argument("--port", type=int, help="port (default $CSE_SERVING_PORT or 8000)")
+    serve.add_argument("--store", help="model store root (default $CSE_STORE or $CSE_HOME/store)")
+    serve.add_argument("--db", help="token database (default $CSE_HOME/serving.db)")
+    serve.add_argument("--no-auth", action="store_true", help="disable token checks (local demos only)")
+    serve.add_argument("--log-level", default="info", choices=["debug", "info", "warning", "error"])
+    serve.add_argument("--access-log", action="store_true", help="log every request (slower)")
+
+    token = commands.add_parser("token", help="manage API tokens")
+    token.add_argument("--db", help="token database (default $CSE_HOME/serving.db)")
+    actions = token.add_subparsers(dest="action", required=True)
+    create = actions.add_parser("create", help="create a token and print it once")
+    create.add_argument("--name", required=True)
+    create.add_argument("--admin", action="store_true", help="may reload and pin models")
+    actions.add_parser("list", help="list tokens (names and roles, never the tokens)")
+    revoke = actions.add_parser("revoke", help="revoke a token by name")
+    revoke.add_argument("name")
+    return parser
+
+
+def _serve(args: argparse.Namespace) -> int:
+    import uvicorn
+
+    from cse_serving.app import create_app
+
+    settings = Settings.from_env(
+        host=args.host, port=args.port, store_root=args.store, db_path=args.db, auth=False if args.no_auth else None
+    )
+    # A shell starts background jobs with SIGINT ignored; restore the defaults so `kill -INT`/`-TERM` work
+    # (uvicorn installs its own graceful handlers on top while it serves).
+    signal.signal(signal.SIGINT, signal.default_int_handler)
+    signal.signal(signal.SIGTERM, signal.SIG_DFL)
+    uvicorn.run(
+        create_app(settings),
+        host=settings.host,
+        port=settings.port,
+        log_level=args.log_level,
+        access_log=args.access_log,
+    )
+    return 0
+
+
+def _token(args: argparse.Namespace) -> int:
+    from cse_serving.auth import TokenStore
+
+    settings = Settings.from_env(db_path=args.db)
+    store = TokenStore(settings.db_path)
+    try:
+        if args.action == "create":
+            print(store.create(args.name, "admin" if args.admin else "user"))
+            print(f"token {args.name!r} created; it is shown only this once", file=sys.stderr)
+        elif args.action == "list":
+            for record in store.list():
+                state = "revoked" if record.revoked else "active"
+                print(f"{record.name}\t{record.role}\t{record.created_at}\t{state}")
+        elif args.action == "revoke":
+            if not store.revoke(args.name):
+                print(f"no active token named {args.name!r}", file=sys.stderr)
+                return 1
+            print(f"token {args.name!r} revoked", file=sys.stderr)
+    finally:
+        store.close()
+    return 0
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = _parser().parse_args(argv)
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    try:
+        return _serve(args) if args.command == "serve" else _token(args)
+    except CseError as exc:
+        print(f"cse-serving: {exc}", file=sys.stderr)
+        return 2
+
+
+if __name__ == "__main__":
+    sys.exit(main())

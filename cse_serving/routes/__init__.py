@@ -1,0 +1,10 @@
+"""HTTP controllers, one module per concern (DESIGN.md §5)."""
+
+from cse_serving.routes.health import HealthController
+from cse_serving.routes.metrics import MetricsController
+from cse_serving.routes.models import ModelsController
+from cse_serving.routes.predict import PredictController
+
+CONTROLLERS = [HealthController, PredictController, ModelsController, MetricsController]
+
+__all__ = ["CONTROLLERS", "HealthController", "MetricsController", "ModelsController", "PredictController"]

@@ -1,0 +1,162 @@
+"""Request and response bodies as msgspec Structs: Litestar decodes and encodes them without pydantic.
+
+Klines follow Binance's REST kline fields by name. The seed's names are accepted too (`timestamp` for
+`open_time`; `quote_av`, `tb_base_av`, `tb_quote_av`, `ignore` are read past), so a client of the seed
+API can send the same rows. Value checks (finite, positive, ordered) happen in `cse_serving.engine`,
+vectorized over the whole window, not here per field.
+"""
+
+from __future__ import annotations
+
+from typing import Annotated, Any
+
+import msgspec
+
+# Candle times between 1970 and 3000: far wider than any market, narrow enough that the predicted
+# candle's time always converts to a date (a year-292-million timestamp would otherwise crash as_of).
+UnixMs = Annotated[int, msgspec.Meta(ge=0, le=32_503_680_000_000, description="unix milliseconds (UTC)")]
+Symbol = Annotated[str, msgspec.Meta(min_length=1, max_length=40, description="e.g. BTCUSDT")]
+Interval = Annotated[str, msgspec.Meta(min_length=1, max_length=8, description="Binance interval, e.g. 1h")]
+
+
+class Kline(msgspec.Struct, kw_only=True):
+    """One closed candle. `open_time` (or the seed's `timestamp`) is unix milliseconds."""
+
+    open: float
+    high: float
+    low: float
+    close: float
+    volume: float
+    open_time: UnixMs | None = None
+    timestamp: UnixMs | None = None
+    close_time: int | None = None
+    quote_volume: float | None = None
+    trades: int | None = None
+    taker_buy_base: float | None = None
+    taker_buy_quote: float | None = None
+
+    def __post_init__(self) -> None:
+        if self.open_time is None:
+            if self.timestamp is None:
+                raise ValueError("a kline needs `open_time` (unix ms; `timestamp` is accepted as an alias)")
+            self.open_time = self.timestamp
+
+
+class PredictRequest(msgspec.Struct, kw_only=True):
+    """One prediction: the klines of one series, oldest first (the last `min_klines` are used)."""
+
+    symbol: Symbol
+    interval: Interval = "1h"
+    klines: list[Kline] | None = None
+    members: bool = False
+
+
+class PredictBody(msgspec.Struct, kw_only=True):
+    """Either a single request (symbol, interval, klines, members) or a batch (`requests`).
+
+    One Struct instead of a union because two object-shaped Structs cannot share a JSON union untagged."""
+
+    symbol: Symbol | None = None
+    interval: Interval = "1h"
+    klines: list[Kline] | None = None
+    members: bool = False
+    requests: list[PredictRequest] | None = None
+
+
+class Prediction(msgspec.Struct, kw_only=True, omit_defaults=True):
+    """Regression fills `close`; classification fills `class`, `confidence` and `probabilities`."""
+
+    close: float | None = None
+    label: str | None = msgspec.field(default=None, name="class")
+    confidence: float | None = None
+    probabilities: dict[str, float] | None = None
+
+
+class PredictResponse(msgspec.Struct, kw_only=True, omit_defaults=True):
+    """`as_of` is the open time (ISO-8601 UTC) of the candle predicted: the last kline's + one interval."""
+
+    symbol: str
+    interval: str
+    model_version: str
+    as_of: str
+    prediction: Prediction
+    members: dict[str, Prediction] | None = None
+
+
+class BatchPredictResponse(msgspec.Struct, kw_only=True):
+    predictions: list[PredictResponse]
+
+
+class DeepLearningRequest(msgspec.Struct, kw_only=True):
+    """The seed's ensemble endpoint body: `data` holds the klines."""
+
+    data: list[Kline]
+    symbol: Symbol | None = None
+    interval: Interval = "1h"
+
+
+class DeepLearningResponse(msgspec.Struct, kw_only=True):
+    """`predictions` holds the price (regression) or the class name; `confidence` is null for a price."""
+
+    predictions: list[float | str]
+    confidence: list[float | None]
+    symbol: str
+    interval: str
+    model_version: str
+
+
+class LoadError(msgspec.Struct, kw_only=True):
+    version: str | None
+    message: str
+    at: str
+
+
+class ModelInfo(msgspec.Struct, kw_only=True):
+    """A series as served. `version` is null while no version of it ever loaded (see `last_error`)."""
+
+    symbol: str
+    interval: str
+    version: str | None
+    task: str | None = None
+    feature_set: str | None = None
+    seq_len: int | None = None
+    min_klines: int | None = None
+    class_names: list[str] = msgspec.field(default_factory=list)
+    members: list[str] = msgspec.field(default_factory=list)
+    metrics: dict[str, Any] = msgspec.field(default_factory=dict)
+    created_at: str | None = None
+    loaded_at: str | None = None
+    pinned: bool = False
+    last_error: LoadError | None = None
+
+
+class ModelList(msgspec.Struct, kw_only=True):
+    models: list[ModelInfo]
+
+
+class ModelCount(msgspec.Struct, kw_only=True):
+    count: int
+
+
+class ReloadResult(msgspec.Struct, kw_only=True):
+    """Series whose served version changed, and series whose newest version failed to load."""
+
+    loaded: list[str]
+    failed: dict[str, str]
+    models: list[ModelInfo]
+
+
+class PinRequest(msgspec.Struct, kw_only=True):
+    """A store version, or "latest" to unpin and follow LATEST again."""
+
+    version: str
+
+
+class Health(msgspec.Struct, kw_only=True):
+    status: str
+    models: int = 0
+
+
+class ErrorBody(msgspec.Struct, kw_only=True):
+    status_code: int
+    detail: str

@@ -1,0 +1,228 @@
+"""Fixtures for the serving tests: tiny real ONNX models published into a real model store.
+
+The regression model answers `close = last row's close feature + 0.5`, the classification model
+`softmax([-cc, 0, cc])` of the last row's close_change `cc`, so every expected answer is exact arithmetic.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterator
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+
+import numpy as np
+import onnx
+import pytest
+from litestar.testing import TestClient
+from onnx import TensorProto, helper, numpy_helper
+
+from cse_models.features.sets import get_feature_set
+from cse_models.store import Manifest, ModelStore, TensorSpec, new_version
+from cse_serving.app import create_app
+from cse_serving.auth import TokenStore
+from cse_serving.settings import Settings
+
+SEQ_LEN = 24
+MUR9 = list(get_feature_set("mur9").feature_names)
+N_FEATURES = len(MUR9)
+CLOSE = MUR9.index("close")
+CLOSE_CHANGE = MUR9.index("close_change")
+START_MS = int(datetime(2024, 3, 1, tzinfo=UTC).timestamp() * 1000)
+HOUR_MS = 3_600_000
+CLASSES = ["sell", "hold", "buy"]
+
+
+def _last_feature() -> list[onnx.NodeProto]:
+    """features[:, -1, column] as [batch, 1] (the column is set by `_slice_inits`)."""
+    return [
+        helper.make_node("Slice", ["features", "starts", "ends", "axes"], ["picked"]),
+        helper.make_node("Squeeze", ["picked", "squeeze_axes"], ["last"]),
+    ]
+
+
+def _slice_inits(column: int) -> list[onnx.TensorProto]:
+    return [
+        numpy_helper.from_array(np.array([-1, column], dtype=np.int64), "starts"),
+        numpy_helper.from_array(np.array([np.iinfo(np.int64).max, column + 1], dtype=np.int64), "ends"),
+        numpy_helper.from_array(np.array([1, 2], dtype=np.int64), "axes"),
+        numpy_helper.from_array(np.array([1], dtype=np.int64), "squeeze_axes"),
+    ]
+
+
+def _save(graph: onnx.GraphProto, path: Path) -> Path:
+    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)])
+    model.ir_version = 8
+    onnx.checker.check_model(model)
+    onnx.save(model, path)
+    return path
+
+
+def _features_input() -> onnx.ValueInfoProto:
+    return helper.make_tensor_value_info("features", TensorProto.FLOAT, ["batch", SEQ_LEN, N_FEATURES])
+
+
+def regression_onnx(path: Path, offset: float = 0.5) -> Path:
+    nodes = [*_last_feature(), helper.make_node("Add", ["last", "offset"], ["close"])]
+    inits = [*_slice_inits(CLOSE), numpy_helper.from_array(np.array([offset], dtype=np.float32), "offset")]
+    output = helper.make_tensor_value_info("close", TensorProto.FLOAT, ["batch", 1])
+    return _save(helper.make_graph(nodes, "regression", [_features_input()], [output], inits), path)
+
+
+def classification_onnx(path: Path) -> Path:
+    nodes = [
+        *_last_feature(),
+        helper.make_node("MatMul", ["last", "weights"], ["logits"]),
+        helper.make_node("Softmax", ["logits"], ["probabilities"], axis=-1),
+    ]
+    inits = [
+        *_slice_inits(CLOSE_CHANGE),
+        numpy_helper.from_array(np.array([[-1.0, 0.0, 1.0]], dtype=np.float32), "weights"),
+    ]
+    output = helper.make_tensor_value_info("probabilities", TensorProto.FLOAT, ["batch", len(CLASSES)])
+    return _save(helper.make_graph(nodes, "classification", [_features_input()], [output], inits), path)
+
+
+def expected_probabilities(close_change: float) -> np.ndarray:
+    logits = np.array([-close_change, 0.0, close_change], dtype=np.float32)
+    e = np.exp(logits - logits.max())
+    return e / e.sum()
+
+
+_counter = iter(range(1, 10_000))
+
+
+def version_at(second: int | None = None) -> str:
+    """Store versions that sort in publication order (new_version alone ties within one second)."""
+    n = next(_counter) if second is None else second
+    return new_version(datetime(2025, 1, 1, tzinfo=UTC) + timedelta(seconds=n))
+
+
+def manifest_for(symbol: str, task: str, version: str, *, interval: str = "1h") -> Manifest:
+    output = (
+        TensorSpec("close", "float32", ["batch", 1])
+        if task == "regression"
+        else TensorSpec("probabilities", "float32", ["batch", len(CLASSES)])
+    )
+    return Manifest(
+        symbol=symbol,
+        interval=interval,
+        version=version,
+        created_at=datetime.now(UTC).isoformat(),
+        task=task,
+        feature_set="mur9",
+        feature_names=MUR9,
+        seq_len=SEQ_LEN,
+        horizon=1,
+        warmup=0,
+        inputs=[TensorSpec("features", "float32", ["batch", SEQ_LEN, N_FEATURES])],
+        outputs=[output],
+        class_names=CLASSES if task == "classification" else [],
+        metrics={"validation": {"mae": 1.25}, "skill": 0.1},
+    )
+
+
+Publish = Callable[..., str]
+
+
+@pytest.fixture
+def store(tmp_path: Path) -> ModelStore:
+    return ModelStore(tmp_path / "store")
+
+
+@pytest.fixture
+def publish(store: ModelStore, tmp_path: Path) -> Publish:
+    """publish(symbol, task="regression", offset=0.5, model_bytes=None, members=None) → version."""
+
+    def _publish(
+        symbol: str = "BTCUSDT",
+        task: str = "regression",
+        *,
+        offset: float = 0.5,
+        model_bytes: bytes | None = None,
+        members: dict[str, float] | None = None,
+        interval: str = "1h",
+    ) -> str:
+        version = version_at()
+        work = tmp_path / "build" / version
+        work.mkdir(parents=True)
+        model = work / "model.onnx"
+        if model_bytes is not None:
+            model.write_bytes(model_bytes)
+        elif task == "regression":
+            regression_onnx(model, offset)
+        else:
+            classification_onnx(model)
+        files = {"model.onnx": model}
+        for name, member_offset in (members or {}).items():
+            files[f"members/{name}.onnx"] = regression_onnx(work / f"{name}.onnx", member_offset)
+        store.publish(manifest_for(symbol, task, version, interval=interval), files)
+        return version
+
+    return _publish
+
+
+def make_klines(n: int = SEQ_LEN, *, seed: int = 0, start_ms: int = START_MS, alias: bool = False) -> list[dict]:
+    """`n` valid hourly klines as JSON-ready dicts (Binance field names; seed names when `alias`)."""
+    rng = np.random.default_rng(seed)
+    close = 100.0 * np.exp(np.cumsum(rng.normal(0, 0.01, n)))
+    opn = np.concatenate([[100.0], close[:-1]])
+    rows = []
+    for i in range(n):
+        high = max(opn[i], close[i]) * 1.002
+        low = min(opn[i], close[i]) * 0.998
+        row = {
+            "open": float(opn[i]),
+            "high": float(high),
+            "low": float(low),
+            "close": float(close[i]),
+            "volume": float(10 + i),
+        }
+        if alias:
+            row |= {
+                "timestamp": start_ms + i * HOUR_MS,
+                "close_time": start_ms + (i + 1) * HOUR_MS - 1,
+                "quote_av": 1.0,
+                "trades": 5,
+                "tb_base_av": 1.0,
+                "tb_quote_av": 1.0,
+                "ignore": "0",
+            }
+        else:
+            row["open_time"] = start_ms + i * HOUR_MS
+        rows.append(row)
+    return rows
+
+
+@pytest.fixture
+def settings(tmp_path: Path) -> Settings:
+    return Settings(store_root=tmp_path / "store", db_path=tmp_path / "serving.db")
+
+
+@pytest.fixture
+def tokens(settings: Settings) -> dict[str, str]:
+    """A user and an admin token, created before the app starts (as the CLI would)."""
+    store = TokenStore(settings.db_path)
+    try:
+        return {"user": store.create("alice"), "admin": store.create("root", "admin")}
+    finally:
+        store.close()
+
+
+def bearer(token: str) -> dict[str, str]:
+    return {"Authorization": f"Bearer {token}"}
+
+
+@pytest.fixture
+def client_factory(settings: Settings) -> Iterator[Callable[..., TestClient]]:
+    """Start apps lazily (after publishing) and close them all at the end."""
+    opened: list[TestClient] = []
+
+    def _open(app_settings: Settings | None = None) -> TestClient:
+        client = TestClient(create_app(app_settings or settings))
+        client.__enter__()
+        opened.append(client)
+        return client
+
+    yield _open
+    for client in reversed(opened):
+        client.__exit__(None, None, None)
