@@ -135,8 +135,13 @@ class ExportedModel:
 
 
 def export_trained(
-    model: nnx.Module, model_name: str, scaler: FittedScaler, task: str, seq_len: int,
-    path: str | Path, parity_windows: np.ndarray,
+    model: nnx.Module,
+    model_name: str,
+    scaler: FittedScaler,
+    task: str,
+    seq_len: int,
+    path: str | Path,
+    parity_windows: np.ndarray,
 ) -> ExportedModel:
     """Export, then prove parity on held-back raw windows; raises ExportParityError on disagreement."""
     path = export_onnx(model, scaler, task, seq_len, path)

@@ -16,4 +16,3 @@ def raw_test_windows(test: SplitArrays, scaler: FittedScaler, config: DataConfig
     shift = np.asarray(scaler.min, np.float64)
     raw = (test.x.astype(np.float64) - shift) / scale
     return np.ascontiguousarray(sliding_windows(raw, config.seq_len, config.horizon)[:limit], dtype=np.float32)
-

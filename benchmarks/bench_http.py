@@ -1,0 +1,230 @@
+"""HTTP prediction throughput: cse's Litestar API beside the seed's FastAPI server, in one run.
+
+Both serve one 24-step LSTM (h128×2, 9 mur9 features) from ONNX on 127.0.0.1 with one worker, under
+`wrk -t1 -c8 -d10s` after a 2 s warm-up, with a 24-kline JSON body. cse's side runs its defaults:
+token auth on, sha256-verified model from a store published by `cse-models train` on the bundled sample.
+
+    python benchmarks/bench_http.py [--duration 10] [--conns 8] [--rounds 1]
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import re
+import signal
+import socket
+import subprocess
+import sys
+import tempfile
+import time
+import urllib.request
+from pathlib import Path
+
+from _common import ROOT, SEED_DIR, machine_info, print_table, versions, warn_if_busy, write_json
+
+SEED_VENV = Path(os.environ.get("SEED_VENV", "/tmp/benchvenv"))
+LUA = ROOT / "benchmarks" / "post_predict.lua"
+_SUMMARY = re.compile(r"(\w+)=([\d.]+)")
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+def wait_ready(url: str, process: subprocess.Popen, timeout: float = 60.0) -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if process.poll() is not None:
+            raise RuntimeError(f"server exited with {process.returncode}")
+        try:
+            with urllib.request.urlopen(url, timeout=1):
+                return
+        except OSError:
+            time.sleep(0.2)
+    raise RuntimeError(f"{url} not ready after {timeout} s")
+
+
+def stop(process: subprocess.Popen) -> None:
+    process.send_signal(signal.SIGTERM)
+    try:
+        process.wait(timeout=10)
+    except subprocess.TimeoutExpired:
+        process.kill()
+        process.wait()
+
+
+def wrk(url: str, payload: Path, *, token: str, method: str, duration: int, conns: int) -> dict[str, float]:
+    env = {**os.environ, "PAYLOAD": str(payload), "TOKEN": token, "METHOD": method}
+    base = ["wrk", "-t1", f"-c{conns}", "-s", str(LUA), url]
+    subprocess.run([*base[:3], "-d2s", *base[3:]], env=env, check=True, capture_output=True)  # warm-up
+    out = subprocess.run(
+        [*base[:3], f"-d{duration}s", "--latency", *base[3:]], env=env, check=True, capture_output=True, text=True
+    ).stdout
+    line = next(row for row in out.splitlines() if row.startswith("non200="))
+    return {key: float(value) for key, value in _SUMMARY.findall(line)}
+
+
+def rss_mb(pid: int) -> float:
+    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+        if line.startswith("VmRSS:"):
+            return int(line.split()[1]) / 1024
+    return float("nan")
+
+
+def publish_model(work: Path) -> Path:
+    """A real model in a real store: `cse-models train` (tiny budget) on the bundled BTCUSDT sample."""
+    store = work / "store"
+    subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "cse_models.cli",
+            "train",
+            "--symbol",
+            "BTCUSDT",
+            "--budget",
+            "tiny",
+            "--out",
+            str(work / "train"),
+            "--publish",
+            str(store),
+        ],
+        check=True,
+        capture_output=True,
+    )
+    return store
+
+
+def cse_payload(work: Path) -> Path:
+    from cse_models.data.clean import clean_klines
+    from cse_models.data.file_sources import SampleSource
+
+    klines, _ = clean_klines(SampleSource().fetch("BTCUSDT", "1h", None, None), "1h")
+    rows = klines.tail(24).select("open_time", "open", "high", "low", "close", "volume")
+    rows = [{**row, "open_time": int(row["open_time"].timestamp() * 1000)} for row in rows.to_dicts()]
+    path = work / "cse_payload.json"
+    path.write_text(json.dumps({"symbol": "BTCUSDT", "interval": "1h", "klines": rows}))
+    return path
+
+
+def run_cse(work: Path, store: Path, args: argparse.Namespace) -> dict[str, float]:
+    env = {**os.environ, "CSE_HOME": str(work), "CSE_STORE": str(store)}
+    token = subprocess.run(
+        [sys.executable, "-m", "cse_serving", "token", "create", "--name", f"bench{time.time()}"],
+        env=env,
+        check=True,
+        capture_output=True,
+        text=True,
+    ).stdout.strip()
+    port = free_port()
+    server = subprocess.Popen(
+        [sys.executable, "-m", "cse_serving", "serve", "--port", str(port), "--log-level", "warning"], env=env, cwd=ROOT
+    )
+    try:
+        wait_ready(f"http://127.0.0.1:{port}/readyz", server)
+        result = wrk(
+            f"http://127.0.0.1:{port}/predict",
+            cse_payload(work),
+            token=token,
+            method="POST",
+            duration=args.duration,
+            conns=args.conns,
+        )
+        return {**result, "rss_mb": rss_mb(server.pid)}
+    finally:
+        stop(server)
+
+
+def run_seed(work: Path, args: argparse.Namespace) -> dict[str, float]:
+    payload = work / "seed_payload.json"
+    subprocess.run(
+        [str(SEED_VENV / "bin/python"), "serve_fastapi.py", "payload", "--seq-len", "24", "--out", str(payload)],
+        cwd=SEED_DIR,
+        check=True,
+        capture_output=True,
+    )
+    port = free_port()
+    server = subprocess.Popen(
+        [
+            str(SEED_VENV / "bin/uvicorn"),
+            "serve_fastapi:app",
+            "--host",
+            "127.0.0.1",
+            "--port",
+            str(port),
+            "--workers",
+            "1",
+            "--log-level",
+            "warning",
+        ],
+        cwd=SEED_DIR,
+        env={**os.environ, "SEED_MODEL_DIR": "artifacts"},
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+    try:
+        wait_ready(f"http://127.0.0.1:{port}/healthz", server)
+        result = wrk(
+            f"http://127.0.0.1:{port}/predict",
+            payload,
+            token="",
+            method="PUT",
+            duration=args.duration,
+            conns=args.conns,
+        )
+        return {**result, "rss_mb": rss_mb(server.pid)}
+    finally:
+        stop(server)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--duration", type=int, default=10)
+    parser.add_argument("--conns", type=int, default=8)
+    parser.add_argument("--rounds", type=int, default=1, help="alternate cse / seed this many times")
+    args = parser.parse_args()
+    if not (SEED_VENV / "bin/uvicorn").exists():
+        sys.exit(f"seed venv missing: run `bash {SEED_DIR / 'setup.sh'}` (it also installs wrk)")
+    load = warn_if_busy()
+    with tempfile.TemporaryDirectory(prefix="cse-bench-http-") as tmp:
+        work = Path(tmp)
+        store = publish_model(work)
+        rounds = [{"cse": run_cse(work, store, args), "seed": run_seed(work, args)} for _ in range(args.rounds)]
+    rows = []
+    for i, r in enumerate(rounds):
+        ratio = r["cse"]["rps"] / r["seed"]["rps"]
+        rows.append(
+            [
+                i,
+                f"{r['cse']['rps']:.0f}",
+                f"{r['cse']['p50_ms']:.2f}",
+                f"{r['cse']['p99_ms']:.2f}",
+                f"{r['cse']['rss_mb']:.0f}",
+                f"{r['seed']['rps']:.0f}",
+                f"{r['seed']['p50_ms']:.2f}",
+                f"{r['seed']['p99_ms']:.2f}",
+                f"{r['seed']['rss_mb']:.0f}",
+                f"{ratio:.1f}x",
+            ]
+        )
+    print_table(
+        ["round", "cse rps", "p50 ms", "p99 ms", "RSS MB", "seed rps", "p50 ms", "p99 ms", "RSS MB", "ratio"], rows
+    )
+    write_json(
+        "bench_http",
+        {
+            "wrk": {"threads": 1, "connections": args.conns, "duration_s": args.duration, "warmup_s": 2},
+            "rounds": rounds,
+            "load_before": load,
+            "machine": machine_info(),
+            "versions": versions(["litestar", "uvicorn", "msgspec", "onnxruntime", "numpy"]),
+        },
+    )
+
+
+if __name__ == "__main__":
+    main()
