@@ -7,7 +7,7 @@ export lowers to the native `LSTM` operator.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 import jax
 import jax.numpy as jnp
@@ -32,6 +32,10 @@ class LSTMConfig:
                 raise ConfigError(f"LSTMConfig.{name} must be ≥ 1, got {getattr(self, name)}")
         if not 0.0 <= self.dropout < 1.0:
             raise ConfigError(f"LSTMConfig.dropout must be in [0, 1), got {self.dropout}")
+
+    @classmethod
+    def demo(cls, **overrides) -> LSTMConfig:
+        return replace(cls(hidden=32), **overrides)
 
 
 @register_model("lstm_regressor", LSTMConfig, family="rnn")

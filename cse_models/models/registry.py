@@ -28,6 +28,9 @@ class ModelEntry:
 
 MODELS: Registry[ModelEntry] = Registry("model")
 
+# What a trained model is made of: parameters and running statistics (BatchNorm), not RNG streams.
+MODEL_STATE = nnx.Any(nnx.Param, nnx.BatchStat)
+
 
 def register_model(name: str, config_cls: type, *, family: str, description: str = ""):
     """Class decorator: `@register_model("lstm_regressor", LSTMConfig, family="rnn")`."""

@@ -17,6 +17,7 @@ from flax import nnx
 
 from cse_models.errors import StoreError
 from cse_models.models import MODELS, build_model
+from cse_models.models.registry import MODEL_STATE
 
 SPEC_FILE = "model.json"
 
@@ -31,7 +32,7 @@ class BestCheckpoints:
         self.manager = ocp.CheckpointManager(Path(directory).absolute(), options=options)
 
     def save(self, step: int, model: nnx.Module, metrics: dict[str, float]) -> None:
-        params = nnx.state(model, nnx.Param)
+        params = nnx.state(model, MODEL_STATE)
         self.manager.save(step, args=ocp.args.StandardSave(params), metrics=metrics)
 
     def restore_best(self, model: nnx.Module) -> int:
@@ -48,7 +49,7 @@ class BestCheckpoints:
 
 
 def restore_params(manager: ocp.CheckpointManager, step: int, model: nnx.Module) -> None:
-    abstract = nnx.state(model, nnx.Param)
+    abstract = nnx.state(model, MODEL_STATE)
     try:
         restored = manager.restore(step, args=ocp.args.StandardRestore(abstract))
     except (ValueError, FileNotFoundError, KeyError) as exc:

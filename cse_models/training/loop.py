@@ -21,6 +21,7 @@ from flax import nnx
 from cse_models.config import DataConfig
 from cse_models.errors import DataError
 from cse_models.features.dataset import SplitArrays, window_count
+from cse_models.models.registry import MODEL_STATE
 from cse_models.registry import Registry
 from cse_models.training.checkpoint import BestCheckpoints
 from cse_models.training.config import TrainingConfig
@@ -141,7 +142,7 @@ def fit(
             raise DataError(f"training diverged: loss is {train_loss} at epoch {epoch}")
         if val_loss < result.best_val_loss:
             result.best_val_loss, result.best_epoch = val_loss, epoch
-            best_state = jax.tree.map(jnp.copy, nnx.state(model, nnx.Param))
+            best_state = jax.tree.map(jnp.copy, nnx.state(model, MODEL_STATE))
             if checkpoints is not None:
                 checkpoints.save(epoch, model, {"val_loss": val_loss, "train_loss": train_loss})
         elif epoch - result.best_epoch >= cfg.patience:

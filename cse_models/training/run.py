@@ -21,7 +21,7 @@ from cse_models.config import DataConfig
 from cse_models.errors import ConfigError
 from cse_models.features.dataset import SplitArrays
 from cse_models.features.scaling import FittedScaler
-from cse_models.features.windows import target_rows
+from cse_models.features.windows import CLASS_NAMES, target_rows
 from cse_models.models import MODELS, build_model, parameter_count
 from cse_models.training.checkpoint import BestCheckpoints, save_model_spec
 from cse_models.training.config import TrainingConfig
@@ -54,15 +54,22 @@ class TrainedModel:
         return cls(**json.loads((Path(directory) / SUMMARY_FILE).read_text()))
 
 
-def model_config_for(name: str, data_cfg: DataConfig, n_features: int, **overrides: Any):
-    """The registered config with the input width and head size the data dictates."""
+def model_config_for(name: str, data_cfg: DataConfig, n_features: int, preset: str = "default", **overrides: Any):
+    """The registered config (its defaults, or its small `demo()` preset) with the input width, window
+    length and head size the data dictates, plus explicit overrides."""
     entry = MODELS.get(name)
-    n_outputs = 3 if data_cfg.task == "classification" else 1
+    n_outputs = len(CLASS_NAMES) if data_cfg.task == "classification" else 1
     fields = {f.name for f in dataclasses.fields(entry.config_cls)}
     unknown = set(overrides) - fields
     if unknown:
         raise ConfigError(f"model {name!r} has no config field(s) {sorted(unknown)}; fields: {sorted(fields)}")
-    return entry.config_cls(**{"n_features": n_features, "n_outputs": n_outputs, **overrides})
+    from_data = {"n_features": n_features, "n_outputs": n_outputs, "seq_len": data_cfg.seq_len}
+    values = {**{k: v for k, v in from_data.items() if k in fields}, **overrides}
+    if preset == "demo":
+        return entry.config_cls.demo(**values)
+    if preset != "default":
+        raise ConfigError(f"model preset must be 'default' or 'demo', got {preset!r}")
+    return entry.config_cls(**values)
 
 
 def persistence_prices(split: SplitArrays, data_cfg: DataConfig) -> np.ndarray:
