@@ -22,6 +22,10 @@ $(DAGSTER_HOME)/dagster.yaml: dagster.yaml
 demo: $(VENV)/.installed $(DAGSTER_HOME)/dagster.yaml
 	$(PY) -m cse_assets.demo
 
+## zoo: like demo, but trains every registered architecture (small presets) and publishes the best
+zoo: $(VENV)/.installed $(DAGSTER_HOME)/dagster.yaml
+	CSE_MODEL_SET=zoo $(PY) -m cse_assets.demo
+
 ## test: the test suite (slow checks behind the `slow` marker are skipped unless CSE_SLOW=1)
 test: $(VENV)/.installed
 	$(PY) -m pytest -q

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, field
 from datetime import UTC, datetime
 from importlib import metadata
 from pathlib import Path
@@ -37,6 +37,7 @@ class PublishRequest:
     members: tuple[Member, ...]
     metrics: dict[str, Any]
     training: dict[str, Any]
+    member_paths: dict[str, Path] = field(default_factory=dict)  # name → ONNX of each member alone
 
 
 def build_manifest(request: PublishRequest, *, now: datetime | None = None) -> Manifest:
@@ -76,5 +77,18 @@ def publish(store: ModelStore, request: PublishRequest, *, workdir: Path, keep: 
     workdir.mkdir(parents=True, exist_ok=True)
     scaler_path = workdir / SCALER_FILE
     request.scaler.save(scaler_path)
-    store.publish(manifest, {MODEL_FILE: request.onnx_path, SCALER_FILE: scaler_path}, keep=keep)
+    members = {f"members/{name}.onnx": path for name, path in request.member_paths.items()}
+    store.publish(manifest, {MODEL_FILE: request.onnx_path, SCALER_FILE: scaler_path, **members}, keep=keep)
     return store.read_manifest(manifest.symbol, manifest.interval, manifest.version)
+
+
+# Which validation metric picks the model to publish, and whether higher is better.
+SELECTION_METRIC = {"regression": ("mae", False), "classification": ("accuracy", True)}
+
+
+def select_best(candidates: dict[str, dict[str, Any]], task: str) -> str:
+    """The candidate name whose validation metrics are best for the task (ties: first name)."""
+    metric, higher_is_better = SELECTION_METRIC[task]
+    scored = {name: metrics["validation"][metric] for name, metrics in candidates.items()}
+    pick = max if higher_is_better else min
+    return pick(sorted(scored), key=scored.__getitem__)

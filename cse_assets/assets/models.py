@@ -1,12 +1,12 @@
 """Model assets per symbol, built by a factory from a list of model specs: `model_<name>` (training,
 orbax checkpoints) and `onnx_<name>` (export + parity), plus a blocking parity check per pair.
 
-Adding a model to the graph is one `ModelSpec` in `MODEL_SPECS`; no asset code is copied.
+The specs come from `cse_assets.model_specs` (the set named by `CSE_MODEL_SET`); no asset code is copied.
 """
 
 # No `from __future__ import annotations`: Dagster inspects the context/resource annotations at import.
 import json
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict
 from typing import Any
 
 from dagster import (
@@ -15,7 +15,6 @@ from dagster import (
     AssetChecksDefinition,
     AssetExecutionContext,
     AssetIn,
-    AssetKey,
     AssetsDefinition,
     MetadataValue,
     asset,
@@ -25,6 +24,7 @@ from dagster import (
 from cse_assets.charts import loss_curve_png, png_markdown
 from cse_assets.failures import library_errors_as_failure
 from cse_assets.io import Codec, register_codec
+from cse_assets.model_specs import ModelSpec, selected_specs
 from cse_assets.partitions import symbols
 from cse_assets.resources import CseHomeResource, DataSettings, TrainingResource
 from cse_models.errors import ExportParityError
@@ -32,20 +32,9 @@ from cse_models.export.onnx import ExportedModel, check_parity, export_trained
 from cse_models.features.dataset import SplitArrays
 from cse_models.features.heldout import raw_test_windows
 from cse_models.features.scaling import FittedScaler
+from cse_models.features.windows import CLASS_NAMES
 from cse_models.training.checkpoint import load_trained_model
 from cse_models.training.run import TrainedModel, train_model
-
-
-@dataclass(frozen=True)
-class ModelSpec:
-    """One trained model in the graph: asset suffix, registered architecture, config overrides."""
-
-    name: str
-    architecture: str
-    overrides: dict[str, Any] = field(default_factory=dict)
-
-
-MODEL_SPECS: list[ModelSpec] = [ModelSpec("lstm", "lstm_regressor")]
 
 register_codec(
     TrainedModel,
@@ -79,8 +68,22 @@ def _training_metadata(trained: TrainedModel) -> dict[str, Any]:
         "loss_curve": MetadataValue.md(png_markdown(loss_curve_png(trained.history, trained.name), "loss curve")),
     }
     for group, values in trained.metrics.items():
-        meta.update({f"{group}/{k}": float(v) for k, v in values.items()})
+        meta.update({f"{group}/{k}": float(v) for k, v in values.items() if isinstance(v, int | float)})
+    confusion = trained.metrics.get("validation", {}).get("confusion_matrix")
+    if confusion is not None:
+        meta["confusion_matrix"] = MetadataValue.md(confusion_markdown(confusion, CLASS_NAMES))
     return meta
+
+
+def confusion_markdown(confusion: list[list[int]], class_names: tuple[str, ...]) -> str:
+    """Rows = true class, columns = predicted class."""
+    header = "| true \\ predicted | " + " | ".join(class_names) + " |"
+    rule = "|---" * (len(class_names) + 1) + "|"
+    rows = [
+        f"| {name} | " + " | ".join(str(v) for v in row) + " |"
+        for name, row in zip(class_names, confusion, strict=True)
+    ]
+    return "\n".join([header, rule, *rows])
 
 
 def build_model_assets(spec: ModelSpec) -> tuple[AssetsDefinition, AssetsDefinition, AssetChecksDefinition]:
@@ -180,7 +183,7 @@ def build_model_assets(spec: ModelSpec) -> tuple[AssetsDefinition, AssetsDefinit
     return model_asset, onnx_asset, parity_check
 
 
+MODEL_SPECS = selected_specs()
 _BUILT = [build_model_assets(spec) for spec in MODEL_SPECS]
 model_assets = [a for built in _BUILT for a in built[:2]]
 model_checks = [built[2] for built in _BUILT]
-ONNX_KEYS = [AssetKey(f"onnx_{spec.name}") for spec in MODEL_SPECS]

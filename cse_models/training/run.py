@@ -26,7 +26,7 @@ from cse_models.models import MODELS, build_model, parameter_count
 from cse_models.training.checkpoint import BestCheckpoints, save_model_spec
 from cse_models.training.config import TrainingConfig
 from cse_models.training.loop import EpochLog, fit, predict_windows
-from cse_models.training.metrics import regression_metrics
+from cse_models.training.metrics import classification_metrics, regression_metrics
 
 SUMMARY_FILE = "summary.json"
 
@@ -42,7 +42,7 @@ class TrainedModel:
     history: list[dict[str, float]]
     best_epoch: int
     stopped_early: bool
-    metrics: dict[str, dict[str, float]]
+    metrics: dict[str, dict[str, Any]]
     seconds: float
     devices: int
 
@@ -79,13 +79,26 @@ def persistence_prices(split: SplitArrays, data_cfg: DataConfig) -> np.ndarray:
 
 
 def validation_metrics(
-    model: nnx.Module, split: SplitArrays, data_cfg: DataConfig, scaler: FittedScaler
-) -> dict[str, dict[str, float]]:
-    """Model and persistence metrics in price space; skill = 1 − MAE_model / MAE_persistence."""
+    model: nnx.Module, split: SplitArrays, data_cfg: DataConfig, scaler: FittedScaler, train_labels: np.ndarray
+) -> dict[str, dict[str, Any]]:
+    """Validation metrics beside the naive baseline of the task: persistence for prices, the train
+    segment's majority class for Buy/Sell/Hold."""
+    outputs = predict_windows(model, split, data_cfg)
+    if data_cfg.task == "classification":
+        probabilities = np.asarray(jax.nn.softmax(outputs, axis=-1))
+        model_m = classification_metrics(probabilities, split.y, CLASS_NAMES)
+        majority = np.bincount(train_labels, minlength=len(CLASS_NAMES)).argmax()
+        naive_m = classification_metrics(
+            np.eye(len(CLASS_NAMES))[np.full(len(split.y), majority)], split.y, CLASS_NAMES
+        )
+        return {
+            "validation": model_m,
+            "naive_baseline": naive_m,
+            "skill": {"accuracy_gain": model_m["accuracy"] - naive_m["accuracy"]},
+        }
     rows = target_rows(len(split.close), data_cfg.seq_len, data_cfg.horizon)
     actual = split.close[rows]
-    pred = scaler.inverse_column(predict_windows(model, split, data_cfg)[:, 0], "close")
-    model_m = regression_metrics(pred, actual)
+    model_m = regression_metrics(scaler.inverse_column(outputs[:, 0], "close"), actual)
     naive_m = regression_metrics(persistence_prices(split, data_cfg), actual)
     return {
         "validation": model_m,
@@ -101,11 +114,12 @@ def train_model(
     train_cfg: TrainingConfig,
     scaler: FittedScaler,
     directory: str | Path,
+    preset: str = "default",
     **model_overrides: Any,
 ) -> TrainedModel:
     directory = Path(directory)
     directory.mkdir(parents=True, exist_ok=True)
-    cfg = model_config_for(name, data_cfg, datasets["train"].x.shape[1], **model_overrides)
+    cfg = model_config_for(name, data_cfg, datasets["train"].x.shape[1], preset, **model_overrides)
     model = build_model(name, cfg, rngs=nnx.Rngs(train_cfg.seed))
     checkpoints = BestCheckpoints(directory / "checkpoints")
     started = time.perf_counter()
@@ -115,7 +129,7 @@ def train_model(
         checkpoints.close()
     seconds = time.perf_counter() - started
     save_model_spec(directory, name, cfg)
-    metrics = validation_metrics(model, datasets["val"], data_cfg, scaler) if data_cfg.task == "regression" else {}
+    metrics = validation_metrics(model, datasets["val"], data_cfg, scaler, datasets["train"].y)
     trained = TrainedModel(
         directory=str(directory),
         name=name,

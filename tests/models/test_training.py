@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import numpy as np
+import pytest
 from flax import nnx
 
 from cse_models.models import build_model
@@ -59,3 +60,20 @@ def test_trained_model_directory_restores_the_best_parameters(prepared, data_cfg
     preds = predict_windows(restored, datasets["val"], data_cfg)
     assert preds.shape == (datasets["val"].y.shape[0], 1)
     assert np.isfinite(preds).all()
+
+
+def test_classification_head_reports_accuracy_f1_and_confusion_beside_majority(btc_features, tmp_path):
+    from cse_models.config import DataConfig
+    from cse_models.features.dataset import build_datasets, fit_feature_scaler
+
+    data_cfg = DataConfig(seq_len=12, task="classification")
+    scaler = fit_feature_scaler(btc_features, data_cfg)
+    datasets = build_datasets(btc_features, scaler, data_cfg)
+    trained = train_model("lstm_regressor", datasets, data_cfg, budget("tiny"), scaler, tmp_path, preset="demo")
+    validation = trained.metrics["validation"]
+    confusion = np.array(validation["confusion_matrix"])
+    assert confusion.shape == (3, 3) and confusion.sum() == datasets["val"].y.shape[0]
+    assert np.trace(confusion) / confusion.sum() == validation["accuracy"]
+    train_majority = np.bincount(datasets["train"].y, minlength=3).argmax()
+    expected = np.mean(datasets["val"].y == train_majority)
+    assert trained.metrics["naive_baseline"]["accuracy"] == pytest.approx(expected)
