@@ -22,6 +22,7 @@ import numpy as np
 from cse_models.data.schema import interval_ms, validate_symbol
 from cse_models.errors import CseError, UnknownNameError
 from cse_models.store import ModelStore
+from cse_serving.batching import MicroBatcher
 from cse_serving.engine import LoadedModel, Window, load_model
 from cse_serving.schemas import Kline, PredictRequest, PredictResponse
 from cse_serving.settings import Settings
@@ -58,6 +59,7 @@ class ModelRegistry:
         self.served: dict[SeriesKey, int] = {}
         """Predictions answered per series (for /metrics), counted here so handlers need one dependency."""
         self._lock = threading.Lock()
+        self._batchers: dict[SeriesKey, MicroBatcher] = {}
 
     # ----------------------------------------------------------------- state
     def get(self, symbol: str, interval: str) -> LoadedModel:
@@ -166,6 +168,29 @@ class ModelRegistry:
     ) -> PredictResponse:
         """One request → one ORT call (plus one per member when `members` is asked)."""
         return self.predict_batch([PredictRequest(symbol=symbol, interval=interval, klines=klines, members=members)])[0]
+
+    async def predict_async(
+        self, symbol: str, interval: str, klines: Sequence[Kline] | None, members: bool = False
+    ) -> PredictResponse:
+        """The /predict path: like `predict`, but concurrent requests for one model share an ORT call."""
+        if members:
+            return self.predict(symbol, interval, klines, members)
+        model = self.get(symbol, interval)
+        if klines is None and self.fetcher is not None:
+            klines = self.fetcher(*model.key, model.manifest.min_klines)
+        window = model.window(klines)
+        batcher = self._batchers.get(model.key)
+        if batcher is None or batcher.model is not model:
+            batcher = self._batchers[model.key] = MicroBatcher(model)
+        row = await batcher.run(window.features)
+        self.served[model.key] = self.served.get(model.key, 0) + 1
+        return PredictResponse(
+            symbol=model.manifest.symbol,
+            interval=model.manifest.interval,
+            model_version=model.version,
+            as_of=model.as_of(window.last_open_ms),
+            prediction=model.decode(row),
+        )
 
     def predict_batch(self, requests: Sequence[PredictRequest]) -> list[PredictResponse]:
         """Several requests; those for the same model share one ORT call. Order is kept.

@@ -1,5 +1,6 @@
 """Predictions. Handlers are `async` and run inline on the event loop on purpose: the work is ~100 µs of
-numpy + one ORT call, cheaper than a hop to a worker thread."""
+numpy + one ORT call, cheaper than a hop to a worker thread; concurrent single predictions are
+micro-batched into one ORT call (`cse_serving.batching`)."""
 
 from __future__ import annotations
 
@@ -41,7 +42,7 @@ class PredictController(Controller):
             return BatchPredictResponse(predictions=registry.predict_batch(data.requests))
         if data.symbol is None:
             raise DataError("`symbol` is required (or send a batch as `requests`)")
-        return registry.predict(data.symbol, data.interval, data.klines, data.members)
+        return await registry.predict_async(data.symbol, data.interval, data.klines, data.members)
 
     @post(
         "/predictions/deep_learning",
