@@ -7,6 +7,7 @@ The specs come from `cse_assets.model_specs` (the set named by `CSE_MODEL_SET`);
 # No `from __future__ import annotations`: Dagster inspects the context/resource annotations at import.
 import json
 from dataclasses import asdict
+from pathlib import Path
 from typing import Any
 
 from dagster import (
@@ -86,6 +87,10 @@ def confusion_markdown(confusion: list[list[int]], class_names: tuple[str, ...])
     return "\n".join([header, rule, *rows])
 
 
+def onnx_path(cse_home: CseHomeResource, spec: ModelSpec, partition: str) -> Path:
+    return cse_home.root / "onnx" / spec.name / partition / "model.onnx"
+
+
 def build_model_assets(spec: ModelSpec) -> tuple[AssetsDefinition, AssetsDefinition, AssetChecksDefinition]:
     model_key, onnx_key = f"model_{spec.name}", f"onnx_{spec.name}"
 
@@ -132,7 +137,7 @@ def build_model_assets(spec: ModelSpec) -> tuple[AssetsDefinition, AssetsDefinit
         cse_home: CseHomeResource,
     ) -> ExportedModel:
         config = data_settings.data_config()
-        path = cse_home.root / "onnx" / spec.name / context.partition_key / "model.onnx"
+        path = onnx_path(cse_home, spec, context.partition_key)
         with library_errors_as_failure():
             exported = export_trained(
                 load_trained_model(trained.directory),
@@ -170,7 +175,7 @@ def build_model_assets(spec: ModelSpec) -> tuple[AssetsDefinition, AssetsDefinit
     ) -> AssetCheckResult:
         config = data_settings.data_config()
         partition = context.op_execution_context.partition_key
-        path = cse_home.root / "onnx" / spec.name / partition / "model.onnx"
+        path = onnx_path(cse_home, spec, partition)
         windows = raw_test_windows(datasets["test"], scaler, config)
         try:
             report = check_parity(load_trained_model(trained.directory), scaler, config.task, path, windows)

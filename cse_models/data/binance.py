@@ -19,6 +19,7 @@ from binance.client import Client
 from binance.exceptions import BinanceAPIException, BinanceRequestException
 from requests import RequestException
 
+from cse_models.data.csv_archive import ARCHIVE_COLUMNS
 from cse_models.data.schema import conform, interval_ms, validate_symbol
 from cse_models.errors import ConfigError, DataError, SourceError
 
@@ -30,20 +31,8 @@ INVALID_SYMBOL_CODE = -1121
 
 _EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 _ONE_MS = timedelta(milliseconds=1)
-# Binance's kline row layout; the trailing "ignore" field is dropped.
-_ROW_FIELDS = (
-    "open_time",
-    "open",
-    "high",
-    "low",
-    "close",
-    "volume",
-    "close_time",
-    "quote_volume",
-    "trades",
-    "taker_buy_base",
-    "taker_buy_quote",
-)
+# Binance's kline row layout (the REST rows and the archive files share it); "ignore" is dropped.
+_ROW_FIELDS = ARCHIVE_COLUMNS[:-1]
 _FLOAT_FIELDS = (
     "open",
     "high",
