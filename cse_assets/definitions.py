@@ -14,12 +14,13 @@ from typing import Any
 from dagster import Definitions, load_asset_checks_from_modules, load_assets_from_modules
 
 from cse_assets import checks, jobs, schedules
-from cse_assets.assets import data, models, publish
+from cse_assets.assets import data, evaluation, models, publish
 from cse_assets.io import CseIOManager
 from cse_assets.partitions import seed_symbols_sensor
 from cse_assets.resources import (
     CseHomeResource,
     DataSettings,
+    EvaluationSettings,
     KlineSourceResource,
     ModelStoreResource,
     TrainingResource,
@@ -29,9 +30,10 @@ from cse_models.errors import UnknownNameError
 ASSET_GROUPS: dict[str, ModuleType] = {
     "data": data,
     "models": models,
+    "evaluation": evaluation,
     "publish": publish,
 }
-CHECK_MODULES: list[ModuleType] = [checks, models]
+CHECK_MODULES: list[ModuleType] = [checks, models, evaluation]
 
 
 def _resources(source: KlineSourceResource) -> dict[str, Any]:
@@ -42,6 +44,7 @@ def _resources(source: KlineSourceResource) -> dict[str, Any]:
         "cse_home": home,
         "model_store": ModelStoreResource(),
         "training": TrainingResource(),
+        "evaluation_settings": EvaluationSettings(),
         "io_manager": CseIOManager(home=home),
     }
 

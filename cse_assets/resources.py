@@ -3,6 +3,7 @@
 - `KlineSourceResource` — where candles come from (bundled sample, CSV archive, Binance).
 - `CseHomeResource` — the working directory for materialized assets ($CSE_HOME, default ./.cse).
 - `ModelStoreResource` — the model store that serving reads (DESIGN.md §4).
+- `EvaluationSettings` — the walk-forward evaluation and the promotion gate (force flag).
 - `TrainingResource` — the training budget (demo / full) and its overrides.
 - `DataSettings` — interval, range, cleaning policy and `DataConfig`, shared by every asset so that the
   data assets and the model assets built on them can never disagree about seq_len or the split.
@@ -26,6 +27,7 @@ from cse_models.data.clean import CleaningConfig
 from cse_models.data.file_sources import CsvArchiveSource, SampleSource
 from cse_models.data.sources import KlineSource, TimeRange
 from cse_models.errors import ConfigError
+from cse_models.evaluation.folds import WalkForwardConfig
 from cse_models.features.split import SplitConfig
 from cse_models.store import ModelStore
 from cse_models.training.config import TrainingConfig, budget
@@ -170,3 +172,21 @@ class TrainingResource(ConfigurableResource):
             if (value := getattr(self, name)) is not None
         }
         return budget(self.budget, seed=self.seed, **overrides)
+
+
+class EvaluationSettings(ConfigurableResource):
+    """The walk-forward evaluation and the promotion gate in front of publication.
+
+    A model is published only when its walk-forward skill against persistence is > 0 and the
+    Diebold–Mariano p-value (model better) is ≤ `max_p_value`. `force_publish` publishes anyway and the
+    manifest records that it was forced, with the gate's verdict.
+    """
+
+    n_folds: int = 3
+    scheme: Literal["expanding", "sliding"] = "expanding"
+    budget: str = "demo"
+    max_p_value: float = 0.05
+    force_publish: bool = False
+
+    def walk_forward_config(self) -> WalkForwardConfig:
+        return WalkForwardConfig(n_folds=self.n_folds, scheme=self.scheme)

@@ -4,14 +4,20 @@ cse-models list                                   registered architectures with 
 cse-models clean --csv FILE [--interval 1h]       the cleaning report of a kline CSV, as JSON
 cse-models train --symbol BTCUSDT [--csv FILE] [--model lstm_regressor] [--budget demo] [--out DIR]
                  [--publish STORE]                data → train → ONNX (parity-checked) → optional publish
+cse-models evaluate --symbol BTCUSDT [--csv FILE] [--folds 3] [--budget tiny] [--models lstm_regressor]
+                 [--last "last 2 years" | 2y] [--out DIR]
+                                                  walk-forward leaderboard vs baselines, DM tests, promotion
 """
 
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import json
 import logging
+import re
 import sys
+import time
 from collections.abc import Sequence
 from pathlib import Path
 
@@ -34,6 +40,19 @@ def _parser() -> argparse.ArgumentParser:
     train.add_argument("--budget", default="demo", help="demo | full | tiny")
     train.add_argument("--out", type=Path, default=Path(".cse/cli"))
     train.add_argument("--publish", type=Path, help="model store root to publish into")
+    evaluate = commands.add_parser("evaluate", help="walk-forward leaderboard of models and baselines")
+    evaluate.add_argument("--symbol", required=True)
+    evaluate.add_argument("--csv", type=Path, help="CryptoDataDownload / Binance archive / plain OHLCV CSV")
+    evaluate.add_argument("--interval", default="1h")
+    evaluate.add_argument("--last", dest="range", help="e.g. 'last 2 years' or 2y (default: the whole file)")
+    evaluate.add_argument("--folds", type=int, default=3)
+    evaluate.add_argument("--scheme", default="expanding", help="expanding | sliding")
+    evaluate.add_argument("--budget", default="tiny", help="tiny | demo | full")
+    evaluate.add_argument("--models", default="lstm_regressor", help="comma-separated registered models")
+    evaluate.add_argument("--task", default="regression", help="regression | classification")
+    evaluate.add_argument("--dm-loss", default="absolute", help="absolute | squared (regression)")
+    evaluate.add_argument("--max-p", type=float, default=0.05, help="promotion: DM p-value level")
+    evaluate.add_argument("--out", type=Path, default=Path(".cse/evaluate"))
     return parser
 
 
@@ -128,7 +147,55 @@ def _train(args: argparse.Namespace) -> int:
     return 0
 
 
-COMMANDS = {"list": _list, "clean": _clean, "train": _train}
+_SHORT_RANGE = {"min": "minutes", "h": "hours", "d": "days", "w": "weeks", "mo": "months", "y": "years"}
+
+
+def _range_text(text: str | None) -> str | None:
+    """'2y' → 'last 2 years', '90d' → 'last 90 days'; anything else is passed on as written."""
+    match = re.fullmatch(r"\s*(\d+)\s*(min|mo|h|d|w|y)\s*", text or "")
+    return f"last {match.group(1)} {_SHORT_RANGE[match.group(2)]}" if match else text
+
+
+def _evaluate(args: argparse.Namespace) -> int:
+    from cse_models.config import DataConfig
+    from cse_models.evaluation import WalkForwardConfig, evaluate_walk_forward, promotion_decision
+    from cse_models.features.dataset import compute_features
+
+    args.range = _range_text(args.range)
+    started = time.perf_counter()
+
+    def progress(message: str) -> None:
+        print(f"[{time.perf_counter() - started:7.1f}s] {message}", file=sys.stderr, flush=True)
+
+    klines, report = _load_klines(args)
+    progress(f"{args.symbol}: {report.rows_out} clean klines {report.first_open_time} → {report.last_open_time}")
+    data_cfg = DataConfig(task=args.task)
+    models = tuple(m.strip() for m in args.models.split(",") if m.strip())
+    leaderboard = evaluate_walk_forward(
+        compute_features(klines, data_cfg.feature_set),
+        data_cfg,
+        WalkForwardConfig(n_folds=args.folds, scheme=args.scheme),
+        models=models,
+        budget=args.budget,
+        dm_loss=args.dm_loss,
+        info={"symbol": args.symbol, "interval": args.interval, "range": args.range or "whole file"},
+        on_progress=progress,
+    )
+    decisions = [(m, promotion_decision(leaderboard, m, args.max_p)) for m in models]
+    promotion = "\n".join(f"- {m}: {'publish' if d.publish else 'do not publish'} — {d.reason}" for m, d in decisions)
+    markdown = f"{leaderboard.to_markdown()}\n**Promotion** (DM p ≤ {args.max_p}):\n\n{promotion}\n"
+    out = args.out / args.symbol
+    json_path, md_path = leaderboard.save(out)
+    md_path.write_text(markdown)
+    (out / "promotion.json").write_text(
+        json.dumps({m: dataclasses.asdict(d) | {"max_p_value": args.max_p} for m, d in decisions}, indent=2)
+    )
+    progress(f"wrote {json_path}, {md_path} and promotion.json")
+    print(markdown)
+    return 0
+
+
+COMMANDS = {"list": _list, "clean": _clean, "train": _train, "evaluate": _evaluate}
 
 
 def main(argv: Sequence[str] | None = None) -> int:

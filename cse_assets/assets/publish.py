@@ -6,13 +6,21 @@ import json
 from dataclasses import asdict
 from pathlib import Path
 
-from dagster import AssetExecutionContext, AssetIn, AssetsDefinition, MetadataValue, asset
+from dagster import AssetExecutionContext, AssetIn, AssetsDefinition, Failure, MetadataValue, asset
 
+from cse_assets.assets.evaluation import gate_decisions
 from cse_assets.failures import library_errors_as_failure
 from cse_assets.io import Codec, register_codec
 from cse_assets.model_specs import ModelSpec, selected_specs
 from cse_assets.partitions import symbols
-from cse_assets.resources import CseHomeResource, DataSettings, ModelStoreResource, TrainingResource
+from cse_assets.resources import (
+    CseHomeResource,
+    DataSettings,
+    EvaluationSettings,
+    ModelStoreResource,
+    TrainingResource,
+)
+from cse_models.evaluation import Leaderboard
 from cse_models.export.onnx import ExportedModel
 from cse_models.features.scaling import FittedScaler
 from cse_models.publication import PublishRequest, publish, select_best
@@ -31,7 +39,10 @@ register_codec(
 
 def build_published_model(specs: list[ModelSpec]) -> AssetsDefinition:
     # Typed ins: the IO manager picks the file format from the input's type.
-    ins = {"scaler": AssetIn("scaler", dagster_type=FittedScaler)}
+    ins = {
+        "scaler": AssetIn("scaler", dagster_type=FittedScaler),
+        "evaluation": AssetIn("evaluation", dagster_type=Leaderboard),
+    }
     for spec in specs:
         ins[f"onnx_{spec.name}"] = AssetIn(f"onnx_{spec.name}", dagster_type=ExportedModel)
         ins[f"model_{spec.name}"] = AssetIn(f"model_{spec.name}", dagster_type=TrainedModel)
@@ -43,6 +54,7 @@ def build_published_model(specs: list[ModelSpec]) -> AssetsDefinition:
         training: TrainingResource,
         model_store: ModelStoreResource,
         cse_home: CseHomeResource,
+        evaluation_settings: EvaluationSettings,
         **inputs,
     ) -> Manifest:
         """The version serving loads: the best model by validation as model.onnx (raw features in, price or
@@ -51,7 +63,16 @@ def build_published_model(specs: list[ModelSpec]) -> AssetsDefinition:
         trained: dict[str, TrainedModel] = {s.name: inputs[f"model_{s.name}"] for s in specs}
         exported: dict[str, ExportedModel] = {s.name: inputs[f"onnx_{s.name}"] for s in specs}
         data = data_settings.data_config()
-        best = select_best({name: t.metrics for name, t in trained.items()}, data.task)
+        board: Leaderboard = inputs["evaluation"]
+        decisions = gate_decisions(board, evaluation_settings)
+        allowed = {name: t for name, t in trained.items() if decisions[t.name].publish}
+        if not allowed:  # the blocking beats_naive check stops the run before this; kept for direct calls
+            raise Failure(
+                description="no model passed the promotion gate: "
+                + "; ".join(f"{name}: {d.reason}" for name, d in decisions.items())
+            )
+        best = select_best({name: t.metrics for name, t in allowed.items()}, data.task)
+        gate = decisions[trained[best].name]
         request = PublishRequest(
             symbol=context.partition_key,
             interval=data_settings.interval,
@@ -63,6 +84,12 @@ def build_published_model(specs: list[ModelSpec]) -> AssetsDefinition:
                 **trained[best].metrics,
                 "parity": exported[best].parity,
                 "selected": best,
+                "walk_forward": board.row(trained[best].name).metrics,
+                "skill": {
+                    **trained[best].metrics.get("skill", {}),
+                    "walk_forward": board.row(trained[best].name).skill,
+                },
+                "promotion": {"publish": gate.publish, "forced": gate.forced, "reason": gate.reason},
                 "members": {name: t.metrics.get("validation", {}) for name, t in trained.items()},
             },
             training={
@@ -81,6 +108,8 @@ def build_published_model(specs: list[ModelSpec]) -> AssetsDefinition:
             {
                 "version": manifest.version,
                 "selected": best,
+                "forced": gate.forced,
+                "gate": gate.reason,
                 "store": MetadataValue.path(str(model_store.store().series_dir(manifest.symbol, manifest.interval))),
                 "files": list(manifest.files),
             }

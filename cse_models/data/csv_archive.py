@@ -1,11 +1,13 @@
 """Reading kline CSVs as they are found in the wild, into the canonical table.
 
-Two formats:
+Three formats:
 - CryptoDataDownload (`unix,date,symbol,open,high,low,close,Volume X,Volume USDT,tradecount`):
   an optional URL banner line, newest row first, `unix` in seconds *or* milliseconds row by row,
   text dates in two styles ("2021-06-10 00:00:00", "2017-08-17 06-AM").
 - Binance public archive (data.binance.vision): 12 columns, no header, open_time in ms before
-  2025-01-01 and in µs from then on.
+  2025-01-01 and in µs from then on. Newer archive files carry an `open_time,...,ignore` header line.
+- Plain OHLCV (`timestamp,open,high,low,close,volume`, any column order, extra columns ignored): the time
+  column is a unix time in s/ms/µs or ISO-8601 text (naive text is read as UTC).
 
 The unit of every timestamp is decided per row from its magnitude, and where a text date exists it
 must agree with that decision: a file where they disagree raises instead of being guessed wrong.
@@ -37,6 +39,7 @@ ARCHIVE_COLUMNS = (
     "ignore",
 )
 _CDD_PRICE = ("open", "high", "low", "close")
+PLAIN_TIME_COLUMNS = ("timestamp", "open_time", "time", "date", "datetime")
 # Epoch magnitudes: seconds < 1e11 (year 5138), ms < 1e14, µs < 1e17 — unambiguous for any date after 1973.
 _UNIT_BOUNDS = ((1e11, 1_000.0), (1e14, 1.0), (1e17, 1e-3))
 
@@ -62,7 +65,7 @@ def epoch_to_ms(values: np.ndarray, *, origin: str) -> np.ndarray:
 
 
 def read_kline_csv(path: str | Path) -> pl.DataFrame:
-    """Read a CryptoDataDownload or Binance-archive CSV file, detecting the format from its content."""
+    """Read a CryptoDataDownload, Binance-archive or plain OHLCV CSV file, detecting the format from its content."""
     path = Path(path)
     if not path.is_file():
         raise DataError(f"CSV file {path} does not exist")
@@ -70,8 +73,11 @@ def read_kline_csv(path: str | Path) -> pl.DataFrame:
     lines = text.splitlines()
     first_data = _first_content_line(lines, path)
     head = lines[first_data].split(",")[0].strip().lower()
+    header = [c.strip().lower() for c in lines[first_data].split(",")]
     if head == "unix":
         df = parse_cryptodatadownload("\n".join(lines[first_data:]), origin=str(path))
+    elif head in PLAIN_TIME_COLUMNS and "close_time" not in header:
+        df = parse_plain_ohlcv("\n".join(lines[first_data:]), origin=str(path))
     else:
         if head in ("open_time", "timestamp"):
             first_data += 1  # newer archive files and plain exports carry a header line
@@ -196,3 +202,46 @@ def parse_binance_archive(text: str, *, origin: str = "csv") -> pl.DataFrame:
         }
     )
     return conform(out)
+
+
+def parse_plain_ohlcv(text: str, *, origin: str = "csv") -> pl.DataFrame:
+    """Plain OHLCV body (header line first: a time column, open, high, low, close, volume) → canonical table.
+
+    The time column is the first header named one of PLAIN_TIME_COLUMNS; numbers are unix times (unit
+    decided per row, as everywhere here), text is ISO-8601 — with an offset it is converted, without one it
+    is taken as UTC.
+    """
+    df = _read_strings(text, has_header=True, names=None, origin=origin)
+    df = df.rename({c: c.strip().lower() for c in df.columns})
+    time_col = next(c for c in df.columns if c in PLAIN_TIME_COLUMNS)
+    _require(df, ["open", "high", "low", "close", "volume"], origin)
+    raw_time = df.get_column(time_col)
+    if raw_time.null_count():
+        raise DataError(f"{origin}: column {time_col!r} row {int(raw_time.is_null().arg_true()[0])} is empty")
+    numeric = raw_time.cast(pl.Float64, strict=False)
+    if numeric.null_count() == 0:
+        open_ms = epoch_to_ms(numeric.to_numpy(), origin=origin)
+    else:
+        open_ms = _iso_to_ms(raw_time, time_col, origin)
+    optional = {name: _to_float(df, name, origin=origin) for name in ("quote_volume", "trades") if name in df.columns}
+    if "trades" in optional:
+        optional["trades"] = optional["trades"].cast(pl.Int64)
+    out = pl.DataFrame(
+        {
+            "open_time": pl.Series(open_ms).cast(pl.Datetime("ms", "UTC")),
+            **{c: _to_float(df, c, origin=origin) for c in ("open", "high", "low", "close", "volume")},
+            **optional,
+        }
+    )
+    return conform(out)
+
+
+def _iso_to_ms(raw: pl.Series, column: str, origin: str) -> np.ndarray:
+    parsed = raw.str.strip_chars().str.to_datetime(time_unit="ms", strict=False)
+    bad = parsed.is_null().arg_true()
+    if bad.len():
+        row = int(bad[0])
+        raise DataError(f"{origin}: column {column!r} row {row} is neither a unix time nor ISO-8601 ({raw[row]!r})")
+    if parsed.dtype.time_zone is None:  # type: ignore[union-attr]
+        parsed = parsed.dt.replace_time_zone("UTC")
+    return parsed.dt.convert_time_zone("UTC").dt.epoch("ms").to_numpy()

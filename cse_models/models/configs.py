@@ -64,6 +64,7 @@ class RNNConfig:
     conv_channels: int = 64  # ConvLSTM feature extractor
     kernel_size: int = 3
     dropout: float = 0.2
+    bidirectional: bool = False  # FinancialLSTM's optional second direction (the seed's switch)
 
     def __post_init__(self) -> None:
         _positive(

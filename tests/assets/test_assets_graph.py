@@ -10,7 +10,7 @@ from dagster import AssetKey, DagsterInstance, materialize
 
 from cse_assets.definitions import defs, resources_for
 from cse_assets.partitions import ensure_symbol_partitions
-from cse_assets.resources import DataSettings, ModelStoreResource, TrainingResource
+from cse_assets.resources import DataSettings, EvaluationSettings, ModelStoreResource, TrainingResource
 from cse_models.data.file_sources import SampleSource
 from cse_models.features.dataset import kline_columns
 from cse_models.features.sets import get_feature_set
@@ -26,6 +26,7 @@ def graph_run(tmp_path_factory: pytest.TempPathFactory):
         **resources_for("local"),
         "data_settings": DataSettings(range_last="last 90 days"),
         "training": TrainingResource(budget="tiny"),
+        "evaluation_settings": EvaluationSettings(budget="tiny", n_folds=2, force_publish=True),
         "model_store": ModelStoreResource(root=str(home / "store")),
     }
     with pytest.MonkeyPatch.context() as patch:
@@ -36,11 +37,11 @@ def graph_run(tmp_path_factory: pytest.TempPathFactory):
             resources=resources,
             instance=instance,
         )
-    return result, home
+    return result, home, instance, resources
 
 
 def test_whole_graph_materializes_and_every_check_passes(graph_run) -> None:
-    result, _ = graph_run
+    result, *_ = graph_run
     assert result.success
     checks = result.get_asset_check_evaluations()
     assert {c.check_name for c in checks} >= {"onnx_parity", "scaler_fit_on_train_rows_only"}
@@ -48,7 +49,7 @@ def test_whole_graph_materializes_and_every_check_passes(graph_run) -> None:
 
 
 def test_training_metadata_carries_the_loss_curve_and_metrics(graph_run) -> None:
-    result, _ = graph_run
+    result, *_ = graph_run
     (materialization,) = result.asset_materializations_for_node("model_lstm")
     meta = materialization.metadata
     assert "data:image/png;base64," in meta["loss_curve"].value
@@ -57,7 +58,7 @@ def test_training_metadata_carries_the_loss_curve_and_metrics(graph_run) -> None
 
 
 def test_published_version_serves_prices_from_raw_klines(graph_run) -> None:
-    _, home = graph_run
+    _, home, *_ = graph_run
     store = ModelStore(home / "store")
     version = store.latest("ETHUSDT", "1h")
     manifest, root = store.verified("ETHUSDT", "1h", version)
@@ -78,3 +79,36 @@ def test_onnx_parity_check_is_blocking_upstream_of_publication() -> None:
     assert parity.asset_key == AssetKey("onnx_lstm")
     assert graph.get_check_spec(parity).blocking
     assert AssetKey("published_model") in graph.get(AssetKey("onnx_lstm")).child_keys
+
+
+def test_forced_publication_is_recorded_in_the_manifest(graph_run) -> None:
+    _, home, *_ = graph_run
+    store = ModelStore(home / "store")
+    manifest = store.read_manifest("ETHUSDT", "1h", store.latest("ETHUSDT", "1h"))
+    promotion = manifest.metrics["promotion"]
+    assert promotion["publish"] is True
+    assert promotion["forced"] is True
+    assert "does not beat persistence" in promotion["reason"] or "not significantly better" in promotion["reason"]
+    assert "walk_forward" in manifest.metrics["skill"]
+
+
+def test_the_gate_blocks_publication_of_a_model_that_does_not_beat_persistence(graph_run) -> None:
+    _, home, instance, resources = graph_run
+    store = ModelStore(home / "store")
+    before = store.versions("ETHUSDT", "1h")
+    gated = {**resources, "evaluation_settings": EvaluationSettings(budget="tiny", n_folds=2)}
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setenv("CSE_HOME", str(home))
+        result = materialize(
+            [*defs.assets, *defs.asset_checks],
+            partition_key="ETHUSDT",
+            resources=gated,
+            instance=instance,
+            selection=["evaluation", "published_model"],
+            raise_on_error=False,
+        )
+    (gate,) = [c for c in result.get_asset_check_evaluations() if c.check_name == "beats_naive"]
+    assert not gate.passed
+    assert "persistence" in gate.description
+    assert not result.asset_materializations_for_node("published_model")
+    assert store.versions("ETHUSDT", "1h") == before

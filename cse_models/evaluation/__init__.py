@@ -1,0 +1,70 @@
+"""Forecast honesty: baselines, walk-forward evaluation, Diebold–Mariano tests, the leaderboard and the
+promotion gate, and look-ahead guards for CI. numpy + polars only; jax is imported when a model trains.
+
+    leaderboard = evaluate_walk_forward(features, DataConfig(), WalkForwardConfig(n_folds=3), budget="tiny")
+    decision = promotion_decision(leaderboard, "lstm_regressor", max_p_value=0.05)
+"""
+
+from cse_models.evaluation.baselines import BASELINES, REFERENCE, Baseline, Forecaster, baseline_names
+from cse_models.evaluation.dm_test import DMResult, diebold_mariano, diebold_mariano_losses, student_t_cdf
+from cse_models.evaluation.evaluate import evaluate_walk_forward
+from cse_models.evaluation.folds import (
+    Fold,
+    FoldData,
+    WalkForwardConfig,
+    build_fold_data,
+    rows_needed,
+    walk_forward_folds,
+)
+from cse_models.evaluation.leakage import (
+    LeakageError,
+    assert_no_lookahead,
+    scale_after,
+    shuffle_after,
+    walk_forward_stamps,
+)
+from cse_models.evaluation.metrics import brier_losses, classification_scores, regression_scores, skill
+from cse_models.evaluation.report import (
+    Leaderboard,
+    LeaderboardRow,
+    PromotionDecision,
+    build_leaderboard,
+    promotion_decision,
+)
+from cse_models.evaluation.walk_forward import WalkForwardResult, default_forecasters, run_walk_forward
+
+__all__ = [
+    "BASELINES",
+    "REFERENCE",
+    "Baseline",
+    "DMResult",
+    "Fold",
+    "FoldData",
+    "Forecaster",
+    "Leaderboard",
+    "LeaderboardRow",
+    "LeakageError",
+    "PromotionDecision",
+    "WalkForwardConfig",
+    "WalkForwardResult",
+    "assert_no_lookahead",
+    "baseline_names",
+    "brier_losses",
+    "build_fold_data",
+    "build_leaderboard",
+    "classification_scores",
+    "default_forecasters",
+    "diebold_mariano",
+    "diebold_mariano_losses",
+    "evaluate_walk_forward",
+    "promotion_decision",
+    "regression_scores",
+    "rows_needed",
+    "run_walk_forward",
+    "scale_after",
+    "shuffle_after",
+    "skill",
+    "student_t_cdf",
+    "walk_forward_folds",
+    "walk_forward_stamps",
+]

@@ -1,0 +1,41 @@
+"""One call from a feature table to a leaderboard: what the CLI and the Dagster asset run."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Any
+
+import polars as pl
+
+from cse_models.config import DataConfig
+from cse_models.evaluation.folds import WalkForwardConfig
+from cse_models.evaluation.report import Leaderboard, build_leaderboard
+from cse_models.evaluation.walk_forward import Progress, default_forecasters, run_walk_forward
+
+
+def evaluate_walk_forward(
+    features: pl.DataFrame,
+    data_cfg: DataConfig | None = None,
+    config: WalkForwardConfig | None = None,
+    *,
+    models: Sequence[str] = ("lstm_regressor",),
+    budget: str = "tiny",
+    preset: str = "demo",
+    dm_loss: str = "absolute",
+    info: dict[str, Any] | None = None,
+    on_progress: Progress | None = None,
+) -> Leaderboard:
+    """Walk-forward the task's baselines and `models` (retrained per fold on `budget`) over `features`
+    (the table of `compute_features`) and rank them. Raises DataError for too few rows (saying how many
+    are needed), a gap longer than a fold's test block, or constant prices."""
+    data_cfg = data_cfg or DataConfig()
+    config = config or WalkForwardConfig()
+    forecasters = default_forecasters(data_cfg.task, models, budget=budget, preset=preset, on_progress=on_progress)
+    result = run_walk_forward(features, data_cfg, config, forecasters, on_progress=on_progress)
+    settings = {
+        "budget": budget,
+        "preset": preset,
+        "seq_len": data_cfg.seq_len,
+        "feature_set": data_cfg.feature_set,
+    }
+    return build_leaderboard(result, dm_loss=dm_loss, info={**settings, **(info or {})})
