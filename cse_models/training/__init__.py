@@ -1,1 +1,2 @@
-"""Training: optax + Flax NNX step, epoch loop with early stopping, orbax checkpoints."""
+"""Training: optax + Flax NNX step, data-parallel sharding, schedules, augmentation, mixed precision,
+resumable orbax checkpoints and TensorBoard logs."""

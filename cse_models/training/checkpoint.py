@@ -1,8 +1,10 @@
 """Orbax checkpoints of a model's parameters, plus the JSON spec needed to rebuild it.
 
-A trained-model directory holds `model.json` (registered name + config fields) and `checkpoints/`
-(orbax steps, best kept by validation loss). Nothing is pickled: any process can rebuild the module
-from the registry and restore its parameters.
+A trained-model directory holds `model.json` (registered name + config fields), `checkpoints/`
+(orbax steps of the parameters, the best `keep` kept by validation loss, with their metrics) and
+`train_state/` (the latest resumable training state: parameters, optimizer state, the best parameters
+so far and the loop's bookkeeping as JSON). Nothing is pickled: any process can rebuild the module
+from the registry and restore its parameters. A checkpoint that orbax cannot read is a `StoreError`.
 """
 
 from __future__ import annotations
@@ -12,6 +14,7 @@ import json
 from pathlib import Path
 from typing import Any
 
+import jax
 import orbax.checkpoint as ocp
 from flax import nnx
 
@@ -20,6 +23,8 @@ from cse_models.models import MODELS, build_model
 from cse_models.models.registry import MODEL_STATE
 
 SPEC_FILE = "model.json"
+# What orbax raises on a directory it cannot read: missing or truncated files, bad JSON, tensorstore errors.
+UNREADABLE = (ValueError, KeyError, OSError, TypeError, AttributeError)
 
 
 class BestCheckpoints:
@@ -29,9 +34,11 @@ class BestCheckpoints:
         options = ocp.CheckpointManagerOptions(
             max_to_keep=keep, best_fn=lambda metrics: metrics["val_loss"], best_mode="min", create=True
         )
-        self.manager = ocp.CheckpointManager(Path(directory).absolute(), options=options)
+        self.manager = _open_manager(Path(directory).absolute(), options)
 
     def save(self, step: int, model: nnx.Module, metrics: dict[str, float]) -> None:
+        if step in self.manager.all_steps():
+            return  # a resumed run redoing this epoch: the deterministic replay wrote the same parameters
         params = nnx.state(model, MODEL_STATE)
         self.manager.save(step, args=ocp.args.StandardSave(params), metrics=metrics)
 
@@ -52,9 +59,58 @@ def restore_params(manager: ocp.CheckpointManager, step: int, model: nnx.Module)
     abstract = nnx.state(model, MODEL_STATE)
     try:
         restored = manager.restore(step, args=ocp.args.StandardRestore(abstract))
-    except (ValueError, FileNotFoundError, KeyError) as exc:
-        raise StoreError(f"checkpoint step {step} in {manager.directory} cannot be restored: {exc}") from exc
+    except UNREADABLE as exc:
+        raise StoreError(f"checkpoint step {step} in {manager.directory} is corrupt or incompatible: {exc}") from exc
     nnx.update(model, restored)
+
+
+def _open_manager(directory: Path, options: ocp.CheckpointManagerOptions) -> ocp.CheckpointManager:
+    try:
+        return ocp.CheckpointManager(directory, options=options)
+    except UNREADABLE as exc:
+        raise StoreError(f"checkpoint directory {directory} is corrupt: {exc}") from exc
+
+
+class TrainStateCheckpoints:
+    """The latest resumable training state, saved every epoch (and every K steps when configured).
+
+    The pytree item holds `model` (Param + BatchStat), `optimizer` (step count and optax state, which
+    includes the current learning rate) and `best` (the best parameters so far, restored at the end of
+    `fit`); the JSON item holds the loop's position and history. Dropout and augmentation keys and the
+    epoch's data order are functions of (seed, step) and (seed, epoch), so they need no saved RNG state.
+    """
+
+    def __init__(self, directory: str | Path, *, keep: int = 2) -> None:
+        options = ocp.CheckpointManagerOptions(max_to_keep=keep, create=True)
+        self.manager = _open_manager(Path(directory).absolute(), options)
+
+    def latest_step(self) -> int | None:
+        return self.manager.latest_step()
+
+    def save(self, step: int, tree: dict[str, Any], meta: dict[str, Any]) -> None:
+        if step in self.manager.all_steps():
+            return
+        args = ocp.args.Composite(state=ocp.args.StandardSave(tree), meta=ocp.args.JsonSave(meta))
+        self.manager.save(step, args=args)
+
+    def restore(self, step: int, abstract: dict[str, Any]) -> tuple[dict[str, Any], dict[str, Any]]:
+        """The saved tree (in the shardings of `abstract`) and the JSON bookkeeping of `step`."""
+        self.manager.wait_until_finished()
+        target = jax.tree.map(ocp.utils.to_shape_dtype_struct, abstract)
+        args = ocp.args.Composite(state=ocp.args.StandardRestore(target), meta=ocp.args.JsonRestore())
+        try:
+            restored = self.manager.restore(step, args=args)
+        except UNREADABLE as exc:
+            raise StoreError(
+                f"training state step {step} in {self.manager.directory} is corrupt or incompatible: {exc}"
+            ) from exc
+        if restored.meta is None or restored.state is None:
+            raise StoreError(f"training state step {step} in {self.manager.directory} is incomplete")
+        return restored.state, restored.meta
+
+    def close(self) -> None:
+        self.manager.wait_until_finished()
+        self.manager.close()
 
 
 def save_model_spec(directory: str | Path, name: str, cfg: Any) -> None:

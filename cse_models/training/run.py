@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import dataclasses
 import json
+import shutil
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -29,6 +30,9 @@ from cse_models.training.loop import EpochLog, fit, predict_windows
 from cse_models.training.metrics import classification_metrics, regression_metrics
 
 SUMMARY_FILE = "summary.json"
+CHECKPOINTS_DIR = "checkpoints"
+TRAIN_STATE_DIR = "train_state"
+TENSORBOARD_DIR = "tensorboard"
 
 
 @dataclass(frozen=True)
@@ -115,16 +119,38 @@ def train_model(
     scaler: FittedScaler,
     directory: str | Path,
     preset: str = "default",
+    *,
+    resume: bool = False,
+    devices: int | None = None,
     **model_overrides: Any,
 ) -> TrainedModel:
+    """Build, fit and describe one model in `directory`.
+
+    `resume=True` continues a crashed run from `directory/train_state` (same config and data); otherwise
+    the best checkpoints and training state of an earlier run in `directory` are cleared first.
+    `devices`: data-parallel over the first N devices (default all).
+    """
     directory = Path(directory)
     directory.mkdir(parents=True, exist_ok=True)
+    if not resume:
+        for stale in (CHECKPOINTS_DIR, TRAIN_STATE_DIR, TENSORBOARD_DIR):
+            shutil.rmtree(directory / stale, ignore_errors=True)
     cfg = model_config_for(name, data_cfg, datasets["train"].x.shape[1], preset, **model_overrides)
     model = build_model(name, cfg, rngs=nnx.Rngs(train_cfg.seed))
-    checkpoints = BestCheckpoints(directory / "checkpoints")
+    checkpoints = BestCheckpoints(directory / CHECKPOINTS_DIR, keep=train_cfg.keep_best)
     started = time.perf_counter()
     try:
-        result = fit(model, datasets["train"], datasets["val"], data_cfg, train_cfg, checkpoints=checkpoints)
+        result = fit(
+            model,
+            datasets["train"],
+            datasets["val"],
+            data_cfg,
+            train_cfg,
+            checkpoints=checkpoints,
+            state_dir=directory / TRAIN_STATE_DIR,
+            devices=devices,
+            log_dir=directory / TENSORBOARD_DIR if train_cfg.tensorboard else None,
+        )
     finally:
         checkpoints.close()
     seconds = time.perf_counter() - started
@@ -140,7 +166,7 @@ def train_model(
         stopped_early=result.stopped_early,
         metrics=metrics,
         seconds=seconds,
-        devices=jax.device_count(),
+        devices=devices or jax.device_count(),
     )
     trained.save()
     return trained
