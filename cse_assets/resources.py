@@ -156,22 +156,29 @@ class DataSettings(ConfigurableResource):
 
 class TrainingResource(ConfigurableResource):
     """How models train: a named budget (`demo`: a few epochs; `full`: the seed's ≤ 100 epochs with
-    early stopping) plus optional overrides. Shared by every model asset."""
+    early stopping), the devices (data-parallel over the first N; None = all), the precision (fp32 or
+    bf16 compute with fp32 parameters), and optional overrides. Shared by every model asset. With
+    `resume`, a re-run after a crash continues from the crashed run's latest checkpoint (same data and
+    config only: a saved state from other data fails the run rather than resuming silently)."""
 
     budget: str = "demo"
+    devices: int | None = None
+    precision: Literal["fp32", "bf16"] = "fp32"
+    resume: bool = False
     max_epochs: int | None = None
     learning_rate: float | None = None
     batch_size: int | None = None
     patience: int | None = None
+    lr_schedule: str | None = None
     seed: int = 0
 
     def config(self) -> TrainingConfig:
         overrides = {
             name: value
-            for name in ("max_epochs", "learning_rate", "batch_size", "patience")
+            for name in ("max_epochs", "learning_rate", "batch_size", "patience", "lr_schedule")
             if (value := getattr(self, name)) is not None
         }
-        return budget(self.budget, seed=self.seed, **overrides)
+        return budget(self.budget, seed=self.seed, precision=self.precision, **overrides)
 
 
 class EvaluationSettings(ConfigurableResource):

@@ -117,6 +117,9 @@ def build_model_assets(spec: ModelSpec) -> tuple[AssetsDefinition, AssetsDefinit
                 training.config(),
                 scaler,
                 directory,
+                spec.preset,
+                resume=training.resume,
+                devices=training.devices,
                 **spec.overrides,
             )
         context.add_output_metadata(_training_metadata(trained))
