@@ -38,6 +38,7 @@ def _parser() -> argparse.ArgumentParser:
     train.add_argument("--range", default="last year", help="e.g. 'last 90 days'")
     train.add_argument("--model", default="lstm_regressor")
     train.add_argument("--budget", default="demo", help="demo | full | tiny")
+    train.add_argument("--preset", default="default", help="model size: default (the seed's) | demo (small)")
     train.add_argument("--out", type=Path, default=Path(".cse/cli"))
     train.add_argument("--publish", type=Path, help="model store root to publish into")
     evaluate = commands.add_parser("evaluate", help="walk-forward leaderboard of models and baselines")
@@ -110,13 +111,9 @@ def _train(args: argparse.Namespace) -> int:
     datasets = build_datasets(features, scaler, data_cfg)
     train_cfg = budget(args.budget)
     out = args.out / args.symbol / args.model
-    trained = train_model(args.model, datasets, data_cfg, train_cfg, scaler, out)
-    for epoch in trained.history:
-        print(
-            f"epoch {epoch['epoch']:>3}  train {epoch['train_loss']:.6f}  val {epoch['val_loss']:.6f}  "
-            f"{epoch['samples_per_s']:.0f} samples/s",
-            file=sys.stderr,
-        )
+    progress = EpochProgress(train_cfg.max_epochs, sys.stderr)
+    trained = train_model(args.model, datasets, data_cfg, train_cfg, scaler, out, args.preset, on_epoch=progress)
+    progress.close()
     exported = export_trained(
         load_trained_model(out),
         args.model,
@@ -193,6 +190,29 @@ def _evaluate(args: argparse.Namespace) -> int:
     progress(f"wrote {json_path}, {md_path} and promotion.json")
     print(markdown)
     return 0
+
+
+class EpochProgress:
+    """A one-line progress bar on a terminal (plain lines otherwise): the CLI's, never the library's."""
+
+    def __init__(self, total: int, stream, width: int = 24) -> None:
+        self.total, self.stream, self.width = total, stream, width
+        self.started = time.perf_counter()
+        self.tty = stream.isatty()
+
+    def __call__(self, entry) -> None:
+        done = entry.epoch + 1
+        bar = "#" * (self.width * done // self.total) + "-" * (self.width - self.width * done // self.total)
+        text = (
+            f"[{bar}] epoch {done}/{self.total}  train {entry.train_loss:.6f}  val {entry.val_loss:.6f}  "
+            f"{entry.samples_per_s:,.0f} samples/s  {time.perf_counter() - self.started:.0f}s"
+        )
+        self.stream.write(("\r" + text) if self.tty else text + "\n")
+        self.stream.flush()
+
+    def close(self) -> None:
+        if self.tty:
+            self.stream.write("\n")
 
 
 COMMANDS = {"list": _list, "clean": _clean, "train": _train, "evaluate": _evaluate}

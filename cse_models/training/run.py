@@ -10,6 +10,7 @@ import dataclasses
 import json
 import shutil
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -122,6 +123,7 @@ def train_model(
     *,
     resume: bool = False,
     devices: int | None = None,
+    on_epoch: Callable[[EpochLog], None] | None = None,
     **model_overrides: Any,
 ) -> TrainedModel:
     """Build, fit and describe one model in `directory`.
@@ -150,6 +152,7 @@ def train_model(
             state_dir=directory / TRAIN_STATE_DIR,
             devices=devices,
             log_dir=directory / TENSORBOARD_DIR if train_cfg.tensorboard else None,
+            on_epoch=on_epoch,
         )
     finally:
         checkpoints.close()

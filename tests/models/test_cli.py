@@ -34,3 +34,28 @@ def test_list_shows_registered_models_with_parameter_counts():
     result = _run("list")
     assert result.returncode == 0, result.stderr
     assert "lstm_regressor" in result.stdout and "202,369" in result.stdout
+
+
+def test_train_shows_progress_and_publishes_a_verified_version(tmp_path: Path):
+    from cse_models.store import ModelStore
+
+    result = _run(
+        "train",
+        "--symbol",
+        "ETHUSDT",
+        "--budget",
+        "tiny",
+        "--preset",
+        "demo",
+        "--range",
+        "last 60 days",
+        "--out",
+        str(tmp_path / "out"),
+        "--publish",
+        str(tmp_path / "store"),
+    )
+    assert result.returncode == 0, result.stderr
+    assert "epoch 1/1" in result.stderr
+    version = json.loads(result.stdout)["published_version"]
+    manifest, _ = ModelStore(tmp_path / "store").verified("ETHUSDT", "1h", version)
+    assert manifest.members[0].architecture == "lstm_regressor"
