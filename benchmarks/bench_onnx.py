@@ -72,16 +72,16 @@ def export_registry(scaler, windows: np.ndarray, out_dir: Path) -> dict[str, dic
     """Export every registered architecture; returns name → {path, op_types, export_s, parity}."""
     from flax import nnx
 
+    from cse_models.config import DataConfig
     from cse_models.export.onnx import check_parity, export_onnx, op_types
     from cse_models.models import MODELS, build_model, parameter_count
+    from cse_models.training.run import model_config_for
 
     exported = {}
     for name in MODELS.names():
-        entry = MODELS.get(name)
-        fields = {f.name for f in dataclasses.fields(entry.config_cls)}
-        overrides = {"n_features": len(scaler.feature_names)} if "n_features" in fields else {}
-        try:
-            model = build_model(name, rngs=nnx.Rngs(0), **overrides)
+        try:  # the architecture's default (seed) size, fitted to this data: 9 features, seq 24, one output
+            cfg = model_config_for(name, DataConfig(seq_len=SEQ_LEN), len(scaler.feature_names))
+            model = build_model(name, cfg, rngs=nnx.Rngs(0))
             t0 = time.perf_counter()
             path = export_onnx(model, scaler, "regression", SEQ_LEN, out_dir / f"{name}.onnx")
             export_s = time.perf_counter() - t0

@@ -150,9 +150,10 @@ def bench_cse(model_name: str, features, seq_len: int, args: argparse.Namespace,
 
     from cse_models.config import DataConfig
     from cse_models.features.dataset import build_datasets, fit_feature_scaler, window_count
-    from cse_models.models import MODELS, build_model
+    from cse_models.models import build_model
     from cse_models.training.config import TrainingConfig
     from cse_models.training.loop import train_step
+    from cse_models.training.run import model_config_for
 
     data_cfg = DataConfig(seq_len=seq_len)
     train_cfg = TrainingConfig()  # lr 1e-4, batch 64: the seed's
@@ -161,8 +162,10 @@ def bench_cse(model_name: str, features, seq_len: int, args: argparse.Namespace,
     order = np.random.default_rng(train_cfg.seed).permutation(count)
     batches = [order[i : i + BATCH] for i in range(0, count - BATCH + 1, BATCH)]  # full batches, cycled
 
-    entry = MODELS.get(model_name)
-    model = build_model(model_name, entry.config_cls(**cfg_overrides), rngs=nnx.Rngs(0))
+    # the seed's LSTM at its real size; other architectures at their small `demo()` preset
+    preset = "default" if model_name == "lstm_regressor" else "demo"
+    cfg = model_config_for(model_name, data_cfg, train.x.shape[1], preset, **cfg_overrides)
+    model = build_model(model_name, cfg, rngs=nnx.Rngs(0))
     model.train()
     optimizer = nnx.Optimizer(model, optax.adam(train_cfg.learning_rate), wrt=nnx.Param)  # as `fit` builds it
     x_all, y_all = jnp.asarray(train.x), jnp.asarray(train.y)
