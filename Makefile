@@ -32,7 +32,7 @@ test: $(VENV)/.installed
 
 ## ui: the Dagster UI on 127.0.0.1:3000
 ui: $(VENV)/.installed $(DAGSTER_HOME)/dagster.yaml
-	$(VENV)/bin/dagster dev -h 127.0.0.1 -p 3000
+	$(PY) -m cse_assets.ui
 
 ## serve: the prediction API in the foreground
 serve: $(VENV)/.installed
