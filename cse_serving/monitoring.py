@@ -33,6 +33,11 @@ class ServingMetrics:
         self.latency_buckets[path][bisect.bisect_left(BUCKETS, seconds)] += 1
         self.latency_sum[path] += seconds
 
+    def mean_latency_ms(self, path: str) -> float | None:
+        """Mean handling time of a route template since start, in ms (None before its first request)."""
+        count = sum(self.latency_buckets[path]) if path in self.latency_buckets else 0
+        return self.latency_sum[path] / count * 1e3 if count else None
+
     def render(self, registry: ModelRegistry) -> str:
         """Prometheus exposition of the counters plus the registry's state."""
         lines = [

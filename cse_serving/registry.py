@@ -57,6 +57,10 @@ class ModelRegistry:
         self._pins: dict[SeriesKey, str] = {}
         self._failures: dict[SeriesKey, LoadFailure] = {}
         self.served: dict[SeriesKey, int] = {}
+        self.latest: dict[SeriesKey, PredictResponse] = {}
+        """The last answer per series (GET /predictions/latest)."""
+        self.confidence_sum: dict[SeriesKey, float] = {}
+        """Summed confidence of classification answers per series (mean = sum / served)."""
         """Predictions answered per series (for /metrics), counted here so handlers need one dependency."""
         self._lock = threading.Lock()
         self._batchers: dict[SeriesKey, MicroBatcher] = {}
@@ -183,14 +187,23 @@ class ModelRegistry:
         if batcher is None or batcher.model is not model:
             batcher = self._batchers[model.key] = MicroBatcher(model)
         row = await batcher.run(window.features)
-        self.served[model.key] = self.served.get(model.key, 0) + 1
-        return PredictResponse(
+        answer = PredictResponse(
             symbol=model.manifest.symbol,
             interval=model.manifest.interval,
             model_version=model.version,
             as_of=model.as_of(window.last_open_ms),
             prediction=model.decode(row),
         )
+        self._record(model.key, [answer])
+        return answer
+
+    def _record(self, key: SeriesKey, answers: Sequence[PredictResponse]) -> None:
+        """Count answers, keep the last one, and sum classification confidences for the monitoring views."""
+        self.served[key] = self.served.get(key, 0) + len(answers)
+        self.latest[key] = answers[-1]
+        confidences = [a.prediction.confidence for a in answers if a.prediction.confidence is not None]
+        if confidences:
+            self.confidence_sum[key] = self.confidence_sum.get(key, 0.0) + sum(confidences)
 
     def predict_batch(self, requests: Sequence[PredictRequest]) -> list[PredictResponse]:
         """Several requests; those for the same model share one ORT call. Order is kept.
@@ -221,7 +234,6 @@ class ModelRegistry:
                 if any(requests[i].members for i in indices)
                 else {}
             )
-            self.served[model.key] = self.served.get(model.key, 0) + len(indices)
             for position, (index, window) in enumerate(zip(indices, windows, strict=True)):
                 answers[index] = PredictResponse(
                     symbol=model.manifest.symbol,
@@ -235,4 +247,6 @@ class ModelRegistry:
                         else None
                     ),
                 )
+        for model, indices, _ in groups.values():
+            self._record(model.key, [answers[i] for i in indices])  # type: ignore[misc]
         return answers  # type: ignore[return-value]

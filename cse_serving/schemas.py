@@ -160,3 +160,28 @@ class Health(msgspec.Struct, kw_only=True):
 class ErrorBody(msgspec.Struct, kw_only=True):
     status_code: int
     detail: str
+
+
+class LatestPredictions(msgspec.Struct, kw_only=True):
+    """The last answer served per series, as it was served."""
+
+    predictions: list[PredictResponse]
+
+
+class ModelMonitoring(msgspec.Struct, kw_only=True):
+    """One model in the seed's monitoring view: its measured quality (from the manifest: validation and
+    walk-forward metrics), live latency and confidence of what it served."""
+
+    symbol: str
+    interval: str
+    model_version: str
+    model_accuracy: dict[str, Any]
+    predictions_served: int
+    model_confidence: float | None
+
+
+class DeepLearningMetrics(msgspec.Struct, kw_only=True):
+    """`prediction_latency` is the mean /predict handling time in ms since start (null before any)."""
+
+    models: list[ModelMonitoring]
+    prediction_latency: float | None

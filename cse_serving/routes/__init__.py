@@ -3,8 +3,16 @@
 from cse_serving.routes.health import HealthController
 from cse_serving.routes.metrics import MetricsController
 from cse_serving.routes.models import ModelsController
+from cse_serving.routes.monitoring import MonitoringController
 from cse_serving.routes.predict import PredictController
 
-CONTROLLERS = [HealthController, PredictController, ModelsController, MetricsController]
+CONTROLLERS = [HealthController, PredictController, ModelsController, MetricsController, MonitoringController]
 
-__all__ = ["CONTROLLERS", "HealthController", "MetricsController", "ModelsController", "PredictController"]
+__all__ = [
+    "CONTROLLERS",
+    "HealthController",
+    "MetricsController",
+    "ModelsController",
+    "MonitoringController",
+    "PredictController",
+]
