@@ -14,14 +14,14 @@ from dataclasses import dataclass, replace
 from cse_models.errors import ConfigError
 
 
-def _positive(cfg: object, *names: str) -> None:
+def require_positive(cfg: object, *names: str) -> None:
     for name in names:
         value = getattr(cfg, name)
         if value < 1:
             raise ConfigError(f"{type(cfg).__name__}.{name} must be ≥ 1, got {value}")
 
 
-def _dropout(cfg: object, name: str = "dropout") -> None:
+def require_dropout(cfg: object, name: str = "dropout") -> None:
     value = getattr(cfg, name)
     if not 0.0 <= value < 1.0:
         raise ConfigError(f"{type(cfg).__name__}.{name} must be in [0, 1), got {value}")
@@ -39,8 +39,8 @@ class CNNConfig:
     dropout: float = 0.2
 
     def __post_init__(self) -> None:
-        _positive(self, "n_features", "seq_len", "n_outputs", "kernel_size", "hidden", "n_heads")
-        _dropout(self)
+        require_positive(self, "n_features", "seq_len", "n_outputs", "kernel_size", "hidden", "n_heads")
+        require_dropout(self)
         if not self.channels or min(self.channels) < 1:
             raise ConfigError(f"CNNConfig.channels must be positive sizes, got {self.channels}")
         if self.seq_len < self.kernel_size:
@@ -67,10 +67,10 @@ class RNNConfig:
     bidirectional: bool = False  # FinancialLSTM's optional second direction (the seed's switch)
 
     def __post_init__(self) -> None:
-        _positive(
+        require_positive(
             self, "n_features", "seq_len", "n_outputs", "hidden", "layers", "n_heads", "conv_channels", "kernel_size"
         )
-        _dropout(self)
+        require_dropout(self)
         if self.hidden % self.n_heads:
             raise ConfigError(f"RNNConfig.n_heads {self.n_heads} must divide hidden {self.hidden}")
         if self.seq_len < self.kernel_size:
@@ -95,7 +95,7 @@ class TransformerConfig:
     dropout: float = 0.1
 
     def __post_init__(self) -> None:
-        _positive(
+        require_positive(
             self,
             "n_features",
             "seq_len",
@@ -107,7 +107,7 @@ class TransformerConfig:
             "conv_channels",
             "kernel_size",
         )
-        _dropout(self)
+        require_dropout(self)
         if self.d_model % self.n_heads:
             raise ConfigError(f"TransformerConfig.n_heads {self.n_heads} must divide d_model {self.d_model}")
         if self.seq_len < self.kernel_size:

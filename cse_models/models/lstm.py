@@ -15,6 +15,7 @@ from flax import nnx
 
 from cse_models.errors import ConfigError
 from cse_models.models import rnn_ops
+from cse_models.models.configs import require_dropout, require_positive
 from cse_models.models.registry import register_model
 
 
@@ -27,11 +28,8 @@ class LSTMConfig:
     n_outputs: int = 1  # 1 = regression (next close, scaled); n_classes = classification logits
 
     def __post_init__(self) -> None:
-        for name in ("n_features", "hidden", "layers", "n_outputs"):
-            if getattr(self, name) < 1:
-                raise ConfigError(f"LSTMConfig.{name} must be ≥ 1, got {getattr(self, name)}")
-        if not 0.0 <= self.dropout < 1.0:
-            raise ConfigError(f"LSTMConfig.dropout must be in [0, 1), got {self.dropout}")
+        require_positive(self, "n_features", "hidden", "layers", "n_outputs")
+        require_dropout(self)
 
     @classmethod
     def demo(cls, **overrides) -> LSTMConfig:
