@@ -1,4 +1,7 @@
-"""Fixtures for the serving tests: tiny real ONNX models published into a real model store.
+"""Helpers and fixtures for the serving tests: tiny real ONNX models in a real store, klines, tokens, clients.
+
+A module of its own (not conftest.py) so tests import helpers by a name no other test folder shares;
+`conftest.py` re-exports the fixtures.
 
 The regression model answers `close = last row's close feature + 0.5`, the classification model
 `softmax([-cc, 0, cc])` of the last row's close_change `cc`, so every expected answer is exact arithmetic.
@@ -226,3 +229,14 @@ def client_factory(settings: Settings) -> Iterator[Callable[..., TestClient]]:
     yield _open
     for client in reversed(opened):
         client.__exit__(None, None, None)
+
+
+@pytest.fixture
+def client(publish, client_factory, tokens):
+    """A user-token client of an app serving BTCUSDT (regression) and ETHUSDT (classification).
+    Modules that need another setup define their own `client`."""
+    publish("BTCUSDT", "regression")
+    publish("ETHUSDT", "classification")
+    client = client_factory()
+    client.headers.update(bearer(tokens["user"]))
+    return client

@@ -6,7 +6,7 @@ import sqlite3
 from dataclasses import replace
 
 import pytest
-from conftest import bearer, make_klines
+from serving_helpers import bearer, make_klines
 
 from cse_models.errors import ConfigError
 from cse_serving.auth import TokenStore, hash_token

@@ -6,7 +6,7 @@ import asyncio
 
 import msgspec
 import pytest
-from conftest import make_klines
+from serving_helpers import make_klines
 
 from cse_models.errors import DataError
 from cse_serving.registry import ModelRegistry

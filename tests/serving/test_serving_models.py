@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import pytest
-from conftest import bearer, make_klines
+from serving_helpers import bearer, make_klines
 
 from cse_models.store import MODEL_FILE
 

@@ -3,16 +3,7 @@
 from __future__ import annotations
 
 import pytest
-from conftest import bearer, make_klines
-
-
-@pytest.fixture
-def client(publish, client_factory, tokens):
-    publish("BTCUSDT", "regression")
-    publish("ETHUSDT", "classification")
-    client = client_factory()
-    client.headers.update(bearer(tokens["user"]))
-    return client
+from serving_helpers import make_klines
 
 
 def test_latest_predictions_are_the_last_answers_served(client):

@@ -7,16 +7,7 @@ from datetime import UTC, datetime
 
 import numpy as np
 import pytest
-from conftest import CLASSES, HOUR_MS, SEQ_LEN, bearer, expected_probabilities, make_klines
-
-
-@pytest.fixture
-def client(publish, client_factory, tokens):
-    publish("BTCUSDT", "regression")
-    publish("ETHUSDT", "classification")
-    client = client_factory()
-    client.headers.update(bearer(tokens["user"]))
-    return client
+from serving_helpers import CLASSES, HOUR_MS, SEQ_LEN, bearer, expected_probabilities, make_klines
 
 
 def _as_of(klines: list[dict]) -> str:

@@ -12,7 +12,7 @@ from pathlib import Path
 
 import httpx
 import pytest
-from conftest import make_klines
+from serving_helpers import make_klines
 
 
 def _free_port() -> int:

@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 
 import pytest
-from conftest import SEQ_LEN, bearer, make_klines
+from serving_helpers import SEQ_LEN, bearer, make_klines
 
 
 @pytest.fixture
