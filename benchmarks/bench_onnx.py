@@ -65,7 +65,7 @@ def sample_windows(symbol: str, count: int):
     cfg = DataConfig(seq_len=SEQ_LEN)
     scaler = fit_feature_scaler(features, cfg)
     test = build_datasets(features, scaler, cfg)["test"]
-    return scaler, raw_test_windows(test, scaler, cfg, limit=count).astype(np.float32)
+    return scaler, raw_test_windows(test, cfg, limit=count).astype(np.float32)
 
 
 def export_registry(scaler, windows: np.ndarray, out_dir: Path) -> dict[str, dict]:
@@ -74,18 +74,20 @@ def export_registry(scaler, windows: np.ndarray, out_dir: Path) -> dict[str, dic
 
     from cse_models.config import DataConfig
     from cse_models.export.onnx import check_parity, export_onnx, op_types
+    from cse_models.heads.layout import INPUT_NAME
     from cse_models.models import MODELS, build_model, parameter_count
     from cse_models.training.run import model_config_for
 
+    data_cfg = DataConfig(seq_len=SEQ_LEN)  # the seed's task: regression on mur9
     exported = {}
     for name in MODELS.names():
         try:  # the architecture's default (seed) size, fitted to this data: 9 features, seq 24, one output
-            cfg = model_config_for(name, DataConfig(seq_len=SEQ_LEN), len(scaler.feature_names))
+            cfg = model_config_for(name, data_cfg, len(scaler.feature_names))
             model = build_model(name, cfg, rngs=nnx.Rngs(0))
             t0 = time.perf_counter()
-            path = export_onnx(model, scaler, "regression", SEQ_LEN, out_dir / f"{name}.onnx")
+            path = export_onnx(model, scaler, data_cfg, out_dir / f"{name}.onnx")
             export_s = time.perf_counter() - t0
-            parity = check_parity(model, scaler, "regression", path, windows[:7]).as_dict()
+            parity = check_parity(model, scaler, data_cfg, path, {INPUT_NAME: windows[:7]}).as_dict()
         except Exception as exc:  # one architecture failing to export must not hide the others' numbers
             print(f"note: {name} skipped: export failed: {exc!r}")
             exported[name] = {"error": repr(exc)}
@@ -132,6 +134,8 @@ def main() -> None:
     load_at_start = warn_if_busy()
     import onnxruntime as ort
 
+    from cse_models.heads.layout import INPUT_NAME
+
     scaler, windows = sample_windows(args.symbol, 64)
     if windows.shape[0] < 64:
         raise SystemExit(f"need 64 test windows, got {windows.shape[0]}")
@@ -140,7 +144,7 @@ def main() -> None:
     with tempfile.TemporaryDirectory() as tmp:
         out_dir = args.keep_dir or Path(tmp)
         exported = export_registry(scaler, windows, out_dir)
-        graphs = {f"cse:{n}": (e["path"], "features") for n, e in exported.items() if "path" in e}
+        graphs = {f"cse:{n}": (e["path"], INPUT_NAME) for n, e in exported.items() if "path" in e}
         notes = []
         if args.seed_model.exists():
             graphs["seed:lstm"] = (str(args.seed_model), SEED_INPUT)

@@ -8,6 +8,7 @@ from __future__ import annotations
 import base64
 import io
 
+import numpy as np
 import polars as pl
 from matplotlib.backends.backend_agg import FigureCanvasAgg
 from matplotlib.figure import Figure
@@ -53,4 +54,22 @@ def loss_curve_png(history: list[dict[str, float]], title: str) -> bytes:
     ax.set_title(title)
     ax.legend()
     ax.grid(alpha=0.3)
+    return _png(fig)
+
+
+def forecast_chart_png(
+    times: list, actual: np.ndarray, predicted: np.ndarray, lower: np.ndarray, upper: np.ndarray, title: str
+) -> bytes:
+    """Realized next closes against the published forecast and its interval band (held-back test windows)."""
+    fig = Figure(figsize=(WIDTH_IN, HEIGHT_IN), dpi=DPI)
+    FigureCanvasAgg(fig)
+    ax = fig.add_subplot()
+    ax.fill_between(times, lower, upper, alpha=0.25, label="interval", linewidth=0)
+    ax.plot(times, actual, linewidth=0.9, label="actual close")
+    ax.plot(times, predicted, linewidth=0.9, linestyle="--", label="forecast close")
+    ax.set_title(title)
+    ax.set_ylabel("close")
+    ax.legend(loc="upper left")
+    ax.grid(alpha=0.3)
+    fig.autofmt_xdate()
     return _png(fig)

@@ -1,7 +1,9 @@
 """Which models the graph trains: named spec sets, chosen by `CSE_MODEL_SET` when definitions load.
 
-Each `ModelSpec` becomes a `model_<name>` / `onnx_<name>` asset pair (cse_assets/assets/models.py).
-- "demo" (default): the Make Us Rich LSTM at its real size — what `make demo` trains and publishes.
+Each `ModelSpec` (cse_models.specs) becomes a `model_<name>` / `onnx_<name>` asset pair
+(cse_assets/assets/models.py) and a row of the walk-forward leaderboards, keyed by its name, so what the
+evaluation scores is exactly what publication ships.
+- "demo" (default): the multi-head LSTM (small preset) — what `make demo` and `cse_hourly` train.
 - "zoo": every registered architecture at its small `demo()` preset (`make zoo`).
 - "full": every registered architecture at the seed's default sizes.
 """
@@ -9,21 +11,10 @@ Each `ModelSpec` becomes a `model_<name>` / `onnx_<name>` asset pair (cse_assets
 from __future__ import annotations
 
 import os
-from dataclasses import dataclass, field
-from typing import Any
 
 from cse_models.models import MODELS
 from cse_models.registry import Registry
-
-
-@dataclass(frozen=True)
-class ModelSpec:
-    """One trained model in the graph: asset suffix, registered architecture, config preset and overrides."""
-
-    name: str
-    architecture: str
-    preset: str = "default"
-    overrides: dict[str, Any] = field(default_factory=dict)
+from cse_models.specs import ModelSpec
 
 
 def _asset_name(architecture: str) -> str:
@@ -31,10 +22,13 @@ def _asset_name(architecture: str) -> str:
 
 
 MODEL_SETS: Registry[list[ModelSpec]] = Registry("model set")
-MODEL_SETS.add("demo", [ModelSpec("lstm", "lstm_regressor")])
+MODEL_SETS.add("demo", [ModelSpec("lstm", "lstm_regressor", preset="demo")])
 MODEL_SETS.add("zoo", [ModelSpec(_asset_name(a), a, preset="demo") for a in MODELS.names()])
 MODEL_SETS.add("full", [ModelSpec(_asset_name(a), a) for a in MODELS.names()])
 
 
 def selected_specs() -> list[ModelSpec]:
     return MODEL_SETS.get(os.environ.get("CSE_MODEL_SET", "demo"))
+
+
+__all__ = ["MODEL_SETS", "ModelSpec", "selected_specs"]

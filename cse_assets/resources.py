@@ -123,13 +123,16 @@ class DataSettings(ConfigurableResource):
     bad_ticks: Literal["drop", "keep"] = "drop"
     gaps: Literal["keep", "ffill"] = "keep"
     spike_sigmas: float = 30.0
-    # features, windows, targets, scaling (cse_models.config.DataConfig)
-    feature_set: str = "mur9"
+    # features, windows, targets, scaling (cse_models.config.DataConfig; defaults: `DataConfig.honest()`)
+    feature_set: str = "stationary"
     seq_len: int = 24
     horizon: int = 1
-    task: Literal["regression", "classification"] = "regression"
-    scaler: str = "minmax"
-    hold_band: float = 0.002
+    task: Literal["regression", "classification", "forecast"] = "forecast"
+    scaler: str = "robust"
+    hold_band: float = 0.002  # classification (fixed band)
+    hold_band_sigmas: float = 0.5  # forecast (band in trailing σ)
+    interval_level: float = 0.8
+    calibration_windows: int = 720
     split_train: float = 0.72
     split_val: float = 0.18
     split_test: float = 0.10
@@ -150,6 +153,9 @@ class DataSettings(ConfigurableResource):
             task=self.task,
             scaler=self.scaler,
             hold_band=self.hold_band,
+            hold_band_sigmas=self.hold_band_sigmas,
+            interval_level=self.interval_level,
+            calibration_windows=self.calibration_windows,
             split=split,
         )
 
@@ -184,9 +190,10 @@ class TrainingResource(ConfigurableResource):
 class EvaluationSettings(ConfigurableResource):
     """The walk-forward evaluation and the promotion gate in front of publication.
 
-    A model is published only when its walk-forward skill against persistence is > 0 and the
-    Diebold–Mariano p-value (model better) is ≤ `max_p_value`. `force_publish` publishes anyway and the
-    manifest records that it was forced, with the gate's verdict.
+    A head is published only when its walk-forward skill against its reference is > 0 and the
+    Diebold–Mariano p-value (model better) is ≤ `max_p_value`; a version is published when at least one
+    head passes. `force_publish` publishes every head anyway and the manifest records, per head, that it
+    was forced, with the gate's verdict (the `beats_naive` check stays failed).
     """
 
     n_folds: int = 3

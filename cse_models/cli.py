@@ -50,8 +50,12 @@ def _parser() -> argparse.ArgumentParser:
     evaluate.add_argument("--scheme", default="expanding", help="expanding | sliding")
     evaluate.add_argument("--budget", default="tiny", help="tiny | demo | full")
     evaluate.add_argument("--models", default="lstm_regressor", help="comma-separated registered models")
-    evaluate.add_argument("--task", default="regression", help="regression | classification")
-    evaluate.add_argument("--dm-loss", default="absolute", help="absolute | squared (regression)")
+    evaluate.add_argument("--preset", default="demo", help="model size: demo (small, default) | default (the seed's)")
+    evaluate.add_argument(
+        "--task", default="all", choices=("price", "interval", "volatility", "direction", "all"), help="head(s)"
+    )
+    evaluate.add_argument("--horizon", type=int, default=1, help="candles ahead (e.g. 1, 4, 24)")
+    evaluate.add_argument("--dm-loss", default="absolute", help="absolute | squared (price, volatility)")
     evaluate.add_argument("--max-p", type=float, default=0.05, help="promotion: DM p-value level")
     evaluate.add_argument("--out", type=Path, default=Path(".cse/evaluate"))
     return parser
@@ -83,17 +87,24 @@ def _load_klines(args: argparse.Namespace):
 
 
 def _clean(args: argparse.Namespace) -> int:
-    _, report = _load_klines(args)
-    print(json.dumps(report.as_dict(), indent=2))
+    from cse_models.data.clean import clean_klines
+    from cse_models.data.csv_archive import read_kline_file
+
+    csv = read_kline_file(args.csv)
+    print(f"{args.csv}: {csv.klines.height} rows read as {csv.description}", file=sys.stderr)
+    _, report = clean_klines(csv.klines, args.interval)
+    print(json.dumps({"format": csv.format, **report.as_dict()}, indent=2))
     return 0
 
 
 def _train(args: argparse.Namespace) -> int:
     from cse_models.config import DataConfig
+    from cse_models.evaluation import WalkForwardConfig, evaluate_walk_forward, head_decisions
     from cse_models.export.onnx import export_trained
     from cse_models.features.dataset import build_datasets, compute_features, fit_feature_scaler
-    from cse_models.features.heldout import raw_test_windows
-    from cse_models.publication import PublishRequest, publish
+    from cse_models.features.heldout import graph_inputs
+    from cse_models.publication import PublishRequest, head_verdicts, publish
+    from cse_models.specs import ModelSpec
     from cse_models.store import Member, ModelStore
     from cse_models.training.checkpoint import load_trained_model
     from cse_models.training.config import budget
@@ -105,26 +116,30 @@ def _train(args: argparse.Namespace) -> int:
         f"{report.bad_ticks} bad ticks, {report.missing_candles} missing)",
         file=sys.stderr,
     )
-    data_cfg = DataConfig()
+    data_cfg = DataConfig.honest()
+    spec = ModelSpec(args.model, args.model, args.preset)
     features = compute_features(klines, data_cfg.feature_set)
     scaler = fit_feature_scaler(features, data_cfg)
     datasets = build_datasets(features, scaler, data_cfg)
     train_cfg = budget(args.budget)
     out = args.out / args.symbol / args.model
     progress = EpochProgress(train_cfg.max_epochs, sys.stderr)
-    trained = train_model(args.model, datasets, data_cfg, train_cfg, scaler, out, args.preset, on_epoch=progress)
+    trained = train_model(spec, datasets, data_cfg, train_cfg, scaler, out, on_epoch=progress)
     progress.close()
     exported = export_trained(
         load_trained_model(out),
-        args.model,
+        spec.name,
         scaler,
-        data_cfg.task,
-        data_cfg.seq_len,
+        data_cfg,
         out / "model.onnx",
-        raw_test_windows(datasets["test"], scaler, data_cfg),
+        graph_inputs(datasets["test"], data_cfg),
+        trained.head_calibration(),
     )
     summary = {"model_dir": str(out), "onnx": exported.path, "metrics": trained.metrics, "parity": exported.parity}
     if args.publish:
+        # The gate judges walk-forward skill, not validation: the spec is evaluated as the graph would.
+        boards = evaluate_walk_forward(features, data_cfg, WalkForwardConfig(), models=[spec], budget=args.budget)
+        heads = head_verdicts(boards, spec.name, head_decisions(boards, spec.name))
         manifest = publish(
             ModelStore(args.publish),
             PublishRequest(
@@ -133,13 +148,15 @@ def _train(args: argparse.Namespace) -> int:
                 data=data_cfg,
                 scaler=scaler,
                 onnx_path=Path(exported.path),
-                members=(Member(args.model, args.model, 1.0),),
-                metrics=trained.metrics,
-                training={"budget": args.budget, "model": trained.config},
+                members=(Member(spec.name, spec.architecture, 1.0),),
+                metrics={**trained.metrics, "calibration": trained.calibration},
+                training={"budget": args.budget, "spec": spec.as_dict(), "model": trained.config},
+                heads=heads,
             ),
             workdir=out / "publish",
         )
         summary["published_version"] = manifest.version
+        summary["heads"] = {h.name: {"publish": h.publish, "skill": h.skill, "reason": h.reason} for h in heads}
     print(json.dumps(summary, indent=2))
     return 0
 
@@ -155,8 +172,17 @@ def _range_text(text: str | None) -> str | None:
 
 def _evaluate(args: argparse.Namespace) -> int:
     from cse_models.config import DataConfig
-    from cse_models.evaluation import WalkForwardConfig, evaluate_walk_forward, promotion_decision
+    from cse_models.errors import DataError
+    from cse_models.evaluation import (
+        Leaderboards,
+        WalkForwardConfig,
+        evaluate_walk_forward,
+        head_decisions,
+        rows_needed,
+    )
     from cse_models.features.dataset import compute_features
+    from cse_models.features.sets import get_feature_set
+    from cse_models.specs import ModelSpec
 
     args.range = _range_text(args.range)
     started = time.perf_counter()
@@ -166,28 +192,49 @@ def _evaluate(args: argparse.Namespace) -> int:
 
     klines, report = _load_klines(args)
     progress(f"{args.symbol}: {report.rows_out} clean klines {report.first_open_time} → {report.last_open_time}")
-    data_cfg = DataConfig(task=args.task)
-    models = tuple(m.strip() for m in args.models.split(",") if m.strip())
-    leaderboard = evaluate_walk_forward(
+    data_cfg = DataConfig.honest(horizon=args.horizon)
+    config = WalkForwardConfig(n_folds=args.folds, scheme=args.scheme)
+    warmup = get_feature_set(data_cfg.feature_set).warmup
+    need = rows_needed(data_cfg, config) + warmup  # in klines: the feature set's warm-up rows have no features
+    if klines.height < need:
+        raise DataError(
+            f"{klines.height} rows are too few for {config.n_folds} walk-forward folds with seq_len "
+            f"{data_cfg.seq_len}, horizon {data_cfg.horizon}, ≥ {config.min_windows} windows per segment and the "
+            f"{warmup}-row warm-up of feature set {data_cfg.feature_set!r}: need ≥ {need} rows"
+        )
+    specs = [ModelSpec(m.strip(), m.strip(), args.preset) for m in args.models.split(",") if m.strip()]
+    boards = evaluate_walk_forward(
         compute_features(klines, data_cfg.feature_set),
         data_cfg,
-        WalkForwardConfig(n_folds=args.folds, scheme=args.scheme),
-        models=models,
+        config,
+        models=specs,
         budget=args.budget,
         dm_loss=args.dm_loss,
         info={"symbol": args.symbol, "interval": args.interval, "range": args.range or "whole file"},
         on_progress=progress,
     )
-    decisions = [(m, promotion_decision(leaderboard, m, args.max_p)) for m in models]
-    promotion = "\n".join(f"- {m}: {'publish' if d.publish else 'do not publish'} — {d.reason}" for m, d in decisions)
-    markdown = f"{leaderboard.to_markdown()}\n**Promotion** (DM p ≤ {args.max_p}):\n\n{promotion}\n"
-    out = args.out / args.symbol
-    json_path, md_path = leaderboard.save(out)
-    md_path.write_text(markdown)
-    (out / "promotion.json").write_text(
-        json.dumps({m: dataclasses.asdict(d) | {"max_p_value": args.max_p} for m, d in decisions}, indent=2)
+    if args.task != "all":
+        boards = Leaderboards({args.task: boards[args.task]})
+    decisions = {spec.name: head_decisions(boards, spec.name, args.max_p) for spec in specs}
+    promotion = "\n".join(
+        f"- {name} / {head}: {'publish' if d.publish else 'withhold'} — {d.reason}"
+        for name, heads in decisions.items()
+        for head, d in heads.items()
     )
-    progress(f"wrote {json_path}, {md_path} and promotion.json")
+    markdown = f"{boards.to_markdown()}\n**Promotion per head** (DM p ≤ {args.max_p}):\n\n{promotion}\n"
+    out = args.out / args.symbol
+    boards.save(out)
+    (out / "leaderboard.md").write_text(markdown)
+    (out / "promotion.json").write_text(
+        json.dumps(
+            {
+                name: {head: dataclasses.asdict(d) | {"max_p_value": args.max_p} for head, d in heads.items()}
+                for name, heads in decisions.items()
+            },
+            indent=2,
+        )
+    )
+    progress(f"wrote {out}/leaderboard.json (every head), {out}/<head>/leaderboard.json and promotion.json")
     print(markdown)
     return 0
 

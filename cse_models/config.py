@@ -8,13 +8,17 @@ from typing import Literal
 from cse_models.errors import ConfigError
 from cse_models.features.split import SplitConfig
 
-Task = Literal["regression", "classification"]
-TASKS = ("regression", "classification")
+Task = Literal["regression", "classification", "forecast"]
+TASKS = ("regression", "classification", "forecast")
 
 
 @dataclass(frozen=True)
 class DataConfig:
-    """What the model sees: which features, how long a window, how far ahead, how scaled and split."""
+    """What the model sees: which features, how long a window, how far ahead, how scaled and split.
+
+    `forecast` (multi-head: price, interval, volatility, direction) on the level-free `stationary` set
+    with robust scaling is what cse publishes (`honest()`); the defaults keep the seeds' level task on
+    `mur9` for parity with them."""
 
     feature_set: str = "mur9"
     seq_len: int = 24
@@ -22,6 +26,9 @@ class DataConfig:
     task: Task = "regression"
     scaler: str = "minmax"
     hold_band: float = 0.002  # classification: |next return| ≤ band is Hold
+    hold_band_sigmas: float = 0.5  # forecast: |next return| ≤ this many trailing σ·√h is Hold (≈ 35–40 %)
+    interval_level: float = 0.8  # forecast: coverage of the central interval
+    calibration_windows: int = 720  # forecast: the latest validation windows the interval is calibrated on
     split: SplitConfig = field(default_factory=SplitConfig)
 
     def __post_init__(self) -> None:
@@ -33,6 +40,17 @@ class DataConfig:
             raise ConfigError(f"task must be one of {TASKS}, got {self.task!r}")
         if self.hold_band < 0:
             raise ConfigError(f"hold_band must be ≥ 0, got {self.hold_band}")
+        if self.hold_band_sigmas < 0:
+            raise ConfigError(f"hold_band_sigmas must be ≥ 0, got {self.hold_band_sigmas}")
+        if not 0 < self.interval_level < 1:
+            raise ConfigError(f"interval_level must be in (0, 1), got {self.interval_level}")
+        if self.calibration_windows < 10:
+            raise ConfigError(f"calibration_windows must be ≥ 10, got {self.calibration_windows}")
+
+    @classmethod
+    def honest(cls, **overrides) -> DataConfig:
+        """The multi-head forecast on stationary inputs: what the graph, the CLI and the demo use."""
+        return cls(**{"feature_set": "stationary", "task": "forecast", "scaler": "robust", **overrides})
 
     @property
     def purge(self) -> int:

@@ -9,10 +9,21 @@ from pathlib import Path
 from typing import Any
 
 from cse_models.config import DataConfig
+from cse_models.evaluation.report import Leaderboards, PromotionDecision
 from cse_models.features.scaling import FittedScaler
 from cse_models.features.sets import get_feature_set
 from cse_models.features.windows import CLASS_NAMES
-from cse_models.store import MODEL_FILE, SCALER_FILE, Manifest, Member, ModelStore, TensorSpec, new_version
+from cse_models.heads.layout import HEAD_OUTPUTS, INPUT_NAME, LAST_CLOSE_INPUT, OUTPUT_NAMES, input_names
+from cse_models.store import (
+    MODEL_FILE,
+    SCALER_FILE,
+    HeadVerdict,
+    Manifest,
+    Member,
+    ModelStore,
+    TensorSpec,
+    new_version,
+)
 
 _PACKAGES = ("jax", "flax", "optax", "orbax-checkpoint", "jax2onnx", "onnx", "onnxruntime", "polars", "numpy")
 
@@ -38,6 +49,41 @@ class PublishRequest:
     metrics: dict[str, Any]
     training: dict[str, Any]
     member_paths: dict[str, Path] = field(default_factory=dict)  # name → ONNX of each member alone
+    heads: tuple[HeadVerdict, ...] = ()
+
+
+def graph_outputs(task: str) -> list[TensorSpec]:
+    return [
+        TensorSpec(name, "float32", ["batch", len(CLASS_NAMES) if name == "probabilities" else 1])
+        for name in OUTPUT_NAMES[task]
+    ]
+
+
+def graph_input_specs(data: DataConfig, n_features: int) -> list[TensorSpec]:
+    shapes = {INPUT_NAME: ["batch", data.seq_len, n_features], LAST_CLOSE_INPUT: ["batch", 1]}
+    return [TensorSpec(name, "float32", shapes[name]) for name in input_names(data.task)]
+
+
+def head_verdicts(boards: Leaderboards, model: str, decisions: dict[str, PromotionDecision]) -> tuple[HeadVerdict, ...]:
+    """The manifest's `heads`: each head's outputs, walk-forward skill vs its reference and verdict."""
+    verdicts = []
+    for head, decision in decisions.items():
+        board = boards[head]
+        row = board.row(model)
+        verdicts.append(
+            HeadVerdict(
+                name=head,
+                outputs=list(HEAD_OUTPUTS[head]),
+                reference=board.reference,
+                skill=row.skill,
+                p_value=row.dm.p_value_model_better,
+                publish=decision.publish,
+                passed=decision.passed,
+                forced=decision.forced,
+                reason=decision.reason,
+            )
+        )
+    return tuple(verdicts)
 
 
 def build_manifest(request: PublishRequest, *, now: datetime | None = None) -> Manifest:
@@ -45,11 +91,6 @@ def build_manifest(request: PublishRequest, *, now: datetime | None = None) -> M
     data = request.data
     n_features = len(request.scaler.feature_names)
     classification = data.task == "classification"
-    output = (
-        TensorSpec("probabilities", "float32", ["batch", len(CLASS_NAMES)])
-        if classification
-        else TensorSpec("close", "float32", ["batch", 1])
-    )
     return Manifest(
         symbol=request.symbol,
         interval=request.interval,
@@ -61,10 +102,11 @@ def build_manifest(request: PublishRequest, *, now: datetime | None = None) -> M
         seq_len=data.seq_len,
         horizon=data.horizon,
         warmup=get_feature_set(data.feature_set).warmup,
-        inputs=[TensorSpec("features", "float32", ["batch", data.seq_len, n_features])],
-        outputs=[output],
-        class_names=list(CLASS_NAMES) if classification else [],
+        inputs=graph_input_specs(data, n_features),
+        outputs=graph_outputs(data.task),
+        class_names=list(CLASS_NAMES) if classification or data.task == "forecast" else [],
         members=list(request.members),
+        heads=list(request.heads),
         metrics=request.metrics,
         training={**request.training, "data": asdict(data)},
         packages=package_versions(),
@@ -82,13 +124,13 @@ def publish(store: ModelStore, request: PublishRequest, *, workdir: Path, keep: 
     return store.read_manifest(manifest.symbol, manifest.interval, manifest.version)
 
 
-# Which validation metric picks the model to publish, and whether higher is better.
-SELECTION_METRIC = {"regression": ("mae", False), "classification": ("accuracy", True)}
+def select_best(boards: Leaderboards, decisions: dict[str, dict[str, PromotionDecision]]) -> str:
+    """The model to publish: most heads that passed the gate honestly, then the highest mean walk-forward
+    skill over its heads (ties: first name)."""
 
+    def score(name: str) -> tuple[int, float]:
+        passed = sum(d.passed for d in decisions[name].values())
+        skills = [boards[head].row(name).skill for head in decisions[name]]
+        return passed, sum(skills) / max(len(skills), 1)
 
-def select_best(candidates: dict[str, dict[str, Any]], task: str) -> str:
-    """The candidate name whose validation metrics are best for the task (ties: first name)."""
-    metric, higher_is_better = SELECTION_METRIC[task]
-    scored = {name: metrics["validation"][metric] for name, metrics in candidates.items()}
-    pick = max if higher_is_better else min
-    return pick(sorted(scored), key=scored.__getitem__)
+    return max(sorted(decisions), key=score)

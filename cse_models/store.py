@@ -62,6 +62,23 @@ class Member:
 
 
 @dataclass(frozen=True)
+class HeadVerdict:
+    """One head of a published version: its graph outputs, its walk-forward skill against its reference
+    and the gate's verdict. Serving answers only heads with `publish` true; `passed` is false for a head
+    published only because publication was forced."""
+
+    name: str
+    outputs: list[str]
+    reference: str
+    skill: float
+    p_value: float
+    publish: bool
+    passed: bool
+    forced: bool
+    reason: str
+
+
+@dataclass(frozen=True)
 class Manifest:
     symbol: str
     interval: str
@@ -77,11 +94,15 @@ class Manifest:
     outputs: list[TensorSpec]
     class_names: list[str] = field(default_factory=list)
     members: list[Member] = field(default_factory=list)
+    heads: list[HeadVerdict] = field(default_factory=list)
     metrics: dict[str, Any] = field(default_factory=dict)
     training: dict[str, Any] = field(default_factory=dict)
     packages: dict[str, str] = field(default_factory=dict)
     files: dict[str, str] = field(default_factory=dict)  # relative path → sha256
     schema_version: int = SCHEMA_VERSION
+
+    def head(self, name: str) -> HeadVerdict | None:
+        return next((h for h in self.heads if h.name == name), None)
 
     @property
     def min_klines(self) -> int:
@@ -102,6 +123,7 @@ class Manifest:
                     "inputs": [TensorSpec(**t) for t in data["inputs"]],
                     "outputs": [TensorSpec(**t) for t in data["outputs"]],
                     "members": [Member(**m) for m in data.get("members", [])],
+                    "heads": [HeadVerdict(**h) for h in data.get("heads", [])],
                 }
             )
         except (TypeError, KeyError) as exc:

@@ -2,7 +2,8 @@
 
 Under concurrent load several requests reach the event loop in the same turn. Each validated window
 is queued with a future; the first one schedules a flush for the next loop turn (`call_soon`), which
-stacks every window queued by then into one `[n, seq, f]` batch. One ORT call on n rows costs far
+stacks every window queued by then into one batch (features `[n, seq, f]`, and last closes `[n, 1]` for
+a forecast model). One ORT call on n rows costs far
 less than n calls (the LSTM kernel amortizes its per-call overhead), and nothing waits on a timer:
 a lone request is flushed on the very next turn. A batch that fails (a non-finite output for one
 window) is rerun row by row, so one bad request never fails its neighbours.
@@ -12,24 +13,23 @@ from __future__ import annotations
 
 import asyncio
 
-import numpy as np
-
-from cse_serving.engine import LoadedModel
+from cse_serving.answers import Row
+from cse_serving.engine import LoadedModel, Window, batch_rows
 
 
 class MicroBatcher:
     def __init__(self, model: LoadedModel, max_batch: int = 64) -> None:
         self.model = model
         self.max_batch = max_batch
-        self._pending: list[tuple[np.ndarray, asyncio.Future]] = []
+        self._pending: list[tuple[Window, asyncio.Future]] = []
         self.calls = 0
         self.rows = 0
 
-    async def run(self, features: np.ndarray) -> np.ndarray:
-        """Features `[seq, f]` of one request → its output row."""
+    async def run(self, window: Window) -> Row:
+        """The window of one request → its output row."""
         loop = asyncio.get_running_loop()
         future = loop.create_future()
-        self._pending.append((features, future))
+        self._pending.append((window, future))
         if len(self._pending) == 1:
             loop.call_soon(self._flush)
         elif len(self._pending) >= self.max_batch:
@@ -43,23 +43,20 @@ class MicroBatcher:
         self.calls += 1
         self.rows += len(pending)
         try:
-            rows = self.model.run(np.stack([features for features, _ in pending]))
+            rows = batch_rows(self.model.run(self.model.feeds([window for window, _ in pending])))
         except Exception:
-            if len(pending) == 1:
-                _settle_one(self.model, *pending[0])
-                return
-            for features, future in pending:
-                _settle_one(self.model, features, future)
+            for window, future in pending:
+                _settle_one(self.model, window, future)
             return
         for (_, future), row in zip(pending, rows, strict=True):
             if not future.done():
                 future.set_result(row)
 
 
-def _settle_one(model: LoadedModel, features: np.ndarray, future: asyncio.Future) -> None:
+def _settle_one(model: LoadedModel, window: Window, future: asyncio.Future) -> None:
     if future.done():
         return
     try:
-        future.set_result(model.run(features[None])[0])
+        future.set_result(batch_rows(model.run(model.feeds([window])))[0])
     except Exception as exc:  # the request's own error (DataError → 422) reaches its handler
         future.set_exception(exc)

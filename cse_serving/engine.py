@@ -1,9 +1,12 @@
 """One loaded model version and the request path through it: klines → features → window → ORT → answer.
 
-The published contract (DESIGN.md §4): `model.onnx` takes "features" float32 `[batch, seq_len, n_features]`
-of RAW feature values (scaling is folded into the graph) and returns either "close" `[batch, 1]`
-(regression: the next close) or "probabilities" `[batch, n_classes]` (classification, `class_names` in
-the manifest). Features come from `cse_models.features.sets` — the very function training used.
+The published contract (DESIGN.md §4, `cse_models.heads.layout`): `model.onnx` takes "features" float32
+`[batch, seq_len, n_features]` of RAW feature values (scaling is folded into the graph) and returns
+"close" `[batch, 1]` (regression: the next close) or "probabilities" `[batch, n_classes]` (classification,
+`class_names` in the manifest). A multi-head `forecast` graph also takes "last_close" `[batch, 1]` (its
+features are level-free, so the price level enters only there) and returns close, return, lower, upper,
+volatility `[batch, 1]` and probabilities `[batch, 3]`. Features come from `cse_models.features.sets` —
+the very function training used. How a row becomes an answer is `cse_serving.answers`.
 
 Per request the Python work is: one list comprehension over the klines, a handful of vectorized checks,
 the feature function, one `InferenceSession.run`. Nothing per row beyond building the array.
@@ -17,20 +20,24 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
 
+import msgspec
 import numpy as np
 import onnxruntime as ort
 
 from cse_models.data.schema import interval_ms
 from cse_models.errors import ConfigError, DataError, StoreError, UnknownNameError
 from cse_models.features.sets import FeatureSet, get_feature_set
+from cse_models.heads.layout import INPUT_NAME, LAST_CLOSE_INPUT, OUTPUT_NAMES, input_names
 from cse_models.store import MODEL_FILE, Manifest, ModelStore
-from cse_serving.schemas import Kline, Prediction
+from cse_serving.answers import DECODERS, Decoder, Row
+from cse_serving.schemas import Kline, PredictResponse
 from cse_serving.settings import Settings
 
 log = logging.getLogger(__name__)
 
-TASKS = {"regression": "close", "classification": "probabilities"}
+TASKS = tuple(DECODERS)
 _VALUE_COLUMNS = ("open", "high", "low", "close", "volume")
+_FLOAT32_MAX = float(np.finfo(np.float32).max)
 
 
 def make_session(path: Path, settings: Settings) -> ort.InferenceSession:
@@ -49,10 +56,24 @@ def make_session(path: Path, settings: Settings) -> ort.InferenceSession:
 
 @dataclass(frozen=True, slots=True)
 class Window:
-    """A validated request window: features `[seq_len, n_features]` float32 and the last open time."""
+    """A validated request window: features `[seq_len, n_features]` float32, the last kline's close and
+    open time."""
 
     features: np.ndarray
+    last_close: float
     last_open_ms: int
+
+
+Feeds = dict[str, np.ndarray]
+"""Graph input name → `[batch, ...]` float32 array."""
+Outputs = dict[str, np.ndarray]
+"""Graph output name → `[batch, width]` array."""
+
+
+def batch_rows(outputs: Outputs) -> list[Row]:
+    """`[batch, width]` per output → one `{name: [width]}` row per batch index."""
+    names = list(outputs)
+    return [dict(zip(names, values, strict=True)) for values in zip(*outputs.values(), strict=True)]
 
 
 @dataclass(frozen=True)
@@ -62,8 +83,10 @@ class LoadedModel:
     manifest: Manifest
     session: ort.InferenceSession
     feature_set: FeatureSet
-    input_name: str
-    output_name: str
+    inputs: dict[str, str]
+    """Input role (`features`, `last_close`) → graph input name."""
+    output_names: tuple[str, ...]
+    decoder: Decoder
     interval_ms: int
     loaded_at: datetime
     members: dict[str, ort.InferenceSession] = field(default_factory=dict)
@@ -103,28 +126,50 @@ class LoadedModel:
                 f"feature set {manifest.feature_set!r} gives non-finite float32 values for these klines "
                 "(a value out of range, or too few rows after warm-up)"
             )
-        return Window(features, int(times[-1]))
+        last_close = float(values[-1, 3])
+        if LAST_CLOSE_INPUT in self.inputs and not last_close < _FLOAT32_MAX:
+            raise DataError(f"klines[{len(klines) - 1}].close is {last_close!r}; it must fit in float32 (< 3.4e38)")
+        return Window(features, last_close, int(times[-1]))
 
-    def run(self, batch: np.ndarray, session: ort.InferenceSession | None = None) -> np.ndarray:
-        """One ORT call over `[batch, seq_len, n_features]` → `[batch, 1]` or `[batch, n_classes]`.
+    def feeds(self, windows: Sequence[Window]) -> Feeds:
+        """Stack windows into the graph's inputs: features `[n, seq_len, n_features]`, last_close `[n, 1]`."""
+        features = windows[0].features[None] if len(windows) == 1 else np.stack([w.features for w in windows])
+        columns = {
+            INPUT_NAME: features,
+            LAST_CLOSE_INPUT: np.array([[w.last_close] for w in windows], dtype=np.float32),
+        }
+        return {name: columns[role] for role, name in self.inputs.items()}
+
+    def run(self, feeds: Feeds, session: ort.InferenceSession | None = None) -> Outputs:
+        """One ORT call → every output of the task, `[batch, 1]` or `[batch, n_classes]` each.
 
         A non-finite output (extreme inputs overflowing inside the graph) is the request's problem, not
         a server fault: it raises DataError rather than answering null."""
-        out = (session or self.session).run([self.output_name], {self.input_name: batch})[0]
-        if not np.isfinite(out).all():
+        values = (session or self.session).run(list(self.output_names), feeds)
+        if not all(np.isfinite(v).all() for v in values):
             raise DataError("the model's output is not finite for these klines (values far outside its training range)")
-        return out
+        return dict(zip(self.output_names, values, strict=True))
 
-    def decode(self, row: np.ndarray) -> Prediction:
-        """Turn one output row into the response's prediction."""
-        if self.output_name == "close":
-            return Prediction(close=float(row[0]))
-        probabilities = row.astype(np.float64)
-        best = int(probabilities.argmax())
-        return Prediction(
-            label=self.manifest.class_names[best],
-            confidence=float(probabilities[best]),
-            probabilities=dict(zip(self.manifest.class_names, probabilities.tolist(), strict=True)),
+    def answer(self, window: Window, row: Row, member_rows: dict[str, Row] | None = None) -> PredictResponse:
+        """The /predict answer for one window, from its output row (and each member's, when asked).
+
+        Member cards follow the model's head verdicts but carry no skill: only the published model as a
+        whole was scored walk-forward."""
+        prediction, card = self.decoder(row, window.last_close)
+        members = {name: self.decoder(r, window.last_close) for name, r in (member_rows or {}).items()}
+        return PredictResponse(
+            symbol=self.manifest.symbol,
+            interval=self.manifest.interval,
+            model_version=self.version,
+            as_of=self.as_of(window.last_open_ms),
+            prediction=prediction,
+            forecast=card,
+            members={name: p for name, (p, _) in members.items()} if member_rows is not None else None,
+            member_forecasts=(
+                {name: msgspec.structs.replace(c, skill={}) for name, (_, c) in members.items() if c is not None}
+                if member_rows is not None and card is not None
+                else None
+            ),
         )
 
     def as_of(self, last_open_ms: int) -> str:
@@ -177,33 +222,40 @@ def load_model(store: ModelStore, symbol: str, interval: str, version: str, sett
 
     Everything that can fail happens here, before the registry swaps anything in."""
     manifest, root = store.verified(symbol, interval, version)
-    if manifest.task not in TASKS:
-        raise StoreError(f"{symbol} {interval} {version}: task {manifest.task!r} is not one of {sorted(TASKS)}")
+    where = f"{symbol} {interval} {version}"
+    if manifest.task not in DECODERS:
+        raise StoreError(f"{where}: task {manifest.task!r} is not one of {sorted(DECODERS)}")
     try:
         feature_set = get_feature_set(manifest.feature_set)
         step = interval_ms(manifest.interval)
     except (UnknownNameError, ConfigError) as exc:
-        raise StoreError(f"{symbol} {interval} {version}: {exc}") from exc
+        raise StoreError(f"{where}: {exc}") from exc
     if tuple(manifest.feature_names) != feature_set.feature_names:
         raise StoreError(
-            f"{symbol} {interval} {version}: manifest features {manifest.feature_names} differ from "
+            f"{where}: manifest features {manifest.feature_names} differ from "
             f"feature set {feature_set.name!r} {list(feature_set.feature_names)}"
         )
-    if manifest.task == "classification" and not manifest.class_names:
-        raise StoreError(f"{symbol} {interval} {version}: a classification model needs class_names")
+    try:
+        decoder = DECODERS[manifest.task](manifest)
+    except StoreError as exc:
+        raise StoreError(f"{where}: {exc}") from exc
     session = make_session(root / MODEL_FILE, settings)
-    input_name, output_name = _check_io(session, manifest, root / MODEL_FILE)
+    inputs = _input_roles(manifest, root / MODEL_FILE)
+    _check_io(session, manifest, inputs, root / MODEL_FILE)
     members = {
         Path(rel).stem: make_session(root / rel, settings)
         for rel in sorted(manifest.files)
         if rel.startswith("members/") and rel.endswith(".onnx")
     }
+    for name, member in members.items():
+        _check_io(member, manifest, inputs, root / f"members/{name}.onnx")
     model = LoadedModel(
         manifest=manifest,
         session=session,
         feature_set=feature_set,
-        input_name=input_name,
-        output_name=output_name,
+        inputs=inputs,
+        output_names=OUTPUT_NAMES[manifest.task],
+        decoder=decoder,
         interval_ms=step,
         loaded_at=datetime.now(UTC),
         members=members,
@@ -212,40 +264,61 @@ def load_model(store: ModelStore, symbol: str, interval: str, version: str, sett
     return model
 
 
-def _check_io(session: ort.InferenceSession, manifest: Manifest, path: Path) -> tuple[str, str]:
+def _input_roles(manifest: Manifest, path: Path) -> dict[str, str]:
+    """Input role → graph input name: the manifest's input specs in the contract's order (`input_names`);
+    a manifest without input specs means the contract's names."""
+    roles = input_names(manifest.task)
+    names = [spec.name for spec in manifest.inputs] or list(roles)
+    if len(names) != len(roles):
+        raise StoreError(f"{path}: a {manifest.task} model takes inputs {list(roles)}; the manifest lists {names}")
+    return dict(zip(roles, names, strict=True))
+
+
+def _expected_shapes(manifest: Manifest) -> dict[str, list[int | None]]:
+    """Input role → shape with None for the batch axis."""
+    return {INPUT_NAME: [None, manifest.seq_len, len(manifest.feature_names)], LAST_CLOSE_INPUT: [None, 1]}
+
+
+def _check_io(session: ort.InferenceSession, manifest: Manifest, roles: dict[str, str], path: Path) -> None:
+    """The graph has every input and output of the task, with the manifest's window shape."""
     inputs = {i.name: i for i in session.get_inputs()}
     outputs = {o.name for o in session.get_outputs()}
-    input_name = manifest.inputs[0].name if manifest.inputs else "features"
-    output_name = TASKS[manifest.task]
-    if input_name not in inputs:
-        raise StoreError(f"{path}: no input {input_name!r}; it has {sorted(inputs)}")
-    if output_name not in outputs:
-        raise StoreError(f"{path}: a {manifest.task} model needs output {output_name!r}; it has {sorted(outputs)}")
-    shape = inputs[input_name].shape
-    expected = [None, manifest.seq_len, len(manifest.feature_names)]
-    if len(shape) != 3 or any(
-        isinstance(d, int) and e is not None and d != e for d, e in zip(shape, expected, strict=True)
-    ):
-        raise StoreError(
-            f"{path}: input {input_name!r} has shape {shape}, expected [batch, {expected[1]}, {expected[2]}]"
-        )
-    return input_name, output_name
+    listed = {spec.name for spec in manifest.outputs}
+    expected_shapes = _expected_shapes(manifest)
+    missing = [name for name in roles.values() if name not in inputs]
+    if missing:
+        raise StoreError(f"{path}: no input {missing[0]!r}; it has {sorted(inputs)}")
+    for role, name in roles.items():
+        shape, expected = inputs[name].shape, expected_shapes[role]
+        if len(shape) != len(expected) or any(
+            isinstance(d, int) and e is not None and d != e for d, e in zip(shape, expected, strict=True)
+        ):
+            shown = ", ".join(["batch", *(str(e) for e in expected[1:])])
+            raise StoreError(f"{path}: input {name!r} has shape {shape}, expected [{shown}]")
+    for name in OUTPUT_NAMES[manifest.task]:
+        if name not in outputs:
+            raise StoreError(f"{path}: a {manifest.task} model needs output {name!r}; it has {sorted(outputs)}")
+        if listed and name not in listed:
+            raise StoreError(f"{path}: the manifest's outputs {sorted(listed)} lack {name!r}")
 
 
 def _smoke_test(model: LoadedModel) -> None:
-    """Run a zero window through every session: a graph that loads but cannot run fails here, not live."""
+    """Run a zero window (last close 1.0) through every session: a graph that loads but cannot run fails
+    here, not live."""
     manifest = model.manifest
-    width = 1 if model.output_name == "close" else len(manifest.class_names)
-    probe = np.zeros((1, manifest.seq_len, len(manifest.feature_names)), dtype=np.float32)
+    probe = Window(np.zeros((manifest.seq_len, len(manifest.feature_names)), dtype=np.float32), 1.0, 0)
+    feeds = model.feeds([probe])
     for name, session in [("model", model.session), *model.members.items()]:
         try:
-            out = model.run(probe, session)
+            outputs = model.run(feeds, session)
         except Exception as exc:  # onnxruntime's runtime errors are untyped
             raise StoreError(
                 f"{manifest.symbol} {manifest.interval} {manifest.version} {name}: run fails: {exc}"
             ) from exc
-        if name == "model" and out.shape != (1, width):
-            raise StoreError(
-                f"{manifest.symbol} {manifest.interval} {manifest.version}: output {model.output_name!r} has "
-                f"shape {list(out.shape)} for one window, expected [1, {width}]"
-            )
+        for output, value in outputs.items():
+            width = len(manifest.class_names) if output == "probabilities" else 1
+            if value.shape != (1, width):
+                raise StoreError(
+                    f"{manifest.symbol} {manifest.interval} {manifest.version} {name}: output {output!r} has "
+                    f"shape {list(value.shape)} for one window, expected [1, {width}]"
+                )

@@ -17,13 +17,11 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 
-import numpy as np
-
 from cse_models.data.schema import interval_ms, validate_symbol
 from cse_models.errors import CseError, UnknownNameError
 from cse_models.store import ModelStore
 from cse_serving.batching import MicroBatcher
-from cse_serving.engine import LoadedModel, Window, load_model
+from cse_serving.engine import LoadedModel, Window, batch_rows, load_model
 from cse_serving.schemas import Kline, PredictRequest, PredictResponse
 from cse_serving.settings import Settings
 
@@ -186,14 +184,7 @@ class ModelRegistry:
         batcher = self._batchers.get(model.key)
         if batcher is None or batcher.model is not model:
             batcher = self._batchers[model.key] = MicroBatcher(model)
-        row = await batcher.run(window.features)
-        answer = PredictResponse(
-            symbol=model.manifest.symbol,
-            interval=model.manifest.interval,
-            model_version=model.version,
-            as_of=model.as_of(window.last_open_ms),
-            prediction=model.decode(row),
-        )
+        answer = model.answer(window, await batcher.run(window))
         self._record(model.key, [answer])
         return answer
 
@@ -227,25 +218,19 @@ class ModelRegistry:
             group[2].append(window)
         answers: list[PredictResponse | None] = [None] * len(requests)
         for model, indices, windows in groups.values():
-            batch = windows[0].features[None] if len(windows) == 1 else np.stack([w.features for w in windows])
-            rows = model.run(batch)
+            feeds = model.feeds(windows)
+            rows = batch_rows(model.run(feeds))
             member_rows = (
-                {name: model.run(batch, session) for name, session in model.members.items()}
+                {name: batch_rows(model.run(feeds, session)) for name, session in model.members.items()}
                 if any(requests[i].members for i in indices)
                 else {}
             )
             for position, (index, window) in enumerate(zip(indices, windows, strict=True)):
-                answers[index] = PredictResponse(
-                    symbol=model.manifest.symbol,
-                    interval=model.manifest.interval,
-                    model_version=model.version,
-                    as_of=model.as_of(window.last_open_ms),
-                    prediction=model.decode(rows[position]),
-                    members=(
-                        {name: model.decode(out[position]) for name, out in member_rows.items()}
-                        if requests[index].members
-                        else None
-                    ),
+                asked = requests[index].members
+                answers[index] = model.answer(
+                    window,
+                    rows[position],
+                    {name: out[position] for name, out in member_rows.items()} if asked else None,
                 )
         for model, indices, _ in groups.values():
             self._record(model.key, [answers[i] for i in indices])  # type: ignore[misc]

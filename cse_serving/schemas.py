@@ -64,7 +64,11 @@ class PredictBody(msgspec.Struct, kw_only=True):
 
 
 class Prediction(msgspec.Struct, kw_only=True, omit_defaults=True):
-    """Regression fills `close`; classification fills `class`, `confidence` and `probabilities`."""
+    """Regression fills `close`; classification fills `class`, `confidence` and `probabilities`.
+
+    For a forecast model this is the legacy view of its card, so clients of the seed API keep working:
+    `close` when its price head is published, `class`/`confidence`/`probabilities` when its direction
+    head is; a withheld head leaves its fields out."""
 
     close: float | None = None
     label: str | None = msgspec.field(default=None, name="class")
@@ -72,15 +76,55 @@ class Prediction(msgspec.Struct, kw_only=True, omit_defaults=True):
     probabilities: dict[str, float] | None = None
 
 
+class ForecastInterval(msgspec.Struct, kw_only=True):
+    """The next close lies in [lower, upper] with probability `level` (split-conformal, from training)."""
+
+    lower: float
+    upper: float
+    level: float
+
+
+class ForecastDirection(msgspec.Struct, kw_only=True):
+    """The most probable of the manifest's classes (sell/hold/buy) and its probability."""
+
+    label: str = msgspec.field(name="class")
+    confidence: float
+    probabilities: dict[str, float]
+
+
+class ForecastCard(msgspec.Struct, kw_only=True):
+    """The answer of a multi-head `forecast` model for the next candle.
+
+    Each head's part is null when the head did not pass its publication gate (see GET /models for its
+    reason): price → `close` and `return`, interval → `interval`, volatility → `volatility`, direction →
+    `direction`. `return` is the predicted log return log(close / last_close); `volatility` the predicted
+    log(high / low) of the next candle; `skill` the walk-forward skill of each published head against its
+    reference baseline (1 − model error / reference error). A member's card shows the same heads as the
+    model's, with an empty `skill` (members were not scored alone)."""
+
+    last_close: float
+    close: float | None
+    log_return: float | None = msgspec.field(name="return")
+    interval: ForecastInterval | None
+    volatility: float | None
+    direction: ForecastDirection | None
+    skill: dict[str, float]
+
+
 class PredictResponse(msgspec.Struct, kw_only=True, omit_defaults=True):
-    """`as_of` is the open time (ISO-8601 UTC) of the candle predicted: the last kline's + one interval."""
+    """`as_of` is the open time (ISO-8601 UTC) of the candle predicted: the last kline's + one interval.
+
+    `forecast` (and `member_forecasts` with `members: true`) is present only for forecast models;
+    `prediction` (and `members`) is there for every model."""
 
     symbol: str
     interval: str
     model_version: str
     as_of: str
     prediction: Prediction
+    forecast: ForecastCard | None = None
     members: dict[str, Prediction] | None = None
+    member_forecasts: dict[str, ForecastCard] | None = None
 
 
 class BatchPredictResponse(msgspec.Struct, kw_only=True):
@@ -96,9 +140,11 @@ class DeepLearningRequest(msgspec.Struct, kw_only=True):
 
 
 class DeepLearningResponse(msgspec.Struct, kw_only=True):
-    """`predictions` holds the price (regression) or the class name; `confidence` is null for a price."""
+    """`predictions` holds the price (regression) or the class name (classification); `confidence` is the
+    class's probability, null for a price. A forecast model answers its close when its price head is
+    published, else its direction class, else null."""
 
-    predictions: list[float | str]
+    predictions: list[float | str | None]
     confidence: list[float | None]
     symbol: str
     interval: str
@@ -109,6 +155,23 @@ class LoadError(msgspec.Struct, kw_only=True):
     version: str | None
     message: str
     at: str
+
+
+class HeadInfo(msgspec.Struct, kw_only=True):
+    """One head of a forecast model and its publication verdict (from the manifest). A head with `publish`
+    false is withheld: /predict answers null for it, and `reason` says why. `passed` is false for a head
+    published only because publication was forced. `skill` (walk-forward, against baseline `reference`)
+    and `p_value` are null when not finite."""
+
+    name: str
+    outputs: list[str]
+    publish: bool
+    passed: bool
+    forced: bool
+    skill: float | None
+    p_value: float | None
+    reference: str
+    reason: str
 
 
 class ModelInfo(msgspec.Struct, kw_only=True):
@@ -122,6 +185,7 @@ class ModelInfo(msgspec.Struct, kw_only=True):
     seq_len: int | None = None
     min_klines: int | None = None
     class_names: list[str] = msgspec.field(default_factory=list)
+    heads: list[HeadInfo] = msgspec.field(default_factory=list)
     members: list[str] = msgspec.field(default_factory=list)
     metrics: dict[str, Any] = msgspec.field(default_factory=dict)
     created_at: str | None = None

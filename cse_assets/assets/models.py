@@ -31,10 +31,11 @@ from cse_assets.resources import CseHomeResource, DataSettings, TrainingResource
 from cse_models.errors import ExportParityError
 from cse_models.export.onnx import ExportedModel, check_parity, export_trained
 from cse_models.features.dataset import SplitArrays
-from cse_models.features.heldout import raw_test_windows
+from cse_models.features.heldout import graph_inputs
 from cse_models.features.scaling import FittedScaler
 from cse_models.features.windows import CLASS_NAMES
 from cse_models.training.checkpoint import load_trained_model
+from cse_models.training.history import EpochLog
 from cse_models.training.run import TrainedModel, train_model
 
 register_codec(
@@ -68,9 +69,14 @@ def _training_metadata(trained: TrainedModel) -> dict[str, Any]:
         "devices": trained.devices,
         "loss_curve": MetadataValue.md(png_markdown(loss_curve_png(trained.history, trained.name), "loss curve")),
     }
-    for group, values in trained.metrics.items():
-        meta.update({f"{group}/{k}": float(v) for k, v in values.items() if isinstance(v, int | float)})
-    confusion = trained.metrics.get("validation", {}).get("confusion_matrix")
+    for head, skill in trained.metrics["skill"].items():
+        meta[f"validation_skill/{head}"] = float(skill)
+    for group in ("validation", "naive_baseline"):
+        for head, values in trained.metrics[group].items():
+            meta.update({f"{group}/{head}/{k}": float(v) for k, v in values.items() if isinstance(v, int | float)})
+    if trained.calibration is not None:
+        meta.update({f"calibration/{k}": v for k, v in trained.calibration.items()})
+    confusion = trained.metrics["validation"].get("direction", {}).get("confusion_matrix")
     if confusion is not None:
         meta["confusion_matrix"] = MetadataValue.md(confusion_markdown(confusion, CLASS_NAMES))
     return meta
@@ -98,6 +104,8 @@ def build_model_assets(spec: ModelSpec) -> tuple[AssetsDefinition, AssetsDefinit
         name=model_key,
         partitions_def=symbols,
         kinds={"jax"},
+        description=f"{spec.architecture} ({spec.preset} preset) trained on the train segment, early-stopped and "
+        "calibrated (shrinkage λ, conformal interval) on the validation segment; orbax checkpoints.",
         ins={"datasets": AssetIn("datasets"), "scaler": AssetIn("scaler")},
     )
     def model_asset(
@@ -109,18 +117,25 @@ def build_model_assets(spec: ModelSpec) -> tuple[AssetsDefinition, AssetsDefinit
         cse_home: CseHomeResource,
     ) -> TrainedModel:
         directory = cse_home.root / "models" / spec.name / context.partition_key
+        train_cfg = training.config()
+
+        def log_epoch(entry: EpochLog) -> None:
+            context.log.info(
+                f"{spec.name} epoch {entry.epoch + 1}/{train_cfg.max_epochs}: train {entry.train_loss:.5f} "
+                f"val {entry.val_loss:.5f} ({entry.samples_per_s:.0f} samples/s)"
+            )
+
         with library_errors_as_failure():
             trained = train_model(
-                spec.architecture,
+                spec,
                 datasets,
                 data_settings.data_config(),
-                training.config(),
+                train_cfg,
                 scaler,
                 directory,
-                spec.preset,
                 resume=training.resume,
                 devices=training.devices,
-                **spec.overrides,
+                on_epoch=log_epoch,
             )
         context.add_output_metadata(_training_metadata(trained))
         return trained
@@ -129,6 +144,8 @@ def build_model_assets(spec: ModelSpec) -> tuple[AssetsDefinition, AssetsDefinit
         name=onnx_key,
         partitions_def=symbols,
         kinds={"onnx"},
+        description=f"{spec.name} exported to ONNX: raw features and last close in, the forecast card out "
+        "(scaler and calibration folded into the graph), parity-checked against JAX.",
         ins={"trained": AssetIn(model_key), "datasets": AssetIn("datasets"), "scaler": AssetIn("scaler")},
     )
     def onnx_asset(
@@ -144,12 +161,12 @@ def build_model_assets(spec: ModelSpec) -> tuple[AssetsDefinition, AssetsDefinit
         with library_errors_as_failure():
             exported = export_trained(
                 load_trained_model(trained.directory),
-                spec.architecture,
+                spec.name,
                 scaler,
-                config.task,
-                config.seq_len,
+                config,
                 path,
-                raw_test_windows(datasets["test"], scaler, config),
+                graph_inputs(datasets["test"], config),
+                trained.head_calibration(),
             )
         context.add_output_metadata(
             {
@@ -179,9 +196,11 @@ def build_model_assets(spec: ModelSpec) -> tuple[AssetsDefinition, AssetsDefinit
         config = data_settings.data_config()
         partition = context.op_execution_context.partition_key
         path = onnx_path(cse_home, spec, partition)
-        windows = raw_test_windows(datasets["test"], scaler, config)
+        inputs = graph_inputs(datasets["test"], config)
         try:
-            report = check_parity(load_trained_model(trained.directory), scaler, config.task, path, windows)
+            report = check_parity(
+                load_trained_model(trained.directory), scaler, config, path, inputs, trained.head_calibration()
+            )
         except ExportParityError as exc:
             return AssetCheckResult(passed=False, description=str(exc))
         return AssetCheckResult(

@@ -1,14 +1,16 @@
-"""Publication: the best parity-checked model — and every trained model as a member — with the scaler
-and manifest, atomically into the model store that serving reads."""
+"""Publication: the parity-checked model whose heads pass the gate — and every trained model as a
+member — with the scaler and manifest, atomically into the model store that serving reads."""
 
 # No `from __future__ import annotations`: Dagster inspects the context/resource annotations at import.
 import json
 from dataclasses import asdict
+from datetime import UTC, datetime
 from pathlib import Path
 
 from dagster import AssetExecutionContext, AssetIn, AssetsDefinition, Failure, MetadataValue, asset
 
 from cse_assets.assets.evaluation import gate_decisions
+from cse_assets.charts import forecast_chart_png, png_markdown
 from cse_assets.failures import library_errors_as_failure
 from cse_assets.io import Codec, register_codec
 from cse_assets.model_specs import ModelSpec, selected_specs
@@ -20,11 +22,15 @@ from cse_assets.resources import (
     ModelStoreResource,
     TrainingResource,
 )
-from cse_models.evaluation import Leaderboard
+from cse_models.config import DataConfig
+from cse_models.evaluation import Leaderboards
 from cse_models.export.onnx import ExportedModel
+from cse_models.features.dataset import SplitArrays
+from cse_models.features.heldout import graph_inputs
 from cse_models.features.scaling import FittedScaler
-from cse_models.publication import PublishRequest, publish, select_best
-from cse_models.store import Manifest, Member
+from cse_models.features.windows import n_windows, target_rows
+from cse_models.publication import PublishRequest, head_verdicts, publish, select_best
+from cse_models.store import HeadVerdict, Manifest, Member
 from cse_models.training.run import TrainedModel
 
 register_codec(
@@ -41,7 +47,8 @@ def build_published_model(specs: list[ModelSpec]) -> AssetsDefinition:
     # Typed ins: the IO manager picks the file format from the input's type.
     ins = {
         "scaler": AssetIn("scaler", dagster_type=FittedScaler),
-        "evaluation": AssetIn("evaluation", dagster_type=Leaderboard),
+        "datasets": AssetIn("datasets", dagster_type=dict),
+        "evaluation": AssetIn("evaluation", dagster_type=Leaderboards),
     }
     for spec in specs:
         ins[f"onnx_{spec.name}"] = AssetIn(f"onnx_{spec.name}", dagster_type=ExportedModel)
@@ -57,22 +64,24 @@ def build_published_model(specs: list[ModelSpec]) -> AssetsDefinition:
         evaluation_settings: EvaluationSettings,
         **inputs,
     ) -> Manifest:
-        """The version serving loads: the best model by validation as model.onnx (raw features in, price or
-        class probabilities out), every model under members/, scaler.json and manifest.json."""
+        """The version serving loads: the model with the most heads through the gate as model.onnx (raw
+        features and last close in, the forecast card out), every model under members/, scaler.json and
+        manifest.json listing each head with its walk-forward skill and verdict (serving answers only the
+        heads that passed)."""
         scaler: FittedScaler = inputs["scaler"]
         trained: dict[str, TrainedModel] = {s.name: inputs[f"model_{s.name}"] for s in specs}
         exported: dict[str, ExportedModel] = {s.name: inputs[f"onnx_{s.name}"] for s in specs}
         data = data_settings.data_config()
-        board: Leaderboard = inputs["evaluation"]
-        decisions = gate_decisions(board, evaluation_settings)
-        allowed = {name: t for name, t in trained.items() if decisions[t.name].publish}
+        boards: Leaderboards = inputs["evaluation"]
+        decisions = gate_decisions(boards, evaluation_settings)
+        allowed = {name: heads for name, heads in decisions.items() if any(d.publish for d in heads.values())}
         if not allowed:  # the blocking beats_naive check stops the run before this; kept for direct calls
             raise Failure(
-                description="no model passed the promotion gate: "
-                + "; ".join(f"{name}: {d.reason}" for name, d in decisions.items())
+                description="no head of any model passed the promotion gate: "
+                + "; ".join(f"{n}/{h}: {d.reason}" for n, heads in decisions.items() for h, d in heads.items())
             )
-        best = select_best({name: t.metrics for name, t in allowed.items()}, data.task)
-        gate = decisions[trained[best].name]
+        best = select_best(boards, allowed)
+        heads = head_verdicts(boards, best, decisions[best])
         request = PublishRequest(
             symbol=context.partition_key,
             interval=data_settings.interval,
@@ -84,16 +93,14 @@ def build_published_model(specs: list[ModelSpec]) -> AssetsDefinition:
                 **trained[best].metrics,
                 "parity": exported[best].parity,
                 "selected": best,
-                "walk_forward": board.row(trained[best].name).metrics,
-                "skill": {
-                    **trained[best].metrics.get("skill", {}),
-                    "walk_forward": board.row(trained[best].name).skill,
-                },
-                "promotion": {"publish": gate.publish, "forced": gate.forced, "reason": gate.reason},
-                "members": {name: t.metrics.get("validation", {}) for name, t in trained.items()},
+                "calibration": trained[best].calibration,
+                "walk_forward": {head: boards[head].row(best).metrics for head in decisions[best]},
+                "walk_forward_skill": {head: boards[head].row(best).skill for head in decisions[best]},
+                "members": {name: t.metrics["validation"] for name, t in trained.items()},
             },
             training={
                 "budget": asdict(training.config()),
+                "spec": next(s for s in specs if s.name == best).as_dict(),
                 "model": trained[best].config,
                 "epochs_run": len(trained[best].history),
                 "best_epoch": trained[best].best_epoch,
@@ -101,15 +108,19 @@ def build_published_model(specs: list[ModelSpec]) -> AssetsDefinition:
                 "devices": trained[best].devices,
             },
             member_paths={name: Path(e.path) for name, e in exported.items()} if len(specs) > 1 else {},
+            heads=heads,
         )
         with library_errors_as_failure():
             manifest = publish(model_store.store(), request, workdir=cse_home.root / "publish" / context.partition_key)
+        chart = forecast_chart(Path(exported[best].path), inputs["datasets"]["test"], data, context.partition_key)
         context.add_output_metadata(
             {
                 "version": manifest.version,
+                **({"predictions_vs_actual": MetadataValue.md(chart)} if chart else {}),
                 "selected": best,
-                "forced": gate.forced,
-                "gate": gate.reason,
+                "heads": MetadataValue.md(heads_markdown(heads)),
+                **{f"publish/{h.name}": h.publish for h in heads},
+                **{f"forced/{h.name}": h.forced for h in heads},
                 "store": MetadataValue.path(str(model_store.store().series_dir(manifest.symbol, manifest.interval))),
                 "files": list(manifest.files),
             }
@@ -117,6 +128,36 @@ def build_published_model(specs: list[ModelSpec]) -> AssetsDefinition:
         return manifest
 
     return published_model
+
+
+CHART_WINDOWS = 240  # the last ten days of hourly test windows
+
+
+def forecast_chart(onnx_path: Path, test: SplitArrays, data: DataConfig, symbol: str) -> str | None:
+    """The published graph run by onnxruntime on the last held-back test windows, drawn against what
+    happened (forecast task only: the seeds' level models have no interval to draw)."""
+    if data.task != "forecast":
+        return None
+    import onnxruntime as ort
+
+    count = n_windows(test.close.shape[0], data.seq_len, data.horizon)
+    rows = target_rows(test.close.shape[0], data.seq_len, data.horizon)[-CHART_WINDOWS:]
+    inputs = {name: values[-CHART_WINDOWS:] for name, values in graph_inputs(test, data, limit=count).items()}
+    session = ort.InferenceSession(str(onnx_path), providers=["CPUExecutionProvider"])
+    close, lower, upper = session.run(["close", "lower", "upper"], inputs)
+    times = [datetime.fromtimestamp(ms / 1000, UTC) for ms in test.open_time_ms[rows]]
+    png = forecast_chart_png(
+        times, test.close[rows], close[:, 0], lower[:, 0], upper[:, 0], f"{symbol}: held-back test windows"
+    )
+    return png_markdown(png, "predictions vs actual")
+
+
+def heads_markdown(heads: tuple[HeadVerdict, ...]) -> str:
+    lines = ["| head | served | skill | reference | DM p | verdict |", "|---|---|---|---|---|---|"]
+    for h in heads:
+        served = "forced" if h.forced else ("yes" if h.publish else "no")
+        lines.append(f"| {h.name} | {served} | {h.skill:+.4f} | {h.reference} | {h.p_value:.3g} | {h.reason} |")
+    return "\n".join(lines)
 
 
 published_model = build_published_model(selected_specs())

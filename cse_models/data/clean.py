@@ -1,7 +1,8 @@
 """Cleaning raw klines into the canonical table, with a report of everything it found and did.
 
 Nothing is dropped silently: every removed or changed row is counted in `CleaningReport`, which the
-`klines` asset puts in Dagster metadata. Policies are explicit options (`CleaningConfig`).
+`klines` asset puts in Dagster metadata. Policies are explicit options (`CleaningConfig`). Gaps are never an
+error: those of a market's calendar (weekends, nights; `gaps.py`) are counted apart from unexpected ones.
 """
 
 from __future__ import annotations
@@ -12,6 +13,7 @@ from typing import Literal
 import numpy as np
 import polars as pl
 
+from cse_models.data.gaps import GapStats, gap_stats
 from cse_models.data.schema import PRICE_COLUMNS, check_finite_prices, conform, interval_ms
 from cse_models.errors import ConfigError, DataError
 
@@ -30,7 +32,8 @@ class CleaningConfig:
         whose high/low range alone spans four such jumps. The default (30σ ≈ 14 % for BTC hourly)
         keeps real crashes such as 2020-03-12/13 and catches prints that are off by multiples.
     open_gap_tolerance: on Binance a candle opens at the previous close; a consecutive candle whose open
-        is further away than this fraction is a bad print.
+        is further away than this fraction is a bad print. A series with calendar gaps (a market that
+        closes, such as stocks, whose daily bars open away from the last close) skips this check.
     """
 
     bad_ticks: Literal["drop", "keep"] = "drop"
@@ -58,6 +61,10 @@ class CleaningReport:
     gaps: int
     missing_candles: int
     longest_gap_candles: int
+    calendar_gaps: int
+    calendar_missing_candles: int
+    unexpected_gaps: int
+    unexpected_missing_candles: int
     candles_filled: int
     bad_ticks: int
     bad_tick_reasons: dict[str, int] = field(default_factory=dict)
@@ -80,7 +87,8 @@ def clean_klines(
     df = conform(raw)
     check_finite_prices(df, origin="raw klines")
     deduped, removed, conflicting = _drop_duplicates(df)
-    flags = _bad_tick_flags(deduped, step, config)
+    continuous = _gap_stats(deduped, step).calendar_gaps == 0
+    flags = _bad_tick_flags(deduped, step, config, continuous=continuous)
     bad_rows = np.zeros(deduped.height, dtype=bool)
     for mask in flags.values():
         bad_rows |= mask
@@ -89,18 +97,22 @@ def clean_klines(
     kept = deduped.filter(~pl.Series(bad_rows)) if config.bad_ticks == "drop" else deduped
     if kept.height == 0:
         raise DataError("cleaning removed every kline: all rows were flagged as bad ticks")
-    gaps, missing, longest = _gap_stats(kept, step)
+    gaps = _gap_stats(kept, step)
     filled = kept
-    if config.gaps == "ffill" and missing:
+    if config.gaps == "ffill" and gaps.missing_candles:
         filled = _forward_fill(kept, interval)
     report = CleaningReport(
         rows_in=raw.height,
         rows_out=filled.height,
         duplicates_removed=removed,
         duplicates_conflicting=conflicting,
-        gaps=gaps,
-        missing_candles=missing,
-        longest_gap_candles=longest,
+        gaps=gaps.gaps,
+        missing_candles=gaps.missing_candles,
+        longest_gap_candles=gaps.longest_gap_candles,
+        calendar_gaps=gaps.calendar_gaps,
+        calendar_missing_candles=gaps.calendar_missing_candles,
+        unexpected_gaps=gaps.unexpected_gaps,
+        unexpected_missing_candles=gaps.unexpected_missing_candles,
         candles_filled=filled.height - kept.height,
         bad_ticks=int(bad_rows.sum()),
         bad_tick_reasons={name: int(mask.sum()) for name, mask in flags.items()},
@@ -132,8 +144,8 @@ def _drop_duplicates(df: pl.DataFrame) -> tuple[pl.DataFrame, int, int]:
     return unique, df.height - unique.height, conflicting
 
 
-def _bad_tick_flags(df: pl.DataFrame, step: int, config: CleaningConfig) -> dict[str, np.ndarray]:
-    """Boolean masks per reason, on time-sorted unique rows."""
+def _bad_tick_flags(df: pl.DataFrame, step: int, config: CleaningConfig, *, continuous: bool) -> dict[str, np.ndarray]:
+    """Boolean masks per reason, on time-sorted unique rows; `continuous`: the market never closes."""
     o, h, lo, c = (df.get_column(col).to_numpy() for col in PRICE_COLUMNS)
     flags = {
         "non_positive_price": (o <= 0) | (h <= 0) | (lo <= 0) | (c <= 0),
@@ -145,7 +157,7 @@ def _bad_tick_flags(df: pl.DataFrame, step: int, config: CleaningConfig) -> dict
     ret = np.diff(log_c)
     consecutive = np.diff(df.get_column("open_time").dt.epoch("ms").to_numpy()) == step
     open_gap = np.abs(log_o[1:] - log_c[:-1]) > np.log1p(config.open_gap_tolerance)
-    flags["open_jump"] = np.concatenate([[False], consecutive & open_gap])
+    flags["open_jump"] = np.concatenate([[False], consecutive & open_gap & continuous])
     if ret.size < 3:
         return flags
     sigma = _MAD_TO_SIGMA * np.median(np.abs(ret - np.median(ret))) or float(np.std(ret)) or 1.0
@@ -159,17 +171,16 @@ def _bad_tick_flags(df: pl.DataFrame, step: int, config: CleaningConfig) -> dict
     return flags
 
 
-def _gap_stats(df: pl.DataFrame, step: int) -> tuple[int, int, int]:
-    diffs = df.get_column("open_time").dt.epoch("ms").diff().drop_nulls().to_numpy()
-    missing = diffs // step - 1
-    misaligned = np.flatnonzero(diffs % step)
+def _gap_stats(df: pl.DataFrame, step: int) -> GapStats:
+    """Gaps are counted, never refused; a candle off the interval grid is (a wrong interval or a damaged file)."""
+    open_ms = df.get_column("open_time").dt.epoch("ms").to_numpy()
+    misaligned = np.flatnonzero(np.diff(open_ms) % step)
     if misaligned.size:
         row = int(misaligned[0]) + 1
         raise DataError(
             f"klines: open_time at row {row} ({df.get_column('open_time')[row]}) is not on the interval grid"
         )
-    holes = missing[missing > 0]
-    return int(holes.size), int(holes.sum()), int(holes.max(initial=0))
+    return gap_stats(open_ms, step)
 
 
 def _forward_fill(df: pl.DataFrame, interval: str) -> pl.DataFrame:

@@ -1,28 +1,41 @@
-"""Reading kline CSVs as they are found in the wild, into the canonical table.
+"""Reading kline CSVs as they are found in the wild, into the canonical table, naming the format found.
 
-Three formats:
-- CryptoDataDownload (`unix,date,symbol,open,high,low,close,Volume X,Volume USDT,tradecount`):
-  an optional URL banner line, newest row first, `unix` in seconds *or* milliseconds row by row,
-  text dates in two styles ("2021-06-10 00:00:00", "2017-08-17 06-AM").
-- Binance public archive (data.binance.vision): 12 columns, no header, open_time in ms before
-  2025-01-01 and in µs from then on. Newer archive files carry an `open_time,...,ignore` header line.
-- Plain OHLCV (`timestamp,open,high,low,close,volume`, any column order, extra columns ignored): the time
-  column is a unix time in s/ms/µs or ISO-8601 text (naive text is read as UTC).
+The format is decided from the first content line (after CryptoDataDownload's URL banner and blank lines):
+- `cryptodatadownload` (`unix,date,symbol,open,high,low,close,Volume X,Volume USDT,tradecount`): newest row
+  first, `unix` in seconds *or* milliseconds row by row, text dates in two styles ("2021-06-10 00:00:00",
+  "2017-08-17 06-AM").
+- `binance_archive` (data.binance.vision): a first cell that is a number, i.e. no header, 12 columns,
+  open_time in ms before 2025-01-01 and in µs from then on; newer files carry an `open_time,...,close_time,
+  ...,ignore` header line, recognised by its `close_time`.
+- `yfinance`: `yf.download(...).to_csv()`, whose three header rows start with Price, Ticker and Date.
+- `pandas_date_index`: `df.to_csv()` of a date-indexed frame — an unnamed first column, or `Date`/`Datetime`,
+  then Open/High/Low/Close/Volume in any case ("Adj Close" and other extra columns ignored).
+- `plain_ohlcv`: any other header with a time column (`timestamp`, `time`, ...) and open/high/low/close/volume.
+A header that fits none raises DataError naming the missing and the found columns (`csv_ohlcv.match_header`).
 
 The unit of every timestamp is decided per row from its magnitude, and where a text date exists it
 must agree with that decision: a file where they disagree raises instead of being guessed wrong.
+Gaps are not checked here: closed markets (weekends, nights) leave regular ones, which cleaning reports.
 """
 
 from __future__ import annotations
 
-import io
+import logging
+from collections.abc import Callable
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 import polars as pl
 
+from cse_models.data.csv_cells import epoch_to_ms, read_strings, require, to_float
+from cse_models.data.csv_ohlcv import match_header, parse_ohlcv, yfinance_header
 from cse_models.data.schema import conform
 from cse_models.errors import DataError
+
+__all__ = ["ARCHIVE_COLUMNS", "FORMATS", "KlineCsv", "epoch_to_ms", "read_kline_csv", "read_kline_file"]
+
+log = logging.getLogger(__name__)
 
 ARCHIVE_COLUMNS = (
     "open_time",
@@ -39,51 +52,93 @@ ARCHIVE_COLUMNS = (
     "ignore",
 )
 _CDD_PRICE = ("open", "high", "low", "close")
-PLAIN_TIME_COLUMNS = ("timestamp", "open_time", "time", "date", "datetime")
-# Epoch magnitudes: seconds < 1e11 (year 5138), ms < 1e14, µs < 1e17 — unambiguous for any date after 1973.
-_UNIT_BOUNDS = ((1e11, 1_000.0), (1e14, 1.0), (1e17, 1e-3))
+FORMATS = {
+    "cryptodatadownload": "CryptoDataDownload export",
+    "binance_archive": "Binance public archive",
+    "yfinance": "yfinance download",
+    "pandas_date_index": "pandas/yfinance date-index CSV",
+    "plain_ohlcv": "plain OHLCV CSV",
+}
 
 
-def epoch_to_ms(values: np.ndarray, *, origin: str) -> np.ndarray:
-    """Unix timestamps in s, ms or µs (decided per value) → int64 milliseconds."""
-    values = np.asarray(values, dtype=np.float64)
-    bad = np.flatnonzero(~np.isfinite(values) | (values < 1e8))
-    if bad.size:
-        raise DataError(f"{origin}: timestamp at row {int(bad[0])} is not a unix time ({values[bad[0]]!r})")
-    out = np.empty(values.shape, dtype=np.int64)
-    done = np.zeros(values.shape, dtype=bool)
-    for bound, factor in _UNIT_BOUNDS:
-        sel = ~done & (values < bound)
-        # µs → ms truncates, as Binance's own ms close times do (…59.999999 s is …59.999 s, not the next candle)
-        ms = np.floor(values[sel] / 1_000.0) if factor < 1 else np.rint(values[sel] * factor)
-        out[sel] = ms.astype(np.int64)
-        done |= sel
-    if not done.all():
-        row = int(np.flatnonzero(~done)[0])
-        raise DataError(f"{origin}: timestamp at row {row} is too large for s/ms/µs ({values[row]!r})")
-    return out
+@dataclass(frozen=True)
+class KlineCsv:
+    """A file read into the canonical table, with the format it was read as (a `FORMATS` key) and a line
+    that says how, e.g. "pandas/yfinance date-index CSV (time column 'Date'; ignored ['Adj Close'])"."""
+
+    klines: pl.DataFrame
+    format: str
+    description: str
 
 
 def read_kline_csv(path: str | Path) -> pl.DataFrame:
-    """Read a CryptoDataDownload, Binance-archive or plain OHLCV CSV file, detecting the format from its content."""
+    """The canonical table of any supported kline CSV; `read_kline_file` also says which format it was."""
+    return read_kline_file(path).klines
+
+
+def read_kline_file(path: str | Path) -> KlineCsv:
+    """Read a kline CSV of any supported format, detecting the format from its header and content."""
     path = Path(path)
     if not path.is_file():
         raise DataError(f"CSV file {path} does not exist")
-    text = path.read_text(encoding="utf-8-sig")
-    lines = text.splitlines()
-    first_data = _first_content_line(lines, path)
-    head = lines[first_data].split(",")[0].strip().lower()
-    header = [c.strip().lower() for c in lines[first_data].split(",")]
-    if head == "unix":
-        df = parse_cryptodatadownload("\n".join(lines[first_data:]), origin=str(path))
-    elif head in PLAIN_TIME_COLUMNS and "close_time" not in header:
-        df = parse_plain_ohlcv("\n".join(lines[first_data:]), origin=str(path))
-    else:
-        if head in ("open_time", "timestamp"):
-            first_data += 1  # newer archive files and plain exports carry a header line
-        df = parse_binance_archive("\n".join(lines[first_data:]), origin=str(path))
-    check_file_order(df, origin=str(path))
-    return df
+    lines = path.read_text(encoding="utf-8-sig").splitlines()
+    body = lines[_first_content_line(lines, path) :]
+    name = detect_format(body, origin=str(path))
+    klines, detail = _PARSERS[name](body, str(path))
+    check_file_order(klines, origin=str(path))
+    description = f"{FORMATS[name]} ({detail})" if detail else FORMATS[name]
+    log.info("%s: %d rows read as %s", path, klines.height, description)
+    return KlineCsv(klines, name, description)
+
+
+def detect_format(body: list[str], *, origin: str = "csv") -> str:
+    """The `FORMATS` key of a file, from its first content line; header-led OHLCV is the fallback, whose
+    parser names the missing columns when the header fits nothing."""
+    cells = [c.strip().strip('"').lower() for c in body[0].split(",")]
+    if _is_number(cells[0]):
+        return "binance_archive"
+    if cells[0] == "unix":
+        return "cryptodatadownload"
+    if cells[0] in ("open_time", "timestamp") and "close_time" in cells:
+        return "binance_archive"
+    if cells[0] == "price" and len(body) > 1 and body[1].strip().lower().startswith("ticker"):
+        return "yfinance"
+    header = match_header([c.strip().strip('"') for c in body[0].split(",")], origin=origin)
+    return "pandas_date_index" if header.is_date_index else "plain_ohlcv"
+
+
+def _is_number(text: str) -> bool:
+    try:
+        float(text)
+    except ValueError:
+        return False
+    return True
+
+
+def _read_cryptodatadownload(body: list[str], origin: str) -> tuple[pl.DataFrame, str]:
+    return parse_cryptodatadownload("\n".join(body), origin=origin), ""
+
+
+def _read_binance_archive(body: list[str], origin: str) -> tuple[pl.DataFrame, str]:
+    has_header = not _is_number(body[0].split(",")[0].strip())
+    text = "\n".join(body[1:] if has_header else body)
+    return parse_binance_archive(text, origin=origin), "header line" if has_header else "no header"
+
+
+def _read_ohlcv(body: list[str], origin: str) -> tuple[pl.DataFrame, str]:
+    folded = yfinance_header(body, origin=origin)
+    klines, header = parse_ohlcv("\n".join(folded or body), origin=origin)
+    ignored = f"; ignored {list(header.ignored)}" if header.ignored else ""
+    return klines, f"time column {header.time_column!r}{ignored}"
+
+
+_PARSERS: dict[str, Callable[[list[str], str], tuple[pl.DataFrame, str]]] = {
+    "cryptodatadownload": _read_cryptodatadownload,
+    "binance_archive": _read_binance_archive,
+    "yfinance": _read_ohlcv,
+    "pandas_date_index": _read_ohlcv,
+    "plain_ohlcv": _read_ohlcv,
+}
 
 
 def check_file_order(df: pl.DataFrame, *, origin: str) -> None:
@@ -107,55 +162,25 @@ def _first_content_line(lines: list[str], path: Path) -> int:
     raise DataError(f"CSV file {path} has no data rows")
 
 
-def _read_strings(text: str, *, has_header: bool, names: list[str] | None, origin: str) -> pl.DataFrame:
-    try:
-        return pl.read_csv(
-            io.StringIO(text),
-            has_header=has_header,
-            new_columns=names,
-            infer_schema=False,
-            null_values=["NULL", ""],
-        )
-    except pl.exceptions.PolarsError as exc:
-        raise DataError(f"{origin}: not a readable CSV ({exc})") from exc
-
-
-def _to_float(df: pl.DataFrame, column: str, *, origin: str) -> pl.Series:
-    """Strict float parsing: a non-numeric cell raises naming its row and column."""
-    raw = df.get_column(column)
-    parsed = raw.cast(pl.Float64, strict=False)
-    bad = (parsed.is_null() & raw.is_not_null()).arg_true()
-    if bad.len():
-        row = int(bad[0])
-        raise DataError(f"{origin}: column {column!r} row {row} is not a number ({raw[row]!r})")
-    return parsed
-
-
-def _require(df: pl.DataFrame, columns: tuple[str, ...] | list[str], origin: str) -> None:
-    missing = [c for c in columns if c not in df.columns]
-    if missing:
-        raise DataError(f"{origin}: missing column(s) {missing}; found {df.columns}")
-
-
 def parse_cryptodatadownload(text: str, *, origin: str = "csv") -> pl.DataFrame:
     """CryptoDataDownload body (header line first) → canonical table, in file order."""
-    df = _read_strings(text, has_header=True, names=None, origin=origin)
+    df = read_strings(text, has_header=True, origin=origin)
     df = df.rename({c: c.strip() for c in df.columns})
     volume_cols = [c for c in df.columns if c.lower().startswith("volume")]
-    _require(df, ["unix", "date", *_CDD_PRICE], origin)
+    require(df, ["unix", "date", *_CDD_PRICE], origin)
     if len(volume_cols) < 2:
         raise DataError(f"{origin}: expected base and quote volume columns ('Volume X', 'Volume USDT')")
     quote_col = next((c for c in volume_cols if c.lower().endswith(("usdt", "usd", "busd"))), volume_cols[-1])
     base_col = next(c for c in volume_cols if c != quote_col)
-    open_ms = epoch_to_ms(_to_float(df, "unix", origin=origin).to_numpy(), origin=origin)
+    open_ms = epoch_to_ms(to_float(df, "unix", origin=origin).to_numpy(), origin=origin)
     _check_text_dates(df.get_column("date"), open_ms, origin)
     trades = df.get_column("tradecount").cast(pl.Float64, strict=False) if "tradecount" in df.columns else None
     out = pl.DataFrame(
         {
             "open_time": pl.Series(open_ms).cast(pl.Datetime("ms", "UTC")),
-            **{c: _to_float(df, c, origin=origin) for c in _CDD_PRICE},
-            "volume": _to_float(df, base_col, origin=origin),
-            "quote_volume": _to_float(df, quote_col, origin=origin),
+            **{c: to_float(df, c, origin=origin) for c in _CDD_PRICE},
+            "volume": to_float(df, base_col, origin=origin),
+            "quote_volume": to_float(df, quote_col, origin=origin),
             "trades": trades.cast(pl.Int64) if trades is not None else None,
         }
     )
@@ -184,64 +209,24 @@ def _check_text_dates(dates: pl.Series, open_ms: np.ndarray, origin: str) -> Non
 
 def parse_binance_archive(text: str, *, origin: str = "csv") -> pl.DataFrame:
     """Binance public-archive body (no header, 12 columns) → canonical table, in file order."""
-    df = _read_strings(text, has_header=False, names=None, origin=origin)
+    df = read_strings(text, has_header=False, origin=origin)
     if df.width < 11:
-        raise DataError(f"{origin}: Binance archive rows need 12 columns, found {df.width}")
+        raise DataError(
+            f"{origin}: a file without a header line is read as the Binance archive, whose rows need 12 columns, "
+            f"found {df.width}; give the file a header such as timestamp,open,high,low,close,volume"
+        )
     df = df.rename(dict(zip(df.columns, ARCHIVE_COLUMNS, strict=False)))
-    open_ms = epoch_to_ms(_to_float(df, "open_time", origin=origin).to_numpy(), origin=origin)
-    close_ms = epoch_to_ms(_to_float(df, "close_time", origin=origin).to_numpy(), origin=origin)
+    open_ms = epoch_to_ms(to_float(df, "open_time", origin=origin).to_numpy(), origin=origin)
+    close_ms = epoch_to_ms(to_float(df, "close_time", origin=origin).to_numpy(), origin=origin)
     out = pl.DataFrame(
         {
             "open_time": pl.Series(open_ms).cast(pl.Datetime("ms", "UTC")),
-            **{c: _to_float(df, c, origin=origin) for c in ("open", "high", "low", "close", "volume")},
+            **{c: to_float(df, c, origin=origin) for c in ("open", "high", "low", "close", "volume")},
             "close_time": pl.Series(close_ms).cast(pl.Datetime("ms", "UTC")),
-            "quote_volume": _to_float(df, "quote_volume", origin=origin),
-            "trades": _to_float(df, "trades", origin=origin).cast(pl.Int64),
-            "taker_buy_base": _to_float(df, "taker_buy_base", origin=origin),
-            "taker_buy_quote": _to_float(df, "taker_buy_quote", origin=origin),
+            "quote_volume": to_float(df, "quote_volume", origin=origin),
+            "trades": to_float(df, "trades", origin=origin).cast(pl.Int64),
+            "taker_buy_base": to_float(df, "taker_buy_base", origin=origin),
+            "taker_buy_quote": to_float(df, "taker_buy_quote", origin=origin),
         }
     )
     return conform(out)
-
-
-def parse_plain_ohlcv(text: str, *, origin: str = "csv") -> pl.DataFrame:
-    """Plain OHLCV body (header line first: a time column, open, high, low, close, volume) → canonical table.
-
-    The time column is the first header named one of PLAIN_TIME_COLUMNS; numbers are unix times (unit
-    decided per row, as everywhere here), text is ISO-8601 — with an offset it is converted, without one it
-    is taken as UTC.
-    """
-    df = _read_strings(text, has_header=True, names=None, origin=origin)
-    df = df.rename({c: c.strip().lower() for c in df.columns})
-    time_col = next(c for c in df.columns if c in PLAIN_TIME_COLUMNS)
-    _require(df, ["open", "high", "low", "close", "volume"], origin)
-    raw_time = df.get_column(time_col)
-    if raw_time.null_count():
-        raise DataError(f"{origin}: column {time_col!r} row {int(raw_time.is_null().arg_true()[0])} is empty")
-    numeric = raw_time.cast(pl.Float64, strict=False)
-    if numeric.null_count() == 0:
-        open_ms = epoch_to_ms(numeric.to_numpy(), origin=origin)
-    else:
-        open_ms = _iso_to_ms(raw_time, time_col, origin)
-    optional = {name: _to_float(df, name, origin=origin) for name in ("quote_volume", "trades") if name in df.columns}
-    if "trades" in optional:
-        optional["trades"] = optional["trades"].cast(pl.Int64)
-    out = pl.DataFrame(
-        {
-            "open_time": pl.Series(open_ms).cast(pl.Datetime("ms", "UTC")),
-            **{c: _to_float(df, c, origin=origin) for c in ("open", "high", "low", "close", "volume")},
-            **optional,
-        }
-    )
-    return conform(out)
-
-
-def _iso_to_ms(raw: pl.Series, column: str, origin: str) -> np.ndarray:
-    parsed = raw.str.strip_chars().str.to_datetime(time_unit="ms", strict=False)
-    bad = parsed.is_null().arg_true()
-    if bad.len():
-        row = int(bad[0])
-        raise DataError(f"{origin}: column {column!r} row {row} is neither a unix time nor ISO-8601 ({raw[row]!r})")
-    if parsed.dtype.time_zone is None:  # type: ignore[union-attr]
-        parsed = parsed.dt.replace_time_zone("UTC")
-    return parsed.dt.convert_time_zone("UTC").dt.epoch("ms").to_numpy()

@@ -1,8 +1,9 @@
 """Forecast honesty: baselines, walk-forward evaluation, Diebold–Mariano tests, the leaderboard and the
 promotion gate, and look-ahead guards for CI. numpy + polars only; jax is imported when a model trains.
 
-    leaderboard = evaluate_walk_forward(features, DataConfig(), WalkForwardConfig(n_folds=3), budget="tiny")
-    decision = promotion_decision(leaderboard, "lstm_regressor", max_p_value=0.05)
+    boards = evaluate_walk_forward(features, DataConfig.honest(), WalkForwardConfig(n_folds=3),
+                                   models=[ModelSpec("lstm", "lstm_regressor", "demo")], budget="tiny")
+    verdicts = head_decisions(boards, "lstm", max_p_value=0.05)
 """
 
 from cse_models.evaluation.baselines import BASELINES, REFERENCE, Baseline, Forecaster, baseline_names
@@ -27,8 +28,11 @@ from cse_models.evaluation.metrics import brier_losses, classification_scores, r
 from cse_models.evaluation.report import (
     Leaderboard,
     LeaderboardRow,
+    Leaderboards,
     PromotionDecision,
     build_leaderboard,
+    build_leaderboards,
+    head_decisions,
     promotion_decision,
 )
 from cse_models.evaluation.walk_forward import WalkForwardResult, default_forecasters, run_walk_forward
@@ -43,6 +47,7 @@ __all__ = [
     "Forecaster",
     "Leaderboard",
     "LeaderboardRow",
+    "Leaderboards",
     "LeakageError",
     "PromotionDecision",
     "WalkForwardConfig",
@@ -52,11 +57,13 @@ __all__ = [
     "brier_losses",
     "build_fold_data",
     "build_leaderboard",
+    "build_leaderboards",
     "classification_scores",
     "default_forecasters",
     "diebold_mariano",
     "diebold_mariano_losses",
     "evaluate_walk_forward",
+    "head_decisions",
     "promotion_decision",
     "regression_scores",
     "rows_needed",

@@ -9,8 +9,9 @@ import polars as pl
 
 from cse_models.config import DataConfig
 from cse_models.evaluation.folds import WalkForwardConfig
-from cse_models.evaluation.report import Leaderboard, build_leaderboard
+from cse_models.evaluation.report import Leaderboards, build_leaderboards
 from cse_models.evaluation.walk_forward import Progress, default_forecasters, run_walk_forward
+from cse_models.specs import ModelSpec
 
 
 def evaluate_walk_forward(
@@ -18,24 +19,23 @@ def evaluate_walk_forward(
     data_cfg: DataConfig | None = None,
     config: WalkForwardConfig | None = None,
     *,
-    models: Sequence[str] = ("lstm_regressor",),
+    models: Sequence[ModelSpec] = (),
     budget: str = "tiny",
-    preset: str = "demo",
     dm_loss: str = "absolute",
     info: dict[str, Any] | None = None,
     on_progress: Progress | None = None,
-) -> Leaderboard:
-    """Walk-forward the task's baselines and `models` (retrained per fold on `budget`) over `features`
-    (the table of `compute_features`) and rank them. Raises DataError for too few rows (saying how many
-    are needed), a gap longer than a fold's test block, or constant prices."""
-    data_cfg = data_cfg or DataConfig()
+) -> Leaderboards:
+    """Walk-forward the task's baselines and the model specs (retrained per fold on `budget`) over
+    `features` (the table of `compute_features`) and rank them, head by head. Raises DataError for too few
+    rows (saying how many are needed), a gap longer than a fold's test block, or constant prices."""
+    data_cfg = data_cfg or DataConfig.honest()
     config = config or WalkForwardConfig()
-    forecasters = default_forecasters(data_cfg.task, models, budget=budget, preset=preset, on_progress=on_progress)
+    forecasters = default_forecasters(data_cfg.task, models, budget=budget, on_progress=on_progress)
     result = run_walk_forward(features, data_cfg, config, forecasters, on_progress=on_progress)
     settings = {
         "budget": budget,
-        "preset": preset,
         "seq_len": data_cfg.seq_len,
         "feature_set": data_cfg.feature_set,
+        "task": data_cfg.task,
     }
-    return build_leaderboard(result, dm_loss=dm_loss, info={**settings, **(info or {})})
+    return build_leaderboards(result, dm_loss=dm_loss, info={**settings, **(info or {})})

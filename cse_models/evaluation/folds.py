@@ -21,11 +21,9 @@ import polars as pl
 
 from cse_models.config import DataConfig
 from cse_models.errors import ConfigError, DataError
-from cse_models.features.dataset import SplitArrays, feature_matrix
+from cse_models.features.dataset import SplitArrays, build_segments, feature_matrix, feature_names_of
 from cse_models.features.scaling import FittedScaler, fit_scaler
-from cse_models.features.windows import classification_targets, n_windows, regression_targets
-
-SEGMENTS = ("train", "val", "test")
+from cse_models.features.windows import n_windows
 
 
 @dataclass(frozen=True)
@@ -143,28 +141,14 @@ class FoldData:
 
 
 def build_fold_data(features: pl.DataFrame, fold: Fold, data_cfg: DataConfig) -> FoldData:
-    """Fit the scaler on the fold's train rows only, then scale and target every segment with it."""
-    names = tuple(c for c in features.columns if c != "open_time")
-    if "close" not in names:
-        raise DataError("the feature set must contain 'close' (the target)")
+    """Fit the scaler on the fold's train rows only, then scale and target every segment with it
+    (`build_segments`, the same code as the single split)."""
+    names = feature_names_of(features, data_cfg)
     times = features.get_column("open_time").dt.epoch("ms").to_numpy()
-    values = feature_matrix(features, names, slice(fold.train.start, fold.test.stop))
-    offset = fold.train.start
-    if not np.isfinite(values).all():
-        row = offset + int(np.flatnonzero(~np.isfinite(values).all(axis=1))[0])
+    train = feature_matrix(features, names, fold.train)
+    if not np.isfinite(train).all():
+        row = fold.train.start + int(np.flatnonzero(~np.isfinite(train).all(axis=1))[0])
         raise DataError(f"feature table has a non-finite value at row {row}")
-    local = {name: slice(part.start - offset, part.stop - offset) for name, part in fold.segments().items()}
-    scaler = fit_scaler(data_cfg.scaler, values[local["train"]], names, times[fold.train])
-    scaled = scaler.transform(values).astype(np.float32)
-    close_col = names.index("close")
-    segments = {}
-    for name, part in local.items():
-        close = values[part, close_col]
-        if data_cfg.task == "regression":
-            y = regression_targets(scaled[part, close_col], data_cfg.seq_len, data_cfg.horizon)
-        else:
-            y = classification_targets(close, data_cfg.seq_len, data_cfg.horizon, data_cfg.hold_band)
-        segments[name] = SplitArrays(
-            x=scaled[part], close=close, open_time_ms=times[part.start + offset : part.stop + offset], y=y
-        )
+    scaler = fit_scaler(data_cfg.scaler, train, names, times[fold.train])
+    segments = build_segments(features, scaler, data_cfg, fold.segments())
     return FoldData(fold=fold, scaler=scaler, segments=segments, data_cfg=data_cfg)

@@ -111,7 +111,8 @@ def walk_forward_stamps(
                 out[f"{key}.{name}.y"] = (y_known, part.y)
             issued = data.test.open_time_ms[target_rows(data.test.close.shape[0], data_cfg.seq_len, h) - h]
             for name, forecast in forecasters.items():
-                out[f"{key}.{name}"] = (issued, np.asarray(forecast(data)))
+                for head, values in forecast(data).items():
+                    out[f"{key}.{name}.{head}"] = (issued, np.asarray(values))
         return out
 
     return compute

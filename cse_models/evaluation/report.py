@@ -1,16 +1,16 @@
-"""The leaderboard (forecasters × metrics, baselines included), its JSON and Markdown, and the promotion gate.
+"""Leaderboards per head (forecasters × metrics, baselines included), their JSON and Markdown, and the
+promotion gate per head.
 
-Skill and the Diebold–Mariano test compare each forecaster with the task's reference on the same points:
-MAE and absolute (or squared) error against persistence for prices; for sell/hold/buy the Brier score
-against the train class frequencies (not the one-hot majority class, which any soft forecast beats).
-A model is published only if its walk-forward skill is > 0 *and* the DM test says it is significantly
-better (one-sided p ≤ level): beating persistence by luck on one period is not enough.
+Skill and the Diebold–Mariano test compare each forecaster with the head's reference on the same points
+(`scoring.SCORING`): price MAE against persistence, interval Winkler score against trailing quantiles,
+volatility MAE against the trailing mean, Sell/Hold/Buy Brier against the train class frequencies.
+A head is published only if its walk-forward skill is > 0 *and* the DM test says it is significantly
+better (one-sided p ≤ level): beating the reference by luck on one period is not enough.
 """
 
 from __future__ import annotations
 
 import json
-from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
@@ -20,43 +20,10 @@ import numpy as np
 
 from cse_models.errors import ConfigError
 from cse_models.evaluation.baselines import REFERENCE
-from cse_models.evaluation.dm_test import LOSSES, DMResult, diebold_mariano_losses
-from cse_models.evaluation.metrics import brier_losses, classification_scores, regression_scores, skill
+from cse_models.evaluation.dm_test import DMResult, diebold_mariano_losses
+from cse_models.evaluation.metrics import skill
+from cse_models.evaluation.scoring import SCORING
 from cse_models.evaluation.walk_forward import WalkForwardResult
-
-
-@dataclass(frozen=True)
-class TaskScoring:
-    """How one task is scored: the metrics, the per-point loss the DM test uses, the metric behind skill."""
-
-    scores: Callable[[np.ndarray, WalkForwardResult, np.ndarray], dict[str, float]]
-    point_losses: Callable[[np.ndarray, WalkForwardResult, str], np.ndarray]
-    skill_metric: str
-    columns: tuple[tuple[str, str], ...]  # (metric key, Markdown header)
-
-
-def _regression_scores(forecast: np.ndarray, result: WalkForwardResult, sel: np.ndarray) -> dict[str, float]:
-    return regression_scores(forecast[sel], result.actual[sel], result.last_close[sel])
-
-
-def _classification_scores(forecast: np.ndarray, result: WalkForwardResult, sel: np.ndarray) -> dict[str, float]:
-    return classification_scores(forecast[sel], result.actual[sel].astype(np.int64))
-
-
-SCORING: dict[str, TaskScoring] = {
-    "regression": TaskScoring(
-        scores=_regression_scores,
-        point_losses=lambda f, r, loss: LOSSES.get(loss)(f - r.actual),
-        skill_metric="mae",
-        columns=(("mae", "MAE"), ("rmse", "RMSE"), ("mape", "MAPE %"), ("directional_accuracy", "dir. acc.")),
-    ),
-    "classification": TaskScoring(
-        scores=_classification_scores,
-        point_losses=lambda f, r, _: brier_losses(f, r.actual.astype(np.int64)),
-        skill_metric="brier",
-        columns=(("accuracy", "accuracy"), ("f1_macro", "macro-F1"), ("log_loss", "log loss"), ("brier", "Brier")),
-    ),
-}
 
 
 @dataclass(frozen=True)
@@ -67,10 +34,13 @@ class LeaderboardRow:
     skill: float  # pooled over all folds' points
     fold_skill: tuple[float, ...]
     dm: DMResult  # against the reference; the reference against itself has statistic 0, p 1
+    fold_metrics: tuple[dict[str, float], ...] = ()  # every metric per fold (e.g. interval coverage)
 
 
 @dataclass(frozen=True)
 class Leaderboard:
+    """One head's leaderboard. `task` is the head's name (price, interval, volatility, direction)."""
+
     task: str
     reference: str
     horizon: int
@@ -95,7 +65,14 @@ class Leaderboard:
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> Leaderboard:
         rows = tuple(
-            LeaderboardRow(**{**r, "fold_skill": tuple(r["fold_skill"]), "dm": DMResult(**r["dm"])})
+            LeaderboardRow(
+                **{
+                    **r,
+                    "fold_skill": tuple(r["fold_skill"]),
+                    "fold_metrics": tuple(r.get("fold_metrics", ())),
+                    "dm": DMResult(**r["dm"]),
+                }
+            )
             for r in data["rows"]
         )
         return cls(**{**data, "rows": rows, "folds": tuple(data.get("folds", ()))})
@@ -103,7 +80,7 @@ class Leaderboard:
     def to_markdown(self) -> str:
         scoring = SCORING[self.task]
         symbol = f"{self.info['symbol']} " if self.info.get("symbol") else ""
-        title = f"### Walk-forward leaderboard — {symbol}({self.task}, horizon {self.horizon})"
+        title = f"### Walk-forward leaderboard — {symbol}{self.task} head, horizon {self.horizon}"
         summary = (
             f"{len(self.folds)} {self.info.get('scheme', '')} folds · {self.n_points:,} out-of-sample points · "
             f"{self.info.get('first_target', '?')} → {self.info.get('last_target', '?')} · "
@@ -111,6 +88,8 @@ class Leaderboard:
             f"DM vs {self.reference}: {self.dm_loss} loss, HLN-corrected, Student t(n−1)"
         )
         extra = {k: v for k, v in self.info.items() if k not in ("symbol", "scheme", "first_target", "last_target")}
+        if self.task == "price" and self.rows:
+            extra["always up dir. acc."] = f"{self.rows[0].metrics['always_up_accuracy']:.4f}"
         headers = [
             "#",
             "forecaster",
@@ -118,6 +97,7 @@ class Leaderboard:
             *(h for _, h in scoring.columns),
             "skill",
             "skill per fold",
+            *(["coverage per fold"] if self.task == "interval" else []),
             "DM stat",
             "p (better)",
             "p (2-sided)",
@@ -134,6 +114,7 @@ class Leaderboard:
                 *(_number(row.metrics[key]) for key, _ in scoring.columns),
                 f"{row.skill:+.4f}",
                 " / ".join(f"{s:+.3f}" for s in row.fold_skill),
+                *([" / ".join(f"{f['coverage']:.3f}" for f in row.fold_metrics)] if self.task == "interval" else []),
                 f"{row.dm.statistic:+.2f}",
                 f"{row.dm.p_value_model_better:.3g}",
                 f"{row.dm.p_value:.3g}",
@@ -159,42 +140,50 @@ def _iso(ms: int) -> str:
 
 
 def build_leaderboard(
-    result: WalkForwardResult, *, dm_loss: str = "absolute", info: dict[str, Any] | None = None
+    result: WalkForwardResult, head: str, *, dm_loss: str = "absolute", info: dict[str, Any] | None = None
 ) -> Leaderboard:
-    """Score every forecaster of a walk-forward run on the same points; rows sorted by skill, best first.
+    """Score every forecaster of one head of a walk-forward run on the same points; rows sorted by skill,
+    best first. `dm_loss` ("absolute" or "squared") applies to price and volatility forecasts; intervals
+    use the Winkler score, class forecasts the Brier loss."""
+    if head not in result.forecasts:
+        raise ConfigError(f"the walk-forward run has no {head!r} head; it has {list(result.forecasts)}")
+    scoring = SCORING[head]
+    reference = REFERENCE[head]
+    forecasts = result.forecasts[head]
+    if reference not in forecasts:
+        raise ConfigError(f"the walk-forward run has no {reference!r} forecasts to compare the {head} head with")
+    truth, level, metric = result.truth[head], result.interval_level, scoring.skill_metric
 
-    `dm_loss` ("absolute" or "squared") applies to price forecasts; class forecasts use the Brier loss."""
-    scoring = SCORING[result.task]
-    reference = REFERENCE[result.task]
-    if reference not in result.forecasts:
-        raise ConfigError(f"the walk-forward run has no {reference!r} forecasts to compare with")
-    loss_name = dm_loss if result.task == "regression" else "brier"
-    ref_forecast = result.forecasts[reference]
+    def scores(forecast: np.ndarray, sel: np.ndarray) -> dict[str, float]:
+        return scoring.scores(forecast[sel], truth[sel], result.last_close[sel], level)
+
     everything = np.ones(result.fold_of.shape, dtype=bool)
-    ref_scores = scoring.scores(ref_forecast, result, everything)
-    ref_losses = scoring.point_losses(ref_forecast, result, dm_loss)
+    ref_scores = scores(forecasts[reference], everything)
+    ref_losses = scoring.point_losses(forecasts[reference], truth, dm_loss, level)
     fold_masks = [result.fold_of == fold.index for fold in result.folds]
-    ref_fold = [scoring.scores(ref_forecast, result, m)[scoring.skill_metric] for m in fold_masks]
+    ref_fold = [scores(forecasts[reference], m)[metric] for m in fold_masks]
     rows = []
-    for name, forecast in result.forecasts.items():
-        scores = scoring.scores(forecast, result, everything)
+    for name, forecast in forecasts.items():
+        mine = scores(forecast, everything)
+        per_fold = tuple(scores(forecast, m) for m in fold_masks)
         fold_skill = tuple(
-            skill(scoring.scores(forecast, result, m)[scoring.skill_metric], ref, what=scoring.skill_metric.upper())
-            for m, ref in zip(fold_masks, ref_fold, strict=True)
+            skill(fold[metric], ref, what=metric.upper()) for fold, ref in zip(per_fold, ref_fold, strict=True)
         )
         dm = diebold_mariano_losses(
-            scoring.point_losses(forecast, result, dm_loss), ref_losses, horizon=result.horizon, loss=loss_name
+            scoring.point_losses(forecast, truth, dm_loss, level),
+            ref_losses,
+            horizon=result.horizon,
+            loss=scoring.dm_loss(dm_loss),
         )
         rows.append(
             LeaderboardRow(
                 name=name,
                 kind=result.kinds[name],
-                metrics=scores,
-                skill=skill(
-                    scores[scoring.skill_metric], ref_scores[scoring.skill_metric], what=scoring.skill_metric.upper()
-                ),
+                metrics=mine,
+                skill=skill(mine[metric], ref_scores[metric], what=metric.upper()),
                 fold_skill=fold_skill,
                 dm=dm,
+                fold_metrics=per_fold,
             )
         )
     rows.sort(key=lambda r: -r.skill)
@@ -214,10 +203,10 @@ def build_leaderboard(
         **(info or {}),
     }
     return Leaderboard(
-        task=result.task,
+        task=head,
         reference=reference,
         horizon=result.horizon,
-        dm_loss=loss_name,
+        dm_loss=scoring.dm_loss(dm_loss),
         n_points=int(result.fold_of.size),
         rows=tuple(rows),
         folds=folds,
@@ -226,10 +215,64 @@ def build_leaderboard(
 
 
 @dataclass(frozen=True)
+class Leaderboards:
+    """Every head's leaderboard of one walk-forward run (the `evaluation` asset's value)."""
+
+    boards: dict[str, Leaderboard]
+
+    def __getitem__(self, head: str) -> Leaderboard:
+        try:
+            return self.boards[head]
+        except KeyError:
+            raise ConfigError(f"no {head!r} leaderboard; heads: {list(self.boards)}") from None
+
+    @property
+    def heads(self) -> tuple[str, ...]:
+        return tuple(self.boards)
+
+    def models(self) -> list[str]:
+        """Names of the models (not baselines) on any board, in first-seen order."""
+        names: dict[str, None] = {}
+        for board in self.boards.values():
+            names.update({row.name: None for row in board.rows if row.kind == "model"})
+        return list(names)
+
+    def to_json(self) -> str:
+        return json.dumps({head: board.as_dict() for head, board in self.boards.items()}, indent=2, allow_nan=False)
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> Leaderboards:
+        return cls({head: Leaderboard.from_dict(board) for head, board in data.items()})
+
+    def to_markdown(self) -> str:
+        return "\n".join(board.to_markdown() for board in self.boards.values())
+
+    def save(self, directory: str | Path) -> list[Path]:
+        """DIR/leaderboard.json (every head) and DIR/leaderboard.md, plus DIR/<head>/leaderboard.{json,md}."""
+        directory = Path(directory)
+        directory.mkdir(parents=True, exist_ok=True)
+        (directory / "leaderboard.json").write_text(self.to_json())
+        (directory / "leaderboard.md").write_text(self.to_markdown())
+        paths = [directory / "leaderboard.json", directory / "leaderboard.md"]
+        for head, board in self.boards.items():
+            paths += board.save(directory / head)
+        return paths
+
+
+def build_leaderboards(
+    result: WalkForwardResult, *, dm_loss: str = "absolute", info: dict[str, Any] | None = None
+) -> Leaderboards:
+    return Leaderboards({head: build_leaderboard(result, head, dm_loss=dm_loss, info=info) for head in result.heads})
+
+
+@dataclass(frozen=True)
 class PromotionDecision:
+    """`publish`: the head is served. `passed`: it beat its reference honestly (False when forced)."""
+
     publish: bool
     reason: str
     forced: bool = False
+    passed: bool = False
 
 
 def promotion_decision(
@@ -256,5 +299,18 @@ def promotion_decision(
     else:
         verdict, reason = True, f"skill {row.skill:+.4f} > 0 and DM p-value {p:.3g} ≤ {max_p_value} against {against}"
     if force and not verdict:
-        return PromotionDecision(publish=True, reason=f"forced publication; the gate said: {reason}", forced=True)
-    return PromotionDecision(publish=verdict, reason=reason)
+        return PromotionDecision(
+            publish=True, reason=f"forced publication; the gate said: {reason}", forced=True, passed=False
+        )
+    return PromotionDecision(publish=verdict, reason=reason, passed=verdict)
+
+
+def head_decisions(
+    boards: Leaderboards, model: str, max_p_value: float = 0.05, *, force: bool = False
+) -> dict[str, PromotionDecision]:
+    """The gate per head of one model: each head against its own reference on its own board."""
+    return {
+        head: promotion_decision(board, model, max_p_value, force=force)
+        for head, board in boards.boards.items()
+        if any(row.name == model for row in board.rows)
+    }

@@ -1,4 +1,5 @@
-"""Walk-forward evaluation: every forecaster, baselines included, scored on the same out-of-sample points.
+"""Walk-forward evaluation: every forecaster, baselines included, scored on the same out-of-sample points,
+head by head.
 
 Per fold: scaler fit on the fold's train rows (`build_fold_data`), each trained model refit from scratch
 on the fold's train segment (early stopping on its val segment), and every forecaster asked for the
@@ -19,7 +20,10 @@ from cse_models.config import DataConfig, Task
 from cse_models.errors import DataError
 from cse_models.evaluation.baselines import BASELINES, Forecaster, baseline_names
 from cse_models.evaluation.folds import Fold, FoldData, WalkForwardConfig, build_fold_data, walk_forward_folds
+from cse_models.features.dataset import SplitArrays
 from cse_models.features.windows import CLASS_NAMES, target_rows
+from cse_models.heads.layout import heads_of_task
+from cse_models.specs import ModelSpec
 
 log = logging.getLogger(__name__)
 
@@ -29,7 +33,7 @@ FoldBuilder = Callable[[pl.DataFrame, Fold, DataConfig], FoldData]
 
 @dataclass(frozen=True)
 class WalkForwardResult:
-    """Out-of-sample points of all folds, oldest first, and every forecaster's forecasts for them."""
+    """Out-of-sample points of all folds, oldest first, and every forecaster's forecasts for them, per head."""
 
     task: Task
     horizon: int
@@ -37,12 +41,28 @@ class WalkForwardResult:
     fold_of: np.ndarray  # [n] fold index of each point
     issue_time_ms: np.ndarray  # [n] open time of the window's last row: when the forecast is made
     target_time_ms: np.ndarray  # [n] open time of the forecast candle
-    actual: np.ndarray  # [n] close (regression) or int label (classification)
+    truth: dict[str, np.ndarray]  # head → what happened: close, close, realized range, int label
     last_close: np.ndarray  # [n] the window's last close
-    forecasts: dict[str, np.ndarray]  # name → prices [n] or probabilities [n, 3]
+    forecasts: dict[str, dict[str, np.ndarray]]  # head → forecaster name → forecasts
     kinds: dict[str, str] = field(default_factory=dict)  # name → "baseline" | "model"
     config: WalkForwardConfig = field(default_factory=WalkForwardConfig)
     fold_times: tuple[dict[str, tuple[int, int]], ...] = ()  # per fold, segment → (first, last) open time ms
+    interval_level: float = 0.8
+
+    @property
+    def heads(self) -> tuple[str, ...]:
+        return tuple(self.forecasts)
+
+
+def segment_truth(split: SplitArrays, data_cfg: DataConfig, feature_names: tuple[str, ...]) -> dict[str, np.ndarray]:
+    """What each head of the task is scored against, for every window of a segment."""
+    if data_cfg.task == "forecast":
+        t = split.targets(data_cfg, feature_names)
+        return {"price": t.close, "interval": t.close, "volatility": t.range, "direction": t.label}
+    if data_cfg.task == "classification":
+        return {"direction": split.y}
+    rows = target_rows(split.close.shape[0], data_cfg.seq_len, data_cfg.horizon)
+    return {"price": split.close[rows]}
 
 
 def check_series(features: pl.DataFrame, folds: Sequence[Fold]) -> None:
@@ -76,13 +96,16 @@ def run_walk_forward(
     on_progress: Progress | None = None,
     fold_builder: FoldBuilder = build_fold_data,
 ) -> WalkForwardResult:
-    """Every forecaster on every fold's test windows (features: the table of `compute_features`)."""
+    """Every forecaster on every fold's test windows (features: the table of `compute_features`). Each
+    forecaster answers the heads it has; a head is scored on the forecasters that answered it."""
     folds = walk_forward_folds(features.height, data_cfg, config)
     check_series(features, folds)
     say = on_progress or log.info
     h = data_cfg.horizon
-    parts: dict[str, list[np.ndarray]] = {k: [] for k in ("fold", "issue", "target", "actual", "last")}
-    outputs: dict[str, list[np.ndarray]] = {name: [] for name in forecasters}
+    heads = heads_of_task(data_cfg.task)
+    parts: dict[str, list[np.ndarray]] = {k: [] for k in ("fold", "issue", "target", "last")}
+    truth: dict[str, list[np.ndarray]] = {head: [] for head in heads}
+    outputs: dict[str, dict[str, list[np.ndarray]]] = {head: {} for head in heads}
     fold_times = []
     for fold in folds:
         data = fold_builder(features, fold, data_cfg)
@@ -91,14 +114,18 @@ def run_walk_forward(
         parts["fold"].append(np.full(rows.size, fold.index))
         parts["issue"].append(test.open_time_ms[rows - h])
         parts["target"].append(test.open_time_ms[rows])
-        parts["actual"].append(test.close[rows] if data_cfg.task == "regression" else test.y)
         parts["last"].append(test.close[rows - h])
+        for head, values in segment_truth(test, data_cfg, data.scaler.feature_names).items():
+            truth[head].append(values)
         fold_times.append(
             {name: (int(s.open_time_ms[0]), int(s.open_time_ms[-1])) for name, s in data.segments.items()}
         )
         for name, forecast in forecasters.items():
             say(f"fold {fold.index + 1}/{len(folds)}: {name}")
-            outputs[name].append(_checked(name, forecast(data), rows.size, data_cfg.task))
+            for head, values in forecast(data).items():
+                if head not in outputs:
+                    raise DataError(f"forecaster {name!r} answered head {head!r}; the task has {list(heads)}")
+                outputs[head].setdefault(name, []).append(_checked(name, head, values, rows.size))
     return WalkForwardResult(
         task=data_cfg.task,
         horizon=h,
@@ -106,39 +133,46 @@ def run_walk_forward(
         fold_of=np.concatenate(parts["fold"]),
         issue_time_ms=np.concatenate(parts["issue"]),
         target_time_ms=np.concatenate(parts["target"]),
-        actual=np.concatenate(parts["actual"]),
+        truth={head: np.concatenate(chunks) for head, chunks in truth.items()},
         last_close=np.concatenate(parts["last"]),
-        forecasts={name: np.concatenate(chunks) for name, chunks in outputs.items()},
+        forecasts={
+            head: {name: np.concatenate(chunks) for name, chunks in by_name.items() if len(chunks) == len(folds)}
+            for head, by_name in outputs.items()
+        },
         kinds={name: (kinds or {}).get(name, "baseline" if name in BASELINES else "model") for name in forecasters},
         config=config,
         fold_times=tuple(fold_times),
+        interval_level=data_cfg.interval_level,
     )
 
 
-def _checked(name: str, forecast: np.ndarray, count: int, task: Task) -> np.ndarray:
+HEAD_SHAPES = {"price": (), "volatility": (), "interval": (2,), "direction": (len(CLASS_NAMES),)}
+
+
+def _checked(name: str, head: str, forecast: np.ndarray, count: int) -> np.ndarray:
     forecast = np.asarray(forecast, dtype=np.float64)
-    shape = (count,) if task == "regression" else (count, len(CLASS_NAMES))
+    shape = (count, *HEAD_SHAPES[head])
     if forecast.shape != shape:
-        raise DataError(f"forecaster {name!r} returned shape {forecast.shape}, expected {shape}")
+        raise DataError(f"forecaster {name!r} returned shape {forecast.shape} for head {head!r}, expected {shape}")
     if not np.isfinite(forecast).all():
-        raise DataError(f"forecaster {name!r} returned NaN or inf")
+        raise DataError(f"forecaster {name!r} returned NaN or inf for head {head!r}")
     return forecast
 
 
 def default_forecasters(
     task: Task,
-    models: Sequence[str] = ("lstm_regressor",),
+    models: Sequence[ModelSpec] = (),
     *,
     budget: str = "tiny",
-    preset: str = "demo",
     on_progress: Progress | None = None,
 ) -> dict[str, Forecaster]:
-    """The task's baselines (reference first) and the named models, each trained per fold on a budget."""
+    """The task's baselines (each head's reference first) and the model specs, each trained per fold on a
+    budget exactly as the graph trains it for publication (`trained.trained_forecaster`)."""
     from cse_models.evaluation.trained import trained_forecaster
     from cse_models.training.config import budget as training_budget
 
-    forecasters: dict[str, Forecaster] = {name: BASELINES.get(name).forecast for name in baseline_names(task)}
+    forecasters: dict[str, Forecaster] = {name: BASELINES.get(name).forecaster() for name in baseline_names(task)}
     train_cfg = training_budget(budget)
-    for name in models:
-        forecasters[name] = trained_forecaster(name, train_cfg, preset=preset, on_progress=on_progress)
+    for spec in models:
+        forecasters[spec.name] = trained_forecaster(spec, train_cfg, on_progress=on_progress)
     return forecasters

@@ -1,4 +1,5 @@
-"""Export a trained model to ONNX as serving runs it: raw features in, price (or probabilities) out.
+"""Export a trained model to ONNX as serving runs it: raw features in, the forecast card (or the seeds'
+price / probabilities) out.
 
 The feature scaler is folded into the graph (`x * scale + min` before the model, the inverse on the
 predicted close after it), so serving computes the feature set and makes one onnxruntime call —
@@ -9,7 +10,6 @@ the parity check are the same Python function (`serving_function`).
 from __future__ import annotations
 
 import json
-from collections.abc import Callable
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
@@ -20,45 +20,40 @@ import onnx
 from flax import nnx
 from jax2onnx import to_onnx
 
+from cse_models.config import DataConfig
 from cse_models.errors import ExportParityError
 from cse_models.export import rnn_onnx  # noqa: F401  (registers the native LSTM/GRU plugins)
 from cse_models.features.scaling import FittedScaler
+from cse_models.heads.calibration import HeadCalibration
+from cse_models.heads.graph import serving_function
+from cse_models.heads.layout import INPUT_NAME, OUTPUT_NAMES, input_names
 
-INPUT_NAME = "features"
-OUTPUT_NAMES = {"regression": "close", "classification": "probabilities"}
 RTOL, ATOL = 1e-3, 1e-5
 
 
-def serving_function(model: nnx.Module, scaler: FittedScaler, task: str) -> Callable[[jax.Array], jax.Array]:
-    """raw features [batch, seq, f] → close price [batch, 1] (regression) or probabilities [batch, k]."""
-    scale = jnp.asarray(scaler.scale, jnp.float32)
-    shift = jnp.asarray(scaler.min, jnp.float32)
-    target = scaler.feature_names.index("close")
-
-    def run(features: jax.Array) -> jax.Array:
-        out = model(features * scale + shift)
-        if task == "classification":
-            return jax.nn.softmax(out, axis=-1)
-        return (out[:, :1] - shift[target]) / scale[target]
-
-    return run
-
-
-def export_onnx(model: nnx.Module, scaler: FittedScaler, task: str, seq_len: int, path: str | Path) -> Path:
+def export_onnx(
+    model: nnx.Module,
+    scaler: FittedScaler,
+    data_cfg: DataConfig,
+    path: str | Path,
+    calibration: HeadCalibration | None = None,
+) -> Path:
     """Write `path` with a dynamic batch axis; checks the graph with onnx.checker."""
     model.eval()
     jax.clear_caches()  # a trace cached before the plugin patch would export the slow Loop
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    fn = serving_function(model, scaler, task)
+    fn = serving_function(model, scaler, data_cfg, calibration)
+    shapes = [("batch", data_cfg.seq_len, len(scaler.feature_names)), ("batch", 1)]
+    names = input_names(data_cfg.task)
     to_onnx(
-        lambda x: fn(x),
-        [("batch", seq_len, len(scaler.feature_names))],
+        lambda *inputs: fn(*inputs),
+        shapes[: len(names)],
         model_name="cse_model",
         return_mode="file",
         output_path=str(path),
-        input_names=[INPUT_NAME],
-        output_names=[OUTPUT_NAMES[task]],
+        input_names=list(names),
+        output_names=list(OUTPUT_NAMES[data_cfg.task]),
     )
     onnx.checker.check_model(str(path))
     return path
@@ -83,35 +78,38 @@ class ParityReport:
 def check_parity(
     model: nnx.Module,
     scaler: FittedScaler,
-    task: str,
+    data_cfg: DataConfig,
     path: str | Path,
-    windows: np.ndarray,
+    inputs: dict[str, np.ndarray],
+    calibration: HeadCalibration | None = None,
     *,
     batches: tuple[int, ...] = (1, 7),
     rtol: float = RTOL,
     atol: float = ATOL,
 ) -> ParityReport:
-    """Compare onnxruntime with JAX on raw-feature windows `[n, seq, f]` at each batch size.
-
-    Raises ExportParityError when any output differs beyond `atol + rtol·|jax|`."""
+    """Compare onnxruntime with JAX on held-back graph inputs (`heldout.graph_inputs`) at each batch size,
+    every output. Raises ExportParityError when any output differs beyond `atol + rtol·|jax|`."""
     import onnxruntime as ort
 
     session = ort.InferenceSession(str(path), providers=["CPUExecutionProvider"])
-    fn = serving_function(model, scaler, task)
+    fn = serving_function(model, scaler, data_cfg, calibration)
+    names = input_names(data_cfg.task)
     max_abs = max_rel = 0.0
     for batch in batches:
-        if windows.shape[0] < batch:
-            raise ExportParityError(f"parity needs ≥ {batch} windows, got {windows.shape[0]}")
-        x = np.ascontiguousarray(windows[:batch], dtype=np.float32)
-        expected = np.asarray(fn(jnp.asarray(x)))
-        (got,) = session.run(None, {INPUT_NAME: x})
-        diff = np.abs(got - expected)
-        max_abs = max(max_abs, float(diff.max()))
-        max_rel = max(max_rel, float((diff / np.maximum(np.abs(expected), 1e-12)).max()))
-        if not np.allclose(got, expected, rtol=rtol, atol=atol):
-            raise ExportParityError(
-                f"ONNX and JAX differ at batch {batch}: max abs {diff.max():.3g} (rtol {rtol}, atol {atol})"
-            )
+        if inputs[INPUT_NAME].shape[0] < batch:
+            raise ExportParityError(f"parity needs ≥ {batch} windows, got {inputs[INPUT_NAME].shape[0]}")
+        feed = {name: np.ascontiguousarray(inputs[name][:batch], dtype=np.float32) for name in names}
+        expected = [np.asarray(v) for v in fn(*(jnp.asarray(feed[name]) for name in names))]
+        got = session.run(list(OUTPUT_NAMES[data_cfg.task]), feed)
+        for name, want, have in zip(OUTPUT_NAMES[data_cfg.task], expected, got, strict=True):
+            diff = np.abs(have - want)
+            max_abs = max(max_abs, float(diff.max()))
+            max_rel = max(max_rel, float((diff / np.maximum(np.abs(want), 1e-12)).max()))
+            if not np.allclose(have, want, rtol=rtol, atol=atol):
+                raise ExportParityError(
+                    f"ONNX and JAX differ on {name!r} at batch {batch}: max abs {diff.max():.3g} "
+                    f"(rtol {rtol}, atol {atol})"
+                )
     return ParityReport(tuple(batches), max_abs, max_rel, rtol, atol)
 
 
@@ -138,12 +136,14 @@ def export_trained(
     model: nnx.Module,
     model_name: str,
     scaler: FittedScaler,
-    task: str,
-    seq_len: int,
+    data_cfg: DataConfig,
     path: str | Path,
-    parity_windows: np.ndarray,
+    parity_inputs: dict[str, np.ndarray],
+    calibration: HeadCalibration | None = None,
 ) -> ExportedModel:
-    """Export, then prove parity on held-back raw windows; raises ExportParityError on disagreement."""
-    path = export_onnx(model, scaler, task, seq_len, path)
-    report = check_parity(model, scaler, task, path, parity_windows)
-    return ExportedModel(str(path), model_name, task, seq_len, sorted(op_types(path)), report.as_dict())
+    """Export, then prove parity on held-back raw inputs; raises ExportParityError on disagreement."""
+    path = export_onnx(model, scaler, data_cfg, path, calibration)
+    report = check_parity(model, scaler, data_cfg, path, parity_inputs, calibration)
+    return ExportedModel(
+        str(path), model_name, data_cfg.task, data_cfg.seq_len, sorted(op_types(path)), report.as_dict()
+    )

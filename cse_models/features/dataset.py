@@ -7,7 +7,7 @@ the train segment only → every segment scaled with that scaler → windows ins
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 import numpy as np
@@ -25,6 +25,8 @@ from cse_models.features.windows import (
     regression_targets,
     sliding_windows,
 )
+from cse_models.heads.layout import require_head_features
+from cse_models.heads.targets import HeadTargets, forecast_targets, head_targets
 
 
 def kline_columns(klines: pl.DataFrame) -> dict[str, np.ndarray]:
@@ -35,12 +37,35 @@ def kline_columns(klines: pl.DataFrame) -> dict[str, np.ndarray]:
     return cols
 
 
+PRICE_COLUMNS = ("high", "low", "close")  # kept in every feature table: the targets are computed from them
+
+
 def compute_features(klines: pl.DataFrame, feature_set: str) -> pl.DataFrame:
-    """Clean klines → a feature table (open_time + the set's columns), warm-up rows dropped."""
+    """Clean klines → a feature table (open_time, the set's columns, and high/low/close where the set lacks
+    them — targets and baselines need the prices even when no feature does), warm-up rows dropped."""
     fs = get_feature_set(feature_set)
+    if klines.height <= fs.warmup:
+        raise DataError(
+            f"feature set {feature_set!r} needs more than {fs.warmup} klines (its warm-up: the first {fs.warmup} "
+            f"rows have no value), got {klines.height}"
+        )
     values = fs(kline_columns(klines))[fs.warmup :]
     columns = [pl.Series(name, values[:, i], dtype=pl.Float64) for i, name in enumerate(fs.feature_names)]
-    return pl.DataFrame([klines.get_column("open_time")[fs.warmup :], *columns])
+    prices = [klines.get_column(c)[fs.warmup :] for c in PRICE_COLUMNS if c not in fs.feature_names]
+    return pl.DataFrame([klines.get_column("open_time")[fs.warmup :], *columns, *prices])
+
+
+def feature_names_of(features: pl.DataFrame, config: DataConfig) -> tuple[str, ...]:
+    """The configured feature set's columns, checked against the table (a table of another set fails here)."""
+    names = get_feature_set(config.feature_set).feature_names
+    missing = [n for n in (*names, *PRICE_COLUMNS) if n not in features.columns]
+    if missing:
+        raise DataError(
+            f"the feature table lacks {missing} of feature set {config.feature_set!r}; "
+            f"it has {features.columns[1:]} (computed with another feature set?)"
+        )
+    require_head_features(config.task, names, config.feature_set)
+    return names
 
 
 def feature_matrix(features: pl.DataFrame, names: tuple[str, ...], rows: slice = slice(None)) -> np.ndarray:
@@ -54,49 +79,96 @@ def feature_matrix(features: pl.DataFrame, names: tuple[str, ...], rows: slice =
 
 @dataclass(frozen=True)
 class SplitArrays:
-    """One chronological segment: scaled features `[rows, f]`, raw close `[rows]`, open_time ms `[rows]`,
-    and one target per window."""
+    """One chronological segment: scaled features `[rows, f]` (what the network reads), the raw features
+    `[rows, f]` float32 (what the exported graph reads), raw close/high/low `[rows]`, open_time ms `[rows]`,
+    and one target per window (`[n]`, or `[n, 3]` for the forecast task)."""
 
     x: np.ndarray
+    raw: np.ndarray
     close: np.ndarray
+    high: np.ndarray
+    low: np.ndarray
     open_time_ms: np.ndarray
     y: np.ndarray
 
     def windows(self, seq_len: int, horizon: int) -> np.ndarray:
         return sliding_windows(self.x, seq_len, horizon)
 
+    def targets(self, config: DataConfig, feature_names: tuple[str, ...]) -> HeadTargets:
+        """What happened after each window, for every head (see `cse_models.heads.targets`)."""
+        return head_targets(
+            self.close,
+            self.high,
+            self.low,
+            self.raw,
+            feature_names,
+            config.seq_len,
+            config.horizon,
+            config.hold_band_sigmas,
+        )
+
+
+SPLIT_FIELDS = ("x", "raw", "close", "high", "low", "open_time_ms", "y")
+
 
 def fit_feature_scaler(features: pl.DataFrame, config: DataConfig) -> FittedScaler:
     """Fit the configured scaler on the train segment of the feature table — and nothing else."""
-    names = tuple(c for c in features.columns if c != "open_time")
+    names = feature_names_of(features, config)
     slices = _slices(features.height, config)
     values = feature_matrix(features, names, slices["train"])
     times = features.get_column("open_time").dt.epoch("ms").to_numpy()[slices["train"]]
     return fit_scaler(config.scaler, values, names, times)
 
 
-def build_datasets(features: pl.DataFrame, scaler: FittedScaler, config: DataConfig) -> dict[str, SplitArrays]:
-    names = tuple(c for c in features.columns if c != "open_time")
+def build_segments(
+    features: pl.DataFrame, scaler: FittedScaler, config: DataConfig, segments: dict[str, slice]
+) -> dict[str, SplitArrays]:
+    """Scale the rows of each segment with `scaler` and build its targets — the one implementation behind
+    the single split (`build_datasets`) and every walk-forward fold (`evaluation.folds.build_fold_data`).
+
+    Only the rows from the first segment's start to the last one's stop are read, so a fold never touches
+    a later row."""
+    names = feature_names_of(features, config)
     if names != scaler.feature_names:
         raise DataError(f"features {names} do not match the scaler's {scaler.feature_names}")
-    values = feature_matrix(features, names)
+    first = min(part.start for part in segments.values())
+    last = max(part.stop for part in segments.values())
+    values = feature_matrix(features, names, slice(first, last))
     if not np.isfinite(values).all():
-        row = int(np.flatnonzero(~np.isfinite(values).all(axis=1))[0])
+        row = first + int(np.flatnonzero(~np.isfinite(values).all(axis=1))[0])
         raise DataError(f"feature table has a non-finite value at row {row}")
     scaled = scaler.transform(values).astype(np.float32)
-    times = features.get_column("open_time").dt.epoch("ms").to_numpy()
-    close = features.get_column("close").to_numpy() if "close" in names else None
-    if close is None:
-        raise DataError("the feature set must contain 'close' (the target)")
-    target_col = names.index("close")
+    raw = values.astype(np.float32)
+    times = features.get_column("open_time").dt.epoch("ms").to_numpy()[first:last]
+    prices = {c: features.get_column(c).to_numpy()[first:last] for c in PRICE_COLUMNS}
     out = {}
-    for split, part in _slices(features.height, config).items():
-        if config.task == "regression":
-            y = regression_targets(scaled[part, target_col], config.seq_len, config.horizon)
-        else:
-            y = classification_targets(close[part], config.seq_len, config.horizon, config.hold_band)
-        out[split] = SplitArrays(x=scaled[part], close=close[part], open_time_ms=times[part], y=y)
+    for name, part in segments.items():
+        local = slice(part.start - first, part.stop - first)
+        arrays = SplitArrays(
+            x=scaled[local],
+            raw=raw[local],
+            close=prices["close"][local],
+            high=prices["high"][local],
+            low=prices["low"][local],
+            open_time_ms=times[local],
+            y=np.empty(0, np.float32),
+        )
+        out[name] = replace(arrays, y=_targets(arrays, names, config))
     return out
+
+
+def _targets(arrays: SplitArrays, names: tuple[str, ...], config: DataConfig) -> np.ndarray:
+    if config.task == "forecast":
+        return forecast_targets(arrays.targets(config, names))
+    if config.task == "classification":
+        return classification_targets(arrays.close, config.seq_len, config.horizon, config.hold_band)
+    if "close" not in names:
+        raise DataError("the regression task predicts the scaled close: the feature set must contain 'close'")
+    return regression_targets(arrays.x[:, names.index("close")], config.seq_len, config.horizon)
+
+
+def build_datasets(features: pl.DataFrame, scaler: FittedScaler, config: DataConfig) -> dict[str, SplitArrays]:
+    return build_segments(features, scaler, config, _slices(features.height, config))
 
 
 def _slices(n_rows: int, config: DataConfig) -> dict[str, slice]:
@@ -104,20 +176,13 @@ def _slices(n_rows: int, config: DataConfig) -> dict[str, slice]:
 
 
 def save_datasets(datasets: dict[str, SplitArrays], path: str | Path) -> None:
-    arrays = {
-        f"{split}_{field}": getattr(arr, field)
-        for split, arr in datasets.items()
-        for field in ("x", "close", "open_time_ms", "y")
-    }
+    arrays = {f"{split}_{field}": getattr(arr, field) for split, arr in datasets.items() for field in SPLIT_FIELDS}
     np.savez(path, **arrays)
 
 
 def load_datasets(path: str | Path) -> dict[str, SplitArrays]:
     with np.load(path) as data:
-        return {
-            split: SplitArrays(**{f: data[f"{split}_{f}"] for f in ("x", "close", "open_time_ms", "y")})
-            for split in SPLITS
-        }
+        return {split: SplitArrays(**{f: data[f"{split}_{f}"] for f in SPLIT_FIELDS}) for split in SPLITS}
 
 
 def window_count(arrays: SplitArrays, config: DataConfig) -> int:

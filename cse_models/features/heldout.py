@@ -6,13 +6,24 @@ import numpy as np
 
 from cse_models.config import DataConfig
 from cse_models.features.dataset import SplitArrays
-from cse_models.features.scaling import FittedScaler
-from cse_models.features.windows import sliding_windows
+from cse_models.features.windows import sliding_windows, target_rows
+from cse_models.heads.layout import INPUT_NAME, LAST_CLOSE_INPUT
 
 
-def raw_test_windows(test: SplitArrays, scaler: FittedScaler, config: DataConfig, limit: int = 64) -> np.ndarray:
-    """Unscaled windows `[≤limit, seq, f]` of the held-back test segment (the ONNX graph scales itself)."""
-    scale = np.asarray(scaler.scale, np.float64)
-    shift = np.asarray(scaler.min, np.float64)
-    raw = (test.x.astype(np.float64) - shift) / scale
-    return np.ascontiguousarray(sliding_windows(raw, config.seq_len, config.horizon)[:limit], dtype=np.float32)
+def raw_test_windows(test: SplitArrays, config: DataConfig, limit: int = 64) -> np.ndarray:
+    """Unscaled windows `[≤limit, seq, f]` float32 of the held-back test segment (the graph scales itself)."""
+    return np.ascontiguousarray(sliding_windows(test.raw, config.seq_len, config.horizon)[:limit], dtype=np.float32)
+
+
+def last_closes(split: SplitArrays, config: DataConfig, limit: int | None = None) -> np.ndarray:
+    """The close of each window's last row `[n, 1]` float32: the forecast graph's second input."""
+    rows = target_rows(len(split.close), config.seq_len, config.horizon)[:limit] - config.horizon
+    return split.close[rows].astype(np.float32)[:, None]
+
+
+def graph_inputs(split: SplitArrays, config: DataConfig, limit: int = 64) -> dict[str, np.ndarray]:
+    """The exported graph's inputs for the first `limit` windows of a segment (parity checks, smoke runs)."""
+    inputs = {INPUT_NAME: raw_test_windows(split, config, limit)}
+    if config.task == "forecast":
+        inputs[LAST_CLOSE_INPUT] = last_closes(split, config, limit)
+    return inputs

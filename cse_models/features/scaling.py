@@ -1,7 +1,8 @@
 """Affine feature scalers stored as JSON — never pickle.
 
-Both kinds reduce to `scaled = x * scale + min` per feature (scikit-learn's MinMaxScaler convention),
-so applying, inverting and folding a scaler into the ONNX graph is the same two operations.
+Every kind reduces to `scaled = x * scale + min` per feature (scikit-learn's MinMaxScaler convention),
+then an optional symmetric clip (the robust kind clips at ±`clip`, so one flash crash cannot dominate a
+window), so applying, inverting and folding a scaler into the ONNX graph is the same few operations.
 The scaler records which rows it was fit on, so an asset check can prove it saw train rows only.
 """
 
@@ -27,11 +28,13 @@ class FittedScaler:
     fit_rows: int
     fit_first_time_ms: int | None = None
     fit_last_time_ms: int | None = None
+    clip: float | None = None  # scaled values are clipped to [-clip, clip]
 
     def transform(self, x: np.ndarray) -> np.ndarray:
         """[..., features] → scaled, same shape (float64 unless x is float32)."""
         self._check_width(x)
-        return x * np.asarray(self.scale, x.dtype) + np.asarray(self.min, x.dtype)
+        scaled = x * np.asarray(self.scale, x.dtype) + np.asarray(self.min, x.dtype)
+        return scaled if self.clip is None else np.clip(scaled, -self.clip, self.clip)
 
     def inverse_column(self, values: np.ndarray, name: str) -> np.ndarray:
         """Undo the scaling of one feature (e.g. a predicted close)."""
@@ -73,6 +76,8 @@ class FittedScaler:
 
 ScalerFit = Callable[[np.ndarray], tuple[np.ndarray, np.ndarray]]
 SCALERS: Registry[ScalerFit] = Registry("scaler")
+SCALER_CLIP = {"robust": 5.0}  # in robust standard deviations; the other kinds do not clip
+_MAD_TO_STD = 1.4826  # MAD of a normal distribution × 1.4826 = its standard deviation
 
 
 @SCALERS.register("minmax")
@@ -89,6 +94,16 @@ def _standard(x: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     mean, std = x.mean(axis=0), x.std(axis=0)
     scale = 1.0 / np.where(std > 0, std, 1.0)
     return -mean * scale, scale
+
+
+@SCALERS.register("robust")
+def _robust(x: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """(x − median) / (1.4826 · MAD), as Qlib's RobustZScoreNorm: heavy tails of returns do not inflate
+    the scale the way a standard deviation does. A column with MAD 0 (e.g. a constant) gets scale 1."""
+    median = np.median(x, axis=0)
+    mad = np.median(np.abs(x - median), axis=0) * _MAD_TO_STD
+    scale = 1.0 / np.where(mad > 0, mad, 1.0)
+    return -median * scale, scale
 
 
 def fit_scaler(
@@ -109,4 +124,5 @@ def fit_scaler(
         fit_rows=int(train_rows.shape[0]),
         fit_first_time_ms=None if open_time_ms is None else int(open_time_ms[0]),
         fit_last_time_ms=None if open_time_ms is None else int(open_time_ms[-1]),
+        clip=SCALER_CLIP.get(kind),
     )

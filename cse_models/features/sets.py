@@ -14,6 +14,7 @@ import numpy as np
 
 from cse_models.errors import DataError
 from cse_models.features.calendar import calendar_fields
+from cse_models.features.trailing import lagged, trailing_mean, trailing_std
 from cse_models.registry import Registry
 
 KlineColumns = Mapping[str, np.ndarray]
@@ -26,7 +27,6 @@ class FeatureSet:
     feature_names: tuple[str, ...]
     warmup: int
     compute: Callable[[KlineColumns], np.ndarray]
-    target_column: str = "close"
     description: str = ""
 
     def __call__(self, klines: KlineColumns) -> np.ndarray:
@@ -37,8 +37,9 @@ class FeatureSet:
         return self.compute(klines)
 
     @property
-    def target_index(self) -> int:
-        return self.feature_names.index(self.target_column)
+    def level_free(self) -> bool:
+        """No feature depends on the price level: the set can follow prices outside its training range."""
+        return not {"open", "high", "low", "close"} & set(self.feature_names)
 
 
 FEATURE_SETS: Registry[FeatureSet] = Registry("feature set")
@@ -104,6 +105,83 @@ FEATURE_SETS.add(
         warmup=0,
         compute=_ohlc4,
         description="CryptoSpreadEdge: open, high, low, close",
+    ),
+)
+
+
+_MS_PER_HOUR = 3_600_000
+RANGE_FLOOR = 1e-8  # high == low gives a range of 0, whose log would be −inf
+SHORT, LONG = 24, 168  # trailing windows in rows: a day and a week of hourly candles
+
+
+def _stationary(k: KlineColumns) -> np.ndarray:
+    """Level-free features: every price enters as a ratio of two prices, so multiplying all prices by any
+    constant leaves each value unchanged. Volume is a z-score of log(1 + volume) against its own trailing
+    week, so its unit does not matter either."""
+    close = np.asarray(k["close"], dtype=np.float64)
+    opn = np.asarray(k["open"], dtype=np.float64)
+    high = np.asarray(k["high"], dtype=np.float64)
+    low = np.asarray(k["low"], dtype=np.float64)
+    log_close = np.log(close)
+    log_return = log_close - lagged(log_close, 1)
+    log_range = np.log(high / low)
+    range_24, range_168 = trailing_mean(log_range, SHORT), trailing_mean(log_range, LONG)
+    volume = np.log1p(np.maximum(np.asarray(k.get("volume", np.zeros_like(close)), dtype=np.float64), 0.0))
+    volume_sd = trailing_std(volume, LONG)
+    with np.errstate(invalid="ignore", divide="ignore"):
+        volume_z = np.where(volume_sd > 0, (volume - trailing_mean(volume, LONG)) / volume_sd, 0.0)
+    volume_z[: LONG - 1] = np.nan
+    hours = (np.asarray(k["open_time"], dtype=np.int64) // _MS_PER_HOUR) % 24
+    days = (np.asarray(k["open_time"], dtype=np.int64) // (24 * _MS_PER_HOUR) + 3) % 7  # Monday = 0
+    return _columns(
+        [
+            log_return,
+            log_range,
+            range_24,
+            range_168,
+            np.log(np.maximum(log_range, RANGE_FLOOR) / np.maximum(range_24, RANGE_FLOOR)),
+            np.log(np.maximum(range_24, RANGE_FLOOR) / np.maximum(range_168, RANGE_FLOOR)),
+            (close - opn) / close,
+            volume_z,
+            np.sqrt(trailing_mean(log_return**2, SHORT)),
+            np.sqrt(trailing_mean(log_return**2, LONG)),
+            log_close - lagged(log_close, SHORT),
+            log_close - lagged(log_close, LONG),
+            np.sin(2 * np.pi * hours / 24),
+            np.cos(2 * np.pi * hours / 24),
+            np.sin(2 * np.pi * days / 7),
+            np.cos(2 * np.pi * days / 7),
+        ]
+    )
+
+
+FEATURE_SETS.add(
+    "stationary",
+    FeatureSet(
+        name="stationary",
+        feature_names=(
+            "log_return",
+            "log_range",
+            "range_mean_24",
+            "range_mean_168",
+            "range_ratio_24",
+            "range_ratio_168",
+            "body",
+            "volume_z",
+            "rv_24",
+            "rv_168",
+            "momentum_24",
+            "momentum_168",
+            "hour_sin",
+            "hour_cos",
+            "dow_sin",
+            "dow_cos",
+        ),
+        warmup=LONG,  # rv_168 and momentum_168 need 168 past log returns, i.e. 169 closes
+        compute=_stationary,
+        description="level-free: log returns, log(high/low), its 24 h / 168 h means and their log ratios (the HAR "
+        "terms in the log space the volatility head predicts in), body, volume z-score, "
+        "realized volatility and momentum over 24 h / 168 h, hour of day and day of week as sin/cos",
     ),
 )
 

@@ -93,7 +93,7 @@ class TrainingConfig:
 
 BUDGETS: Registry[TrainingConfig] = Registry("training budget")
 BUDGETS.add("full", TrainingConfig())
-BUDGETS.add("demo", TrainingConfig(learning_rate=1e-3, max_epochs=4))
+BUDGETS.add("demo", TrainingConfig(learning_rate=1e-3, max_epochs=8))
 BUDGETS.add("tiny", TrainingConfig(learning_rate=1e-3, max_epochs=1))
 
 

@@ -28,6 +28,7 @@ from flax import nnx
 from cse_models.config import DataConfig
 from cse_models.errors import DataError
 from cse_models.features.dataset import SplitArrays, window_count
+from cse_models.heads.graph import forecast_loss
 from cse_models.models.registry import MODEL_STATE
 from cse_models.registry import Registry
 from cse_models.training.augment import augment_windows, augmentation_key
@@ -46,6 +47,7 @@ Loss = Callable[[jax.Array, jax.Array], jax.Array]
 LOSSES: Registry[Loss] = Registry("loss")
 LOSSES.add("regression", lambda out, y: jnp.mean((out[:, 0] - y) ** 2))
 LOSSES.add("classification", lambda out, y: optax.softmax_cross_entropy_with_integer_labels(out, y).mean())
+LOSSES.add("forecast", forecast_loss)
 
 DROPOUT_STREAM = 0  # folded into the seed; augmentation uses `augment.AUGMENT_STREAM`
 

@@ -1,7 +1,7 @@
 """Train one registered model on prepared datasets and leave a self-describing model directory.
 
-This is what the `model_<name>` asset and the CLI call: build → fit with best checkpoints →
-price-space validation metrics beside the persistence baseline → `model.json` + `checkpoints/`.
+This is what the `model_<name>` asset and the CLI call: build → fit with best checkpoints → calibrate the
+heads → validation metrics per head beside each head's reference baseline → `summary.json` + `checkpoints/`.
 """
 
 from __future__ import annotations
@@ -16,19 +16,21 @@ from pathlib import Path
 from typing import Any
 
 import jax
-import numpy as np
 from flax import nnx
 
 from cse_models.config import DataConfig
 from cse_models.errors import ConfigError
 from cse_models.features.dataset import SplitArrays
 from cse_models.features.scaling import FittedScaler
-from cse_models.features.windows import CLASS_NAMES, target_rows
+from cse_models.heads.calibration import HeadCalibration
+from cse_models.heads.layout import network_outputs
 from cse_models.models import MODELS, build_model, parameter_count
+from cse_models.specs import ModelSpec
+from cse_models.training.calibrate import calibrate_heads, predict_heads
 from cse_models.training.checkpoint import BestCheckpoints, save_model_spec
 from cse_models.training.config import TrainingConfig
-from cse_models.training.loop import EpochLog, fit, predict_windows
-from cse_models.training.metrics import classification_metrics, regression_metrics
+from cse_models.training.history import FitResult
+from cse_models.training.loop import EpochLog, fit
 
 SUMMARY_FILE = "summary.json"
 CHECKPOINTS_DIR = "checkpoints"
@@ -50,6 +52,7 @@ class TrainedModel:
     metrics: dict[str, dict[str, Any]]
     seconds: float
     devices: int
+    calibration: dict[str, float] | None = None  # forecast task: the HeadCalibration baked into the graph
 
     def save(self) -> None:
         (Path(self.directory) / SUMMARY_FILE).write_text(json.dumps(dataclasses.asdict(self), indent=2))
@@ -58,17 +61,21 @@ class TrainedModel:
     def load(cls, directory: str | Path) -> TrainedModel:
         return cls(**json.loads((Path(directory) / SUMMARY_FILE).read_text()))
 
+    def head_calibration(self) -> HeadCalibration | None:
+        if self.calibration is None:
+            return None
+        return HeadCalibration(**{**self.calibration, "class_prior": tuple(self.calibration["class_prior"])})
+
 
 def model_config_for(name: str, data_cfg: DataConfig, n_features: int, preset: str = "default", **overrides: Any):
     """The registered config (its defaults, or its small `demo()` preset) with the input width, window
     length and head size the data dictates, plus explicit overrides."""
     entry = MODELS.get(name)
-    n_outputs = len(CLASS_NAMES) if data_cfg.task == "classification" else 1
     fields = {f.name for f in dataclasses.fields(entry.config_cls)}
     unknown = set(overrides) - fields
     if unknown:
         raise ConfigError(f"model {name!r} has no config field(s) {sorted(unknown)}; fields: {sorted(fields)}")
-    from_data = {"n_features": n_features, "n_outputs": n_outputs, "seq_len": data_cfg.seq_len}
+    from_data = {"n_features": n_features, "n_outputs": network_outputs(data_cfg.task), "seq_len": data_cfg.seq_len}
     values = {**{k: v for k, v in from_data.items() if k in fields}, **overrides}
     if preset == "demo":
         return entry.config_cls.demo(**values)
@@ -77,56 +84,60 @@ def model_config_for(name: str, data_cfg: DataConfig, n_features: int, preset: s
     return entry.config_cls(**values)
 
 
-def persistence_prices(split: SplitArrays, data_cfg: DataConfig) -> np.ndarray:
-    """Naive forecast: the next close equals the last close of the window."""
-    rows = target_rows(len(split.close), data_cfg.seq_len, data_cfg.horizon)
-    return split.close[rows - data_cfg.horizon]
+@dataclass(frozen=True)
+class FittedModel:
+    """A model fit on a train segment, early-stopped and (forecast task) calibrated on its val segment."""
+
+    model: nnx.Module
+    config: Any
+    result: FitResult
+    calibration: HeadCalibration | None
+
+
+def fit_spec(
+    spec: ModelSpec,
+    datasets: dict[str, SplitArrays],
+    data_cfg: DataConfig,
+    train_cfg: TrainingConfig,
+    scaler: FittedScaler,
+    **fit_options: Any,
+) -> FittedModel:
+    """Build the spec's model, fit it, calibrate its heads: one recipe for publication and every fold."""
+    cfg = model_config_for(spec.architecture, data_cfg, datasets["train"].x.shape[1], spec.preset, **spec.overrides)
+    model = build_model(spec.architecture, cfg, rngs=nnx.Rngs(train_cfg.seed))
+    result = fit(model, datasets["train"], datasets["val"], data_cfg, train_cfg, **fit_options)
+    calibration = (
+        calibrate_heads(model, datasets["train"], datasets["val"], data_cfg, scaler)
+        if data_cfg.task == "forecast"
+        else None
+    )
+    return FittedModel(model, cfg, result, calibration)
 
 
 def validation_metrics(
-    model: nnx.Module, split: SplitArrays, data_cfg: DataConfig, scaler: FittedScaler, train_labels: np.ndarray
+    fitted: FittedModel, datasets: dict[str, SplitArrays], data_cfg: DataConfig, scaler: FittedScaler
 ) -> dict[str, dict[str, Any]]:
-    """Validation metrics beside the naive baseline of the task: persistence for prices, the train
-    segment's majority class for Buy/Sell/Hold."""
-    outputs = predict_windows(model, split, data_cfg)
-    if data_cfg.task == "classification":
-        probabilities = np.asarray(jax.nn.softmax(outputs, axis=-1))
-        model_m = classification_metrics(probabilities, split.y, CLASS_NAMES)
-        majority = np.bincount(train_labels, minlength=len(CLASS_NAMES)).argmax()
-        naive_m = classification_metrics(
-            np.eye(len(CLASS_NAMES))[np.full(len(split.y), majority)], split.y, CLASS_NAMES
-        )
-        return {
-            "validation": model_m,
-            "naive_baseline": naive_m,
-            "skill": {"accuracy_gain": model_m["accuracy"] - naive_m["accuracy"]},
-        }
-    rows = target_rows(len(split.close), data_cfg.seq_len, data_cfg.horizon)
-    actual = split.close[rows]
-    model_m = regression_metrics(scaler.inverse_column(outputs[:, 0], "close"), actual)
-    naive_m = regression_metrics(persistence_prices(split, data_cfg), actual)
-    return {
-        "validation": model_m,
-        "naive_baseline": naive_m,
-        "skill": {"mae_skill": 1.0 - model_m["mae"] / naive_m["mae"]},
-    }
+    """Per head: validation scores of the model and of the head's reference baseline, and the skill — the
+    same baselines and scoring as the walk-forward leaderboard."""
+    from cse_models.evaluation.segment import score_segment
+
+    forecasts = predict_heads(fitted.model, datasets["val"], data_cfg, scaler, fitted.calibration)
+    return score_segment(forecasts, datasets["train"], datasets["val"], data_cfg, scaler)
 
 
 def train_model(
-    name: str,
+    spec: ModelSpec,
     datasets: dict[str, SplitArrays],
     data_cfg: DataConfig,
     train_cfg: TrainingConfig,
     scaler: FittedScaler,
     directory: str | Path,
-    preset: str = "default",
     *,
     resume: bool = False,
     devices: int | None = None,
     on_epoch: Callable[[EpochLog], None] | None = None,
-    **model_overrides: Any,
 ) -> TrainedModel:
-    """Build, fit and describe one model in `directory`.
+    """Build, fit, calibrate and describe one model spec in `directory`.
 
     `resume=True` continues a crashed run from `directory/train_state` (same config and data); otherwise
     the best checkpoints and training state of an earlier run in `directory` are cleared first.
@@ -137,17 +148,15 @@ def train_model(
     if not resume:
         for stale in (CHECKPOINTS_DIR, TRAIN_STATE_DIR, TENSORBOARD_DIR):
             shutil.rmtree(directory / stale, ignore_errors=True)
-    cfg = model_config_for(name, data_cfg, datasets["train"].x.shape[1], preset, **model_overrides)
-    model = build_model(name, cfg, rngs=nnx.Rngs(train_cfg.seed))
     checkpoints = BestCheckpoints(directory / CHECKPOINTS_DIR, keep=train_cfg.keep_best)
     started = time.perf_counter()
     try:
-        result = fit(
-            model,
-            datasets["train"],
-            datasets["val"],
+        fitted = fit_spec(
+            spec,
+            datasets,
             data_cfg,
             train_cfg,
+            scaler,
             checkpoints=checkpoints,
             state_dir=directory / TRAIN_STATE_DIR,
             devices=devices,
@@ -157,22 +166,22 @@ def train_model(
     finally:
         checkpoints.close()
     seconds = time.perf_counter() - started
-    save_model_spec(directory, name, cfg)
-    metrics = validation_metrics(model, datasets["val"], data_cfg, scaler, datasets["train"].y)
+    save_model_spec(directory, spec.architecture, fitted.config)
     trained = TrainedModel(
         directory=str(directory),
-        name=name,
-        config=dataclasses.asdict(cfg),
-        parameters=parameter_count(model),
-        history=[dataclasses.asdict(e) for e in result.history],
-        best_epoch=result.best_epoch,
-        stopped_early=result.stopped_early,
-        metrics=metrics,
+        name=spec.architecture,
+        config=dataclasses.asdict(fitted.config),
+        parameters=parameter_count(fitted.model),
+        history=[dataclasses.asdict(e) for e in fitted.result.history],
+        best_epoch=fitted.result.best_epoch,
+        stopped_early=fitted.result.stopped_early,
+        metrics=validation_metrics(fitted, datasets, data_cfg, scaler),
         seconds=seconds,
         devices=devices or jax.device_count(),
+        calibration=None if fitted.calibration is None else dataclasses.asdict(fitted.calibration),
     )
     trained.save()
     return trained
 
 
-__all__ = ["EpochLog", "TrainedModel", "model_config_for", "train_model", "validation_metrics"]
+__all__ = ["EpochLog", "FittedModel", "TrainedModel", "fit_spec", "model_config_for", "train_model"]

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 from datetime import datetime
 
 from litestar import Controller, get, post
@@ -10,11 +11,15 @@ from litestar.status_codes import HTTP_200_OK
 
 from cse_serving.auth import require_admin, require_token
 from cse_serving.registry import ModelRegistry
-from cse_serving.schemas import LoadError, ModelCount, ModelInfo, ModelList, PinRequest, ReloadResult
+from cse_serving.schemas import HeadInfo, LoadError, ModelCount, ModelInfo, ModelList, PinRequest, ReloadResult
 
 
 def _iso(moment: datetime) -> str:
     return moment.isoformat(timespec="seconds").replace("+00:00", "Z")
+
+
+def _finite(value: float) -> float | None:
+    return value if math.isfinite(value) else None
 
 
 def model_infos(registry: ModelRegistry) -> list[ModelInfo]:
@@ -39,6 +44,20 @@ def model_infos(registry: ModelRegistry) -> list[ModelInfo]:
                 seq_len=manifest.seq_len,
                 min_klines=manifest.min_klines,
                 class_names=list(manifest.class_names),
+                heads=[
+                    HeadInfo(
+                        name=head.name,
+                        outputs=list(head.outputs),
+                        publish=head.publish,
+                        passed=head.passed,
+                        forced=head.forced,
+                        skill=_finite(head.skill),
+                        p_value=_finite(head.p_value),
+                        reference=head.reference,
+                        reason=head.reason,
+                    )
+                    for head in manifest.heads
+                ],
                 members=sorted(model.members),
                 metrics=manifest.metrics,
                 created_at=manifest.created_at,
@@ -58,7 +77,11 @@ class ModelsController(Controller):
         "/",
         operation_id="listModels",
         summary="Loaded models",
-        description="Version, manifest metrics, loaded_at, pin state and the last load error of every series.",
+        description=(
+            "Version, manifest metrics, loaded_at, pin state and the last load error of every series; for a "
+            "forecast model its heads with their walk-forward skill, reference and gate verdict (a head with "
+            "`publish` false is withheld from /predict, `reason` says why)."
+        ),
         guards=[require_token],
         sync_to_thread=False,
     )

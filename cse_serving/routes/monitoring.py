@@ -33,7 +33,8 @@ class MonitoringController(Controller):
         description=(
             "`model_accuracy` is what the model measured before publication (validation, walk-forward, naive "
             "baseline, skill, promotion verdict, from its manifest); `predictions_served` and `model_confidence` "
-            "(mean max-probability of classification answers) are live since the server started."
+            "(mean max-probability of classification answers and of published forecast direction heads) are live "
+            "since the server started."
         ),
         sync_to_thread=False,
     )

@@ -31,7 +31,9 @@ class PredictController(Controller):
         description=(
             "Body: `symbol`, `interval` (default 1h), `klines` (at least the model's min_klines, oldest first; "
             "the last min_klines are used), optional `members: true`. Or a batch: `{requests: [...]}` → "
-            "`{predictions: [...]}`; requests for the same model share one inference call."
+            "`{predictions: [...]}`; requests for the same model share one inference call. A forecast model "
+            "answers a forecast card (`forecast`; null parts for heads withheld by their gate) and the legacy "
+            "`prediction` view of it."
         ),
         status_code=HTTP_200_OK,
     )
@@ -50,7 +52,9 @@ class PredictController(Controller):
         summary="The seed's ensemble endpoint",
         description=(
             "Body `{data: [klines], symbol?, interval?}` → `{predictions, confidence}`. Same engine as /predict; "
-            "without `symbol` the only loaded model is used (404 when several are loaded)."
+            "without `symbol` the only loaded model is used (422 when several are loaded). A forecast model "
+            "answers its close when its price head is published, else its direction class (with its "
+            "confidence), else null."
         ),
         status_code=HTTP_200_OK,
     )
@@ -65,10 +69,10 @@ class PredictController(Controller):
             symbol = loaded[0][0]
         [answer] = registry.predict_batch([PredictRequest(symbol=symbol, interval=data.interval, klines=data.data)])
         prediction = answer.prediction
-        value = prediction.close if prediction.close is not None else prediction.label
+        is_price = prediction.close is not None
         return DeepLearningResponse(
-            predictions=[value],  # type: ignore[list-item]
-            confidence=[prediction.confidence],
+            predictions=[prediction.close if is_price else prediction.label],
+            confidence=[None if is_price else prediction.confidence],
             symbol=answer.symbol,
             interval=answer.interval,
             model_version=answer.model_version,

@@ -1,20 +1,26 @@
-"""The whole graph for one symbol — data → train → export → parity check → publish — as a real
-Dagster materialization on a tiny budget, and the published version is what serving would load."""
+"""The whole graph for one symbol — data → train → export → parity check → walk-forward → gate per head →
+publish — as a real Dagster materialization on a tiny budget, and the published version is what serving
+would load."""
 
 from __future__ import annotations
 
 import numpy as np
 import onnxruntime as ort
 import pytest
-from dagster import AssetKey, DagsterInstance, materialize
+from dagster import AssetCheckSeverity, AssetKey, DagsterInstance, materialize
 
 from cse_assets.definitions import defs, resources_for
+from cse_assets.model_specs import selected_specs
 from cse_assets.partitions import ensure_symbol_partitions
 from cse_assets.resources import DataSettings, EvaluationSettings, ModelStoreResource, TrainingResource
 from cse_models.data.file_sources import SampleSource
+from cse_models.evaluation.baselines import REFERENCE
 from cse_models.features.dataset import kline_columns
 from cse_models.features.sets import get_feature_set
+from cse_models.heads import HEADS
 from cse_models.store import ModelStore
+
+STRICT_P = 1e-3  # strict enough that a next-hour price edge fails, loose enough for the volatility head
 
 
 @pytest.fixture(scope="module")
@@ -24,9 +30,9 @@ def graph_run(tmp_path_factory: pytest.TempPathFactory):
     ensure_symbol_partitions(instance, ["ETHUSDT"])
     resources = {
         **resources_for("local"),
-        "data_settings": DataSettings(range_last="last 90 days"),
+        "data_settings": DataSettings(range_last="last 150 days"),
         "training": TrainingResource(budget="tiny"),
-        "evaluation_settings": EvaluationSettings(budget="tiny", n_folds=2, force_publish=True),
+        "evaluation_settings": EvaluationSettings(budget="tiny", n_folds=2, max_p_value=STRICT_P),
         "model_store": ModelStoreResource(root=str(home / "store")),
     }
     with pytest.MonkeyPatch.context() as patch:
@@ -40,37 +46,81 @@ def graph_run(tmp_path_factory: pytest.TempPathFactory):
     return result, home, instance, resources
 
 
+def _manifest(home):
+    store = ModelStore(home / "store")
+    return store.verified("ETHUSDT", "1h", store.latest("ETHUSDT", "1h"))
+
+
 def test_whole_graph_materializes_and_every_check_passes(graph_run) -> None:
     result, *_ = graph_run
     assert result.success
     checks = result.get_asset_check_evaluations()
-    assert {c.check_name for c in checks} >= {"onnx_parity", "scaler_fit_on_train_rows_only"}
+    assert {c.check_name for c in checks} >= {"onnx_parity", "scaler_fit_on_train_rows_only", "beats_naive"}
     assert all(c.passed for c in checks)
 
 
-def test_training_metadata_carries_the_loss_curve_and_metrics(graph_run) -> None:
-    result, *_ = graph_run
+def test_training_metadata_and_run_log_carry_progress_and_per_head_metrics(graph_run) -> None:
+    result, _, instance, _ = graph_run
     (materialization,) = result.asset_materializations_for_node("model_lstm")
     meta = materialization.metadata
     assert "data:image/png;base64," in meta["loss_curve"].value
-    assert meta["validation/mae"].value > 0
-    assert meta["samples_per_s"].value > 0
+    assert {f"validation_skill/{h}" for h in HEADS} <= set(meta)
+    assert meta["validation/volatility/mae"].value > 0
+    assert 0 <= meta["calibration/shrink"].value <= 1
+    messages = [e.message for e in instance.all_logs(result.run_id) if e.message]
+    assert any(m.startswith("lstm epoch 1/1: train") for m in messages)
+    assert any(m.startswith("fold 2: lstm epoch 1/1") for m in messages)
 
 
-def test_published_version_serves_prices_from_raw_klines(graph_run) -> None:
+def test_evaluation_metadata_has_a_table_per_head(graph_run) -> None:
+    result, *_ = graph_run
+    (materialization,) = result.asset_materializations_for_node("evaluation")
+    for head in HEADS:
+        table = materialization.metadata[f"leaderboard/{head}"]
+        names = {record.data["forecaster"] for record in table.records}
+        assert {"lstm", REFERENCE[head]} <= names
+
+
+def test_published_version_serves_the_forecast_card_from_raw_klines(graph_run) -> None:
     _, home, *_ = graph_run
-    store = ModelStore(home / "store")
-    version = store.latest("ETHUSDT", "1h")
-    manifest, root = store.verified("ETHUSDT", "1h", version)
-    assert manifest.feature_names == list(get_feature_set("mur9").feature_names)
-    assert {"model.onnx", "scaler.json"} <= set(manifest.files)
-    klines = SampleSource().fetch("ETHUSDT", "1h", None, None).unique("open_time").sort("open_time").tail(24)
-    features = get_feature_set(manifest.feature_set)(kline_columns(klines)).astype(np.float32)[None]
-    session = ort.InferenceSession(str(root / "model.onnx"), providers=["CPUExecutionProvider"])
-    (close,) = session.run(None, {"features": features})
+    manifest, root = _manifest(home)
+    assert manifest.task == "forecast" and manifest.feature_set == "stationary"
+    assert [t.name for t in manifest.inputs] == ["features", "last_close"]
+    klines = SampleSource().fetch("ETHUSDT", "1h", None, None).unique("open_time").sort("open_time")
+    klines = klines.tail(manifest.min_klines)
+    features = get_feature_set(manifest.feature_set)(kline_columns(klines))[-manifest.seq_len :]
     last_close = float(klines.get_column("close")[-1])
-    assert close.shape == (1, 1)
-    assert abs(float(close[0, 0]) / last_close - 1) < 0.5  # a price near the market, not a scaled value
+    session = ort.InferenceSession(str(root / "model.onnx"), providers=["CPUExecutionProvider"])
+    close, ret, lower, upper, vol, probabilities = session.run(
+        [t.name for t in manifest.outputs],
+        {"features": features.astype(np.float32)[None], "last_close": np.array([[last_close]], np.float32)},
+    )
+    assert abs(float(close[0, 0]) / last_close - 1) < 0.05  # a price near the market, not a scaled value
+    assert lower[0, 0] < close[0, 0] < upper[0, 0]
+    assert float(vol[0, 0]) > 0 and abs(float(probabilities.sum()) - 1) < 1e-5
+    assert abs(float(np.log(close[0, 0] / last_close)) - float(ret[0, 0])) < 1e-5
+
+
+def test_gate_publishes_heads_that_pass_and_withholds_the_others(graph_run) -> None:
+    _, home, *_ = graph_run
+    manifest, _ = _manifest(home)
+    assert [h.name for h in manifest.heads] == list(HEADS)
+    for head in manifest.heads:
+        assert head.publish is head.passed is (head.skill > 0 and head.p_value <= STRICT_P), head
+        assert not head.forced
+    verdicts = {h.publish for h in manifest.heads}
+    assert verdicts == {True, False}, [(h.name, h.skill, h.p_value) for h in manifest.heads]
+
+
+def test_the_evaluated_spec_is_the_published_spec(graph_run) -> None:
+    result, home, *_ = graph_run
+    manifest, _ = _manifest(home)
+    (spec,) = selected_specs()
+    assert manifest.training["spec"] == spec.as_dict()
+    assert manifest.metrics["selected"] == spec.name
+    (evaluated,) = result.asset_materializations_for_node("evaluation")
+    for head in manifest.heads:
+        assert evaluated.metadata[f"skill/{head.name}/{spec.name}"].value == head.skill
 
 
 def test_onnx_parity_check_is_blocking_upstream_of_publication() -> None:
@@ -81,34 +131,41 @@ def test_onnx_parity_check_is_blocking_upstream_of_publication() -> None:
     assert AssetKey("published_model") in graph.get(AssetKey("onnx_lstm")).child_keys
 
 
-def test_forced_publication_is_recorded_in_the_manifest(graph_run) -> None:
-    _, home, *_ = graph_run
-    store = ModelStore(home / "store")
-    manifest = store.read_manifest("ETHUSDT", "1h", store.latest("ETHUSDT", "1h"))
-    promotion = manifest.metrics["promotion"]
-    assert promotion["publish"] is True
-    assert promotion["forced"] is True
-    assert "does not beat persistence" in promotion["reason"] or "not significantly better" in promotion["reason"]
-    assert "walk_forward" in manifest.metrics["skill"]
-
-
-def test_the_gate_blocks_publication_of_a_model_that_does_not_beat_persistence(graph_run) -> None:
+def _rerun(graph_run, settings: EvaluationSettings):
     _, home, instance, resources = graph_run
-    store = ModelStore(home / "store")
-    before = store.versions("ETHUSDT", "1h")
-    gated = {**resources, "evaluation_settings": EvaluationSettings(budget="tiny", n_folds=2)}
     with pytest.MonkeyPatch.context() as patch:
         patch.setenv("CSE_HOME", str(home))
-        result = materialize(
+        return materialize(
             [*defs.assets, *defs.asset_checks],
             partition_key="ETHUSDT",
-            resources=gated,
+            resources={**resources, "evaluation_settings": settings},
             instance=instance,
             selection=["evaluation", "published_model"],
             raise_on_error=False,
         )
+
+
+IMPOSSIBLE_P = 1e-300  # no head of any model is that significant
+
+
+def test_the_gate_blocks_publication_when_no_head_passes(graph_run) -> None:
+    _, home, *_ = graph_run
+    before = ModelStore(home / "store").versions("ETHUSDT", "1h")
+    result = _rerun(graph_run, EvaluationSettings(budget="tiny", n_folds=2, max_p_value=IMPOSSIBLE_P))
     (gate,) = [c for c in result.get_asset_check_evaluations() if c.check_name == "beats_naive"]
-    assert not gate.passed
+    assert not gate.passed and gate.severity == AssetCheckSeverity.ERROR
     assert "persistence" in gate.description
     assert not result.asset_materializations_for_node("published_model")
-    assert store.versions("ETHUSDT", "1h") == before
+    assert ModelStore(home / "store").versions("ETHUSDT", "1h") == before
+
+
+def test_forced_heads_are_published_but_their_check_stays_failed(graph_run) -> None:
+    _, home, *_ = graph_run
+    forced = EvaluationSettings(budget="tiny", n_folds=2, max_p_value=IMPOSSIBLE_P, force_publish=True)
+    result = _rerun(graph_run, forced)
+    (gate,) = [c for c in result.get_asset_check_evaluations() if c.check_name == "beats_naive"]
+    assert not gate.passed and gate.severity == AssetCheckSeverity.WARN
+    assert result.asset_materializations_for_node("published_model")
+    manifest, _ = _manifest(home)
+    assert all(h.publish and h.forced and not h.passed for h in manifest.heads)
+    assert all(h.reason.startswith("forced publication; the gate said:") for h in manifest.heads)

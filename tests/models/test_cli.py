@@ -8,6 +8,7 @@ import sys
 from pathlib import Path
 
 from cse_models.data.file_sources import SAMPLE_DIR
+from cse_models.heads.layout import HEADS
 
 
 def _run(*args: str) -> subprocess.CompletedProcess:
@@ -56,6 +57,10 @@ def test_train_shows_progress_and_publishes_a_verified_version(tmp_path: Path):
     )
     assert result.returncode == 0, result.stderr
     assert "epoch 1/1" in result.stderr
-    version = json.loads(result.stdout)["published_version"]
-    manifest, _ = ModelStore(tmp_path / "store").verified("ETHUSDT", "1h", version)
+    summary = json.loads(result.stdout)
+    manifest, _ = ModelStore(tmp_path / "store").verified("ETHUSDT", "1h", summary["published_version"])
     assert manifest.members[0].architecture == "lstm_regressor"
+    assert manifest.task == "forecast" and manifest.feature_set == "stationary"  # DataConfig.honest()
+    # every head carries the verdict of the walk-forward gate the CLI ran before publishing
+    assert [h.name for h in manifest.heads] == list(HEADS)
+    assert {h.name: h.publish for h in manifest.heads} == {h: v["publish"] for h, v in summary["heads"].items()}

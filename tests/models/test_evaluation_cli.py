@@ -17,6 +17,8 @@ from cse_models.data.csv_archive import read_kline_csv
 from cse_models.data.file_sources import SampleSource
 from cse_models.errors import DataError
 from cse_models.evaluation import WalkForwardConfig, rows_needed
+from cse_models.features.sets import get_feature_set
+from cse_models.heads.layout import HEADS
 
 
 @pytest.fixture(scope="module")
@@ -71,18 +73,38 @@ def _evaluate(*args: str) -> subprocess.CompletedProcess:
     return subprocess.run(command, capture_output=True, text=True, timeout=300)
 
 
-def test_evaluate_writes_the_leaderboard_of_a_plain_csv(sample, tmp_path):
+REFERENCES = {
+    "price": "persistence",
+    "interval": "trailing_quantiles",
+    "volatility": "trailing_mean",
+    "direction": "class_frequencies",
+}
+
+
+def test_evaluate_writes_every_heads_leaderboard_of_a_plain_csv(sample, tmp_path):
     csv = write_plain(tmp_path / "btc.csv", sample.tail(1000), "iso")
     result = _evaluate("--csv", str(csv), "--folds", "2", "--budget", "tiny", "--last", "60d", "--out", str(tmp_path))
     assert result.returncode == 0, result.stderr
-    board = json.loads((tmp_path / "BTCUSDT" / "leaderboard.json").read_text())
-    assert {r["name"] for r in board["rows"]} == {"persistence", "drift", "moving_average", "lstm_regressor"}
-    assert len(board["folds"]) == 2 and board["info"]["range"] == "last 60 days"
-    assert next(r for r in board["rows"] if r["name"] == "persistence")["skill"] == 0.0
-    assert (tmp_path / "BTCUSDT" / "leaderboard.md").read_text() == result.stdout.rstrip("\n") + "\n"
-    promotion = json.loads((tmp_path / "BTCUSDT" / "promotion.json").read_text())
-    assert set(promotion) == {"lstm_regressor"} and isinstance(promotion["lstm_regressor"]["publish"], bool)
-    assert "| persistence | baseline |" in result.stdout
+    out = tmp_path / "BTCUSDT"
+    boards = json.loads((out / "leaderboard.json").read_text())
+    assert list(boards) == list(HEADS)
+    for head, board in boards.items():
+        assert board["task"] == head and board["reference"] == REFERENCES[head]
+        assert len(board["folds"]) == 2 and board["info"]["range"] == "last 60 days"
+        assert board["info"]["task"] == "forecast" and board["info"]["feature_set"] == "stationary"
+        names = {r["name"] for r in board["rows"]}
+        assert {REFERENCES[head], "lstm_regressor"} <= names
+        assert next(r for r in board["rows"] if r["name"] == REFERENCES[head])["skill"] == 0.0
+        assert json.loads((out / head / "leaderboard.json").read_text()) == board
+        assert f"| {REFERENCES[head]} | baseline |" in result.stdout
+    price = {r["name"] for r in boards["price"]["rows"]}
+    assert price == {"persistence", "drift", "moving_average", "ridge_returns", "lstm_regressor"}
+    assert (out / "leaderboard.md").read_text() == result.stdout.rstrip("\n") + "\n"
+    promotion = json.loads((out / "promotion.json").read_text())
+    assert set(promotion) == {"lstm_regressor"} and set(promotion["lstm_regressor"]) == set(HEADS)
+    for decision in promotion["lstm_regressor"].values():
+        assert isinstance(decision["publish"], bool) and decision["max_p_value"] == 0.05
+        assert decision["passed"] is (decision["publish"] and not decision["forced"])
     assert "fold 2/2: lstm_regressor" in result.stderr  # the progress display
 
 
@@ -93,4 +115,5 @@ def test_evaluate_with_too_few_rows_says_how_many_are_needed(sample, tmp_path):
     error = result.stderr.splitlines()[-1]
     assert error.startswith("cse-models: 200 rows are too few for 5 walk-forward folds"), result.stderr
     needed = int(error.split("need ≥ ")[1].split()[0])
-    assert needed == rows_needed(DataConfig(), WalkForwardConfig(n_folds=5)) > 200
+    warmup = get_feature_set("stationary").warmup  # counted in klines: the warm-up rows have no features
+    assert needed == rows_needed(DataConfig.honest(), WalkForwardConfig(n_folds=5)) + warmup > 200

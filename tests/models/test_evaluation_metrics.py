@@ -40,24 +40,26 @@ def features() -> pl.DataFrame:
 
 
 def _baselines(task: str) -> dict:
-    return {name: BASELINES.get(name).forecast for name in baseline_names(task)}
+    return {name: BASELINES.get(name).forecaster() for name in baseline_names(task)}
 
 
 def test_persistence_has_skill_exactly_zero_against_itself(features):
     result = run_walk_forward(features, CFG, WalkForwardConfig(), _baselines("regression"))
-    board = build_leaderboard(result)
+    board = build_leaderboard(result, "price")
     row = board.row("persistence")
+    assert board.task == "price" and board.reference == "persistence"
     assert row.skill == 0.0 and row.fold_skill == (0.0, 0.0, 0.0)
     assert row.dm.statistic == 0.0 and row.dm.p_value == 1.0
-    assert {r.name for r in board.rows} == {"persistence", "drift", "moving_average"}
-    assert board.n_points == result.actual.size == sum(f["points"] for f in board.folds)
+    assert {r.name for r in board.rows} == {"persistence", "drift", "moving_average", "ridge_returns"}
+    assert board.n_points == result.truth["price"].size == sum(f["points"] for f in board.folds)
 
 
 def test_every_forecaster_is_scored_on_the_same_out_of_sample_points(features):
     result = run_walk_forward(features, CFG, WalkForwardConfig(n_folds=2), _baselines("regression"))
     assert np.all(np.diff(result.target_time_ms) > 0)  # one point per candle, in time order, no overlap
-    assert all(f.shape == result.actual.shape for f in result.forecasts.values())
-    np.testing.assert_array_equal(result.forecasts["persistence"], result.last_close)
+    assert result.heads == ("price",)  # the legacy regression task has one head
+    assert all(f.shape == result.truth["price"].shape for f in result.forecasts["price"].values())
+    np.testing.assert_array_equal(result.forecasts["price"]["persistence"], result.last_close)
     assert np.all(result.target_time_ms - result.issue_time_ms == 3_600_000)
 
 
@@ -101,8 +103,20 @@ def test_constant_prices_are_refused_because_skill_is_undefined(features):
 
 def _fold_data(close: np.ndarray, cfg: DataConfig, train_labels: np.ndarray) -> FoldData:
     n = close.size
-    test = SplitArrays(x=close[:, None], close=close, open_time_ms=np.arange(n) * 3_600_000, y=np.zeros(n))
-    train = SplitArrays(x=np.zeros((1, 1)), close=np.zeros(1), open_time_ms=np.zeros(1), y=train_labels)
+    column = close[:, None]
+    test = SplitArrays(
+        x=column,
+        raw=column.astype(np.float32),
+        close=close,
+        high=close,
+        low=close,
+        open_time_ms=np.arange(n) * 3_600_000,
+        y=np.zeros(n),
+    )
+    zero = np.zeros(1)
+    train = SplitArrays(
+        x=zero[:, None], raw=zero[:, None], close=zero, high=zero, low=zero, open_time_ms=zero, y=train_labels
+    )
     return FoldData(Fold(0, slice(0, 1), slice(1, 2), slice(2, 2 + n)), None, {"train": train, "test": test}, cfg)
 
 
@@ -110,7 +124,8 @@ def test_baselines_forecast_from_the_window_only():
     cfg = DataConfig(seq_len=3, horizon=1, hold_band=0.01)
     close = np.array([100.0, 102.0, 101.0, 104.0, 104.5])  # windows [100 102 101], [102 101 104]
     data = _fold_data(close, cfg, train_labels=np.array([0, 2, 2, 1]))
-    forecast = {name: BASELINES.get(name).forecast(data) for name in BASELINES}
+    names = ("persistence", "drift", "moving_average", "majority", "class_frequencies", "last_move")
+    forecast = {name: BASELINES.get(name).forecast(data) for name in names}
     np.testing.assert_allclose(forecast["persistence"], [101.0, 104.0])
     np.testing.assert_allclose(forecast["drift"], [101.0 + (101 - 100) / 2, 104.0 + (104 - 102) / 2])
     np.testing.assert_allclose(forecast["moving_average"], [101.0, 307.0 / 3])

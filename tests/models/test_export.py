@@ -8,8 +8,9 @@ import pytest
 from flax import nnx
 
 from cse_models.errors import ExportParityError
-from cse_models.export.onnx import INPUT_NAME, check_parity, export_onnx, op_types
+from cse_models.export.onnx import check_parity, export_onnx, op_types
 from cse_models.features.windows import sliding_windows
+from cse_models.heads.layout import INPUT_NAME
 from cse_models.models import build_model, rnn_ops
 from cse_models.models.lstm import LSTMConfig
 
@@ -18,7 +19,7 @@ from cse_models.models.lstm import LSTMConfig
 def exported(prepared, data_cfg, btc_features, tmp_path_factory):
     scaler, _ = prepared
     model = build_model("lstm_regressor", LSTMConfig(hidden=32), rngs=nnx.Rngs(1))
-    path = export_onnx(model, scaler, "regression", data_cfg.seq_len, tmp_path_factory.mktemp("onnx") / "m.onnx")
+    path = export_onnx(model, scaler, data_cfg, tmp_path_factory.mktemp("onnx") / "m.onnx")
     raw = btc_features.select(scaler.feature_names).to_numpy()
     held_back = sliding_windows(raw[-100:], data_cfg.seq_len, data_cfg.horizon)  # test-period rows
     return model, scaler, path, held_back
@@ -31,9 +32,9 @@ def test_exported_lstm_uses_the_native_onnx_operator(exported):
     assert "Loop" not in ops and "Scan" not in ops
 
 
-def test_onnx_matches_jax_at_batch_1_and_7(exported):
+def test_onnx_matches_jax_at_batch_1_and_7(exported, data_cfg):
     model, scaler, path, held_back = exported
-    report = check_parity(model, scaler, "regression", path, held_back, batches=(1, 7))
+    report = check_parity(model, scaler, data_cfg, path, {INPUT_NAME: held_back}, batches=(1, 7))
     assert report.max_abs_diff <= 1e-5 + 1e-3 * np.abs(held_back[..., 7]).max()
 
 
@@ -51,8 +52,8 @@ def test_export_restores_the_training_layer(exported):
     assert rnn_ops.lstm_layer is rnn_ops.lstm_fused
 
 
-def test_parity_check_fails_on_a_different_model(exported, prepared):
+def test_parity_check_fails_on_a_different_model(exported, data_cfg):
     _, scaler, path, held_back = exported
     other = build_model("lstm_regressor", LSTMConfig(hidden=32), rngs=nnx.Rngs(99))
     with pytest.raises(ExportParityError, match="differ"):
-        check_parity(other, scaler, "regression", path, held_back)
+        check_parity(other, scaler, data_cfg, path, {INPUT_NAME: held_back})

@@ -15,7 +15,7 @@ from flax import nnx
 from cse_models.config import DataConfig
 from cse_models.export.onnx import check_parity, export_onnx
 from cse_models.features.dataset import build_datasets, fit_feature_scaler
-from cse_models.features.heldout import raw_test_windows
+from cse_models.features.heldout import graph_inputs
 from cse_models.models import MODELS, build_model
 from cse_models.training.loop import train_step
 from cse_models.training.run import model_config_for
@@ -47,6 +47,6 @@ def test_architecture_trains_exports_and_matches_onnx(name, task_data, tmp_path)
     )
     assert np.isfinite(float(loss))
     assert any(not np.array_equal(a, b) for a, b in zip(before, _params(model), strict=True))
-    path = export_onnx(model, scaler, data_cfg.task, data_cfg.seq_len, tmp_path / f"{name}.onnx")
-    windows = raw_test_windows(datasets["test"], scaler, data_cfg)
-    check_parity(model, scaler, data_cfg.task, path, windows, batches=(1, 7))  # raises ExportParityError
+    path = export_onnx(model, scaler, data_cfg, tmp_path / f"{name}.onnx")
+    inputs = graph_inputs(datasets["test"], data_cfg)
+    check_parity(model, scaler, data_cfg, path, inputs, batches=(1, 7))  # raises ExportParityError

@@ -93,15 +93,18 @@ def test_wrong_input_width_raises_config_error_naming_both(name):
 
 
 def test_financial_lstm_bidirectional_switch_exports_two_lstm_nodes_per_layer(tmp_path):
+    from cse_models.config import DataConfig
     from cse_models.export.onnx import check_parity, export_onnx
     from cse_models.features.scaling import fit_scaler
+    from cse_models.heads.layout import INPUT_NAME
 
     cfg = RNNConfig.demo(n_features=4, seq_len=12, n_outputs=1, bidirectional=True)
     model = build_model("financial_lstm", cfg, rngs=nnx.Rngs(0))
     names = ("open", "high", "low", "close")
     scaler = fit_scaler("minmax", np.random.default_rng(0).uniform(1, 2, (50, 4)), names)
-    path = export_onnx(model, scaler, "regression", 12, tmp_path / "bi.onnx")
+    data_cfg = DataConfig(feature_set="ohlc4", seq_len=12)
+    path = export_onnx(model, scaler, data_cfg, tmp_path / "bi.onnx")
     nodes = [n.op_type for n in onnx.load(str(path)).graph.node]
     assert nodes.count("LSTM") == 2 * cfg.layers
     windows = np.random.default_rng(1).uniform(1, 2, (7, 12, 4)).astype(np.float32)
-    check_parity(model, scaler, "regression", path, windows)
+    check_parity(model, scaler, data_cfg, path, {INPUT_NAME: windows})

@@ -4,7 +4,10 @@ A module of its own (not conftest.py) so tests import helpers by a name no other
 `conftest.py` re-exports the fixtures.
 
 The regression model answers `close = last row's close feature + 0.5`, the classification model
-`softmax([-cc, 0, cc])` of the last row's close_change `cc`, so every expected answer is exact arithmetic.
+`softmax([-cc, 0, cc])` of the last row's close_change `cc`, and the forecast model (feature set
+"stationary", inputs features and last_close) `close = last_close · e^drift`, `return = drift`,
+`lower/upper = last_close · e^∓0.02`, `volatility = the last row's rv_24`, `probabilities =
+softmax(FORECAST_LOGITS)`, so every expected answer is exact arithmetic.
 """
 
 from __future__ import annotations
@@ -20,7 +23,8 @@ from litestar.testing import TestClient
 from onnx import TensorProto, helper, numpy_helper
 
 from cse_models.features.sets import get_feature_set
-from cse_models.store import Manifest, ModelStore, TensorSpec, new_version
+from cse_models.heads.layout import FORECAST_OUTPUTS, HEAD_OUTPUTS, HEADS
+from cse_models.store import HeadVerdict, Manifest, ModelStore, TensorSpec, new_version
 from cse_serving.app import create_app
 from cse_serving.auth import TokenStore
 from cse_serving.settings import Settings
@@ -33,6 +37,14 @@ CLOSE_CHANGE = MUR9.index("close_change")
 START_MS = int(datetime(2024, 3, 1, tzinfo=UTC).timestamp() * 1000)
 HOUR_MS = 3_600_000
 CLASSES = ["sell", "hold", "buy"]
+STATIONARY = get_feature_set("stationary")
+FORECAST_FEATURES = list(STATIONARY.feature_names)
+FORECAST_MIN_KLINES = SEQ_LEN + STATIONARY.warmup
+RV_24 = FORECAST_FEATURES.index("rv_24")
+FORECAST_DRIFT = 0.01
+FORECAST_HALF_WIDTH = 0.02
+FORECAST_LOGITS = [-0.5, 0.0, 1.0]
+DEFAULT_HEADS = {"price": True, "interval": True, "volatility": True, "direction": False}
 
 
 def _last_feature() -> list[onnx.NodeProto]:
@@ -85,6 +97,93 @@ def classification_onnx(path: Path) -> Path:
     return _save(helper.make_graph(nodes, "classification", [_features_input()], [output], inits), path)
 
 
+def forecast_onnx(path: Path, drift: float = FORECAST_DRIFT) -> Path:
+    """The forecast contract's graph: inputs features `[batch, SEQ_LEN, 14]` and last_close `[batch, 1]`."""
+
+    def const(name: str, value: float | list[float]) -> onnx.TensorProto:
+        return numpy_helper.from_array(np.array(value, dtype=np.float32).reshape(1, -1), name)
+
+    nodes = [
+        helper.make_node("Shape", ["last_close"], ["batch_shape"]),
+        helper.make_node("Mul", ["last_close", "up"], ["close"]),
+        helper.make_node("Expand", ["drift", "batch_shape"], ["return"]),
+        helper.make_node("Mul", ["last_close", "low_factor"], ["lower"]),
+        helper.make_node("Mul", ["last_close", "high_factor"], ["upper"]),
+        *_last_feature(),
+        helper.make_node("Identity", ["last"], ["volatility"]),
+        helper.make_node("Expand", ["logits", "batch_shape"], ["batch_logits"]),
+        helper.make_node("Softmax", ["batch_logits"], ["probabilities"], axis=-1),
+    ]
+    inits = [
+        *_slice_inits(RV_24),
+        const("up", float(np.exp(drift))),
+        const("drift", drift),
+        const("low_factor", float(np.exp(-FORECAST_HALF_WIDTH))),
+        const("high_factor", float(np.exp(FORECAST_HALF_WIDTH))),
+        const("logits", FORECAST_LOGITS),
+    ]
+    inputs = [
+        helper.make_tensor_value_info("features", TensorProto.FLOAT, ["batch", SEQ_LEN, len(FORECAST_FEATURES)]),
+        helper.make_tensor_value_info("last_close", TensorProto.FLOAT, ["batch", 1]),
+    ]
+    outputs = [
+        helper.make_tensor_value_info(
+            name, TensorProto.FLOAT, ["batch", len(CLASSES) if name == "probabilities" else 1]
+        )
+        for name in FORECAST_OUTPUTS
+    ]
+    return _save(helper.make_graph(nodes, "forecast", inputs, outputs, inits), path)
+
+
+def head_verdicts(publish: dict[str, bool]) -> list[HeadVerdict]:
+    """One verdict per head; a withheld head's reason names it (`"<head> withheld: ..."`)."""
+    return [
+        HeadVerdict(
+            name=head,
+            outputs=list(HEAD_OUTPUTS[head]),
+            reference=f"{head}_baseline",
+            skill=0.05 * (i + 1),
+            p_value=0.01 if publish[head] else 0.4,
+            publish=publish[head],
+            passed=publish[head],
+            forced=False,
+            reason="passed the gate" if publish[head] else f"{head} withheld: skill not significant (p 0.4)",
+        )
+        for i, head in enumerate(HEADS)
+        if head in publish
+    ]
+
+
+def forecast_manifest(
+    symbol: str, version: str, *, heads: dict[str, bool], interval: str = "1h", level: float | None = 0.9
+) -> Manifest:
+    """A forecast manifest; `level` None leaves the calibration record out (serving's default applies)."""
+    calibration = {} if level is None else {"calibration": {"interval_level": level, "interval_scale": 1.64}}
+    return Manifest(
+        symbol=symbol,
+        interval=interval,
+        version=version,
+        created_at=datetime.now(UTC).isoformat(),
+        task="forecast",
+        feature_set="stationary",
+        feature_names=FORECAST_FEATURES,
+        seq_len=SEQ_LEN,
+        horizon=1,
+        warmup=STATIONARY.warmup,
+        inputs=[
+            TensorSpec("features", "float32", ["batch", SEQ_LEN, len(FORECAST_FEATURES)]),
+            TensorSpec("last_close", "float32", ["batch", 1]),
+        ],
+        outputs=[
+            TensorSpec(name, "float32", ["batch", len(CLASSES) if name == "probabilities" else 1])
+            for name in FORECAST_OUTPUTS
+        ],
+        class_names=CLASSES,
+        heads=head_verdicts(heads),
+        metrics={"validation": {"mae": 1.0}, **calibration},
+    )
+
+
 def expected_probabilities(close_change: float) -> np.ndarray:
     logits = np.array([-close_change, 0.0, close_change], dtype=np.float32)
     e = np.exp(logits - logits.max())
@@ -134,7 +233,9 @@ def store(tmp_path: Path) -> ModelStore:
 
 @pytest.fixture
 def publish(store: ModelStore, tmp_path: Path) -> Publish:
-    """publish(symbol, task="regression", offset=0.5, model_bytes=None, members=None) → version."""
+    """publish(symbol, task="regression", offset=0.5, model_bytes=None, members=None, heads=None,
+    level=0.9) → version. A forecast model's `members` map name → drift, a regression's name → offset;
+    `heads` (forecast) maps head → publish verdict (default `DEFAULT_HEADS`)."""
 
     def _publish(
         symbol: str = "BTCUSDT",
@@ -144,28 +245,39 @@ def publish(store: ModelStore, tmp_path: Path) -> Publish:
         model_bytes: bytes | None = None,
         members: dict[str, float] | None = None,
         interval: str = "1h",
+        heads: dict[str, bool] | None = None,
+        level: float | None = 0.9,
     ) -> str:
         version = version_at()
         work = tmp_path / "build" / version
         work.mkdir(parents=True)
         model = work / "model.onnx"
+        build = forecast_onnx if task == "forecast" else regression_onnx
         if model_bytes is not None:
             model.write_bytes(model_bytes)
+        elif task == "forecast":
+            forecast_onnx(model)
         elif task == "regression":
             regression_onnx(model, offset)
         else:
             classification_onnx(model)
         files = {"model.onnx": model}
-        for name, member_offset in (members or {}).items():
-            files[f"members/{name}.onnx"] = regression_onnx(work / f"{name}.onnx", member_offset)
-        store.publish(manifest_for(symbol, task, version, interval=interval), files)
+        for name, value in (members or {}).items():
+            files[f"members/{name}.onnx"] = build(work / f"{name}.onnx", value)
+        manifest = (
+            forecast_manifest(symbol, version, heads=heads or DEFAULT_HEADS, interval=interval, level=level)
+            if task == "forecast"
+            else manifest_for(symbol, task, version, interval=interval)
+        )
+        store.publish(manifest, files)
         return version
 
     return _publish
 
 
 def make_klines(n: int = SEQ_LEN, *, seed: int = 0, start_ms: int = START_MS, alias: bool = False) -> list[dict]:
-    """`n` valid hourly klines as JSON-ready dicts (Binance field names; seed names when `alias`)."""
+    """`n` valid hourly klines as JSON-ready dicts (Binance field names; seed names when `alias`): a
+    random walk from 100 with 1 % hourly log returns, high/low 0.2 % beyond the body, volume > 0."""
     rng = np.random.default_rng(seed)
     close = 100.0 * np.exp(np.cumsum(rng.normal(0, 0.01, n)))
     opn = np.concatenate([[100.0], close[:-1]])

@@ -1,0 +1,49 @@
+"""Scores of head forecasts on one segment beside each head's reference baseline — what training reports
+as its validation metrics, computed with the leaderboard's own baselines and scoring."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+
+from cse_models.config import DataConfig
+from cse_models.evaluation.baselines import BASELINES, REFERENCE, Forecasts
+from cse_models.evaluation.folds import Fold, FoldData
+from cse_models.evaluation.metrics import skill
+from cse_models.evaluation.scoring import SCORING
+from cse_models.evaluation.walk_forward import segment_truth
+from cse_models.features.dataset import SplitArrays
+from cse_models.features.scaling import FittedScaler
+from cse_models.features.windows import target_rows
+
+
+def segment_fold(train: SplitArrays, test: SplitArrays, data_cfg: DataConfig, scaler: FittedScaler) -> FoldData:
+    """A train and a scored segment as a `FoldData`, so every registered baseline can forecast it."""
+    empty = slice(0, 0)
+    return FoldData(
+        fold=Fold(-1, empty, empty, empty),
+        scaler=scaler,
+        segments={"train": train, "val": test, "test": test},
+        data_cfg=data_cfg,
+    )
+
+
+def score_segment(
+    forecasts: Forecasts, train: SplitArrays, test: SplitArrays, data_cfg: DataConfig, scaler: FittedScaler
+) -> dict[str, dict[str, Any]]:
+    """{"validation": head → scores, "naive_baseline": head → the reference's scores, "skill": head → skill}."""
+    data = segment_fold(train, test, data_cfg, scaler)
+    truth = segment_truth(test, data_cfg, scaler.feature_names)
+    rows = target_rows(test.close.shape[0], data_cfg.seq_len, data_cfg.horizon)
+    last = test.close[rows - data_cfg.horizon]
+    out: dict[str, dict[str, Any]] = {"validation": {}, "naive_baseline": {}, "skill": {}}
+    for head, forecast in forecasts.items():
+        scoring = SCORING[head]
+        reference = BASELINES.get(REFERENCE[head]).forecast(data)
+        mine = scoring.scores(np.asarray(forecast, np.float64), truth[head], last, data_cfg.interval_level)
+        ref = scoring.scores(reference, truth[head], last, data_cfg.interval_level)
+        out["validation"][head] = mine
+        out["naive_baseline"][head] = ref
+        out["skill"][head] = skill(mine[scoring.skill_metric], ref[scoring.skill_metric], what=scoring.skill_metric)
+    return out

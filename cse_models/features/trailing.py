@@ -1,0 +1,47 @@
+"""Trailing-window statistics over a column, vectorized with cumulative sums (no per-row Python).
+
+Every statistic at row t reads rows t − n + 1 … t only (never a later row), and is NaN for t < n − 1:
+the first rows a feature set declares as its warm-up.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+
+def _window_sums(values: np.ndarray, n: int) -> np.ndarray:
+    csum = np.cumsum(np.concatenate([[0.0], values]))
+    return csum[n:] - csum[:-n]
+
+
+def trailing_mean(values: np.ndarray, n: int) -> np.ndarray:
+    """Mean of the last `n` values at each row; NaN where the window is short or holds a NaN (a NaN does
+    not poison the rows after its window, as a plain cumulative sum would)."""
+    values = np.asarray(values, dtype=np.float64)
+    out = np.full(values.shape, np.nan)
+    if values.size >= n:
+        missing = np.isnan(values)
+        means = _window_sums(np.where(missing, 0.0, values), n) / n
+        out[n - 1 :] = np.where(_window_sums(missing.astype(np.float64), n) > 0, np.nan, means)
+    return out
+
+
+def trailing_std(values: np.ndarray, n: int) -> np.ndarray:
+    """Population standard deviation of the last `n` values (NaN before `n` values exist).
+
+    Centred first so the E[x²] − E[x]² difference does not lose digits — on the first finite value, not
+    the column mean: a mean over every row would make row t depend (in its last bits) on later rows."""
+    values = np.asarray(values, dtype=np.float64)
+    finite = values[np.isfinite(values)]
+    centred = values - finite[0] if finite.size else values
+    mean = trailing_mean(centred, n)
+    return np.sqrt(np.maximum(trailing_mean(centred**2, n) - mean**2, 0.0))
+
+
+def lagged(values: np.ndarray, lag: int) -> np.ndarray:
+    """values[t − lag] at row t (NaN for the first `lag` rows)."""
+    values = np.asarray(values, dtype=np.float64)
+    out = np.full(values.shape, np.nan)
+    if lag < values.size:
+        out[lag:] = values[: values.size - lag]
+    return out

@@ -1,0 +1,91 @@
+"""The JAX side of the heads: the multi-head loss and the graph that turns raw network outputs into the
+forecast card. Training differentiates `forecast_loss`; export, the parity check and walk-forward
+evaluation all run `forecast_card` — so what is scored is exactly what is served.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Callable
+
+import jax
+import jax.numpy as jnp
+import optax
+from flax import nnx
+
+from cse_models.config import DataConfig
+from cse_models.errors import ConfigError
+from cse_models.features.scaling import FittedScaler
+from cse_models.features.sets import RANGE_FLOOR
+from cse_models.heads.calibration import HeadCalibration
+from cse_models.heads.layout import RANGE_FEATURE, SIGMA_FEATURE, SIGMA_FLOOR
+
+HUBER_DELTA = 1.0  # in trailing σ: returns beyond one σ are weighted linearly (robust to fat tails)
+
+
+def forecast_loss(out: jax.Array, y: jax.Array) -> jax.Array:
+    """out `[B, 5]` (ẑ, v̂, 3 logits), y `[B, 3]` (z, v, label): Huber on the σ-scaled return, L1 on the
+    log range ratio (its minimiser is the median, the MAE-optimal point forecast), cross-entropy on the
+    classes. Each term is O(1) on its natural scale, so they are summed unweighted."""
+    labels = y[:, 2].astype(jnp.int32)
+    price = optax.huber_loss(out[:, 0], y[:, 0], delta=HUBER_DELTA).mean()
+    volatility = jnp.abs(out[:, 1] - y[:, 1]).mean()
+    direction = optax.softmax_cross_entropy_with_integer_labels(out[:, 2:5], labels).mean()
+    return price + volatility + direction
+
+
+def forecast_card(
+    out: jax.Array,
+    raw_features: jax.Array,
+    last_close: jax.Array,
+    calibration: HeadCalibration,
+    feature_names: tuple[str, ...],
+    horizon: int,
+) -> tuple[jax.Array, ...]:
+    """Network outputs `[B, 5]`, raw feature windows `[B, seq, f]` and last closes `[B, 1]` →
+    (close, return, lower, upper, volatility) each `[B, 1]` and probabilities `[B, 3]` (`FORECAST_OUTPUTS`).
+
+    λ = 0 makes close == last_close exactly (persistence); every price is last_close × exp(log return), so
+    multiplying the input prices by k multiplies every price output by k."""
+    root_h = math.sqrt(horizon)
+    sigma = jnp.maximum(raw_features[:, -1, feature_names.index(SIGMA_FEATURE)][:, None] * root_h, SIGMA_FLOOR)
+    range_ref = jnp.maximum(raw_features[:, -1, feature_names.index(RANGE_FEATURE)][:, None] * root_h, RANGE_FLOOR)
+    c = calibration.clip_sigmas
+    ret = calibration.shrink * jnp.clip(out[:, :1], -c, c) * sigma
+    close = last_close * jnp.exp(ret)
+    volatility = range_ref * jnp.exp(out[:, 1:2])
+    half = calibration.interval_scale * sigma
+    lower = last_close * jnp.exp(ret - half)
+    upper = last_close * jnp.exp(ret + half)
+    prior = jnp.asarray(calibration.class_prior, jnp.float32)
+    a = calibration.direction_weight
+    probabilities = a * jax.nn.softmax(out[:, 2:5], axis=-1) + (1 - a) * prior
+    return close, ret, lower, upper, volatility, probabilities
+
+
+def serving_function(
+    model: nnx.Module, scaler: FittedScaler, data_cfg: DataConfig, calibration: HeadCalibration | None = None
+) -> Callable[..., tuple[jax.Array, ...]]:
+    """The exported computation, as a JAX function of the graph's inputs returning its outputs in order:
+    raw features [batch, seq, f] (and last_close [batch, 1] for the forecast task) →
+    forecast card (`FORECAST_OUTPUTS`), or the close [batch, 1], or probabilities [batch, k]."""
+    scale = jnp.asarray(scaler.scale, jnp.float32)
+    shift = jnp.asarray(scaler.min, jnp.float32)
+    names = scaler.feature_names
+
+    def network(features: jax.Array) -> jax.Array:
+        scaled = features * scale + shift
+        return model(scaled if scaler.clip is None else jnp.clip(scaled, -scaler.clip, scaler.clip))
+
+    if data_cfg.task == "forecast":
+        if calibration is None:
+            raise ConfigError("exporting a forecast model needs its HeadCalibration")
+
+        def forecast(features: jax.Array, last_close: jax.Array) -> tuple[jax.Array, ...]:
+            return forecast_card(network(features), features, last_close, calibration, names, data_cfg.horizon)
+
+        return forecast
+    if data_cfg.task == "classification":
+        return lambda features: (jax.nn.softmax(network(features), axis=-1),)
+    target = names.index("close")
+    return lambda features: ((network(features)[:, :1] - shift[target]) / scale[target],)

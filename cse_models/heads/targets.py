@@ -1,0 +1,97 @@
+"""Per-window targets of every head, from raw closes, highs, lows and the raw feature rows.
+
+A window of `seq_len` rows ends at row t = i + seq_len − 1 and targets row t + h. All targets are
+stationary (returns and ratios), so they follow prices outside the training range:
+  r = log(close[t+h] / close[t]),  σ = max(rv_24[t]·√h, SIGMA_FLOOR),  z = r / σ
+  range = log(max high[t+1 … t+h] / min low[t+1 … t+h]),  ref = range_mean_24[t]·√h,  v = log(range / ref)
+  label = Buy if z > b, Sell if z < −b, else Hold (b = hold_band_sigmas: the band widens with volatility,
+  so Hold keeps about the same share of rows in calm and wild regimes).
+√h: volatility of a random walk grows with the square root of the horizon.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+
+from cse_models.errors import DataError
+from cse_models.features.sets import RANGE_FLOOR
+from cse_models.features.windows import target_rows
+from cse_models.heads.layout import RANGE_FEATURE, SIGMA_FEATURE, SIGMA_FLOOR
+
+
+@dataclass(frozen=True)
+class HeadTargets:
+    """What happened after each window `[n]`: the truth every head is scored against."""
+
+    last_close: np.ndarray  # close[t]
+    close: np.ndarray  # close[t + h]
+    log_return: np.ndarray  # r
+    sigma: np.ndarray  # σ·√h, the volatility scale of the horizon
+    range: np.ndarray  # realized log(high/low) over the horizon
+    range_ref: np.ndarray  # trailing mean range scaled to the horizon
+    label: np.ndarray  # int32 Sell 0 / Hold 1 / Buy 2
+
+    @property
+    def z(self) -> np.ndarray:
+        return self.log_return / self.sigma
+
+    @property
+    def range_ratio(self) -> np.ndarray:
+        return np.log(np.maximum(self.range, RANGE_FLOOR) / self.range_ref)
+
+
+def horizon_range(high: np.ndarray, low: np.ndarray, rows: np.ndarray, horizon: int) -> np.ndarray:
+    """log(max high / min low) over rows r − h + 1 … r for each target row r."""
+    highs = np.lib.stride_tricks.sliding_window_view(high, horizon)[rows - horizon + 1].max(axis=1)
+    lows = np.lib.stride_tricks.sliding_window_view(low, horizon)[rows - horizon + 1].min(axis=1)
+    return np.log(highs / lows)
+
+
+def head_targets(
+    close: np.ndarray,
+    high: np.ndarray,
+    low: np.ndarray,
+    raw: np.ndarray,
+    feature_names: tuple[str, ...],
+    seq_len: int,
+    horizon: int,
+    hold_band_sigmas: float,
+) -> HeadTargets:
+    """Targets of the windows of one segment: raw closes/highs/lows `[rows]`, raw features `[rows, f]`."""
+    rows = target_rows(len(close), seq_len, horizon)
+    last = rows - horizon
+    root_h = np.sqrt(horizon)
+    sigma = raw[last, feature_names.index(SIGMA_FEATURE)].astype(np.float64) * root_h
+    if rows.size and not (sigma > 0).any():
+        raise DataError(
+            f"trailing volatility {SIGMA_FEATURE} is 0 in every window: the series does not move (constant "
+            "prices), so there is no return to forecast"
+        )
+    sigma = np.maximum(sigma, SIGMA_FLOOR)
+    log_return = np.log(close[rows] / close[last])
+    z = log_return / sigma
+    label = np.where(z > hold_band_sigmas, 2, np.where(z < -hold_band_sigmas, 0, 1)).astype(np.int32)
+    range_ref = np.maximum(raw[last, feature_names.index(RANGE_FEATURE)].astype(np.float64) * root_h, RANGE_FLOOR)
+    return HeadTargets(
+        last_close=close[last],
+        close=close[rows],
+        log_return=log_return,
+        sigma=sigma,
+        range=horizon_range(high, low, rows, horizon),
+        range_ref=range_ref,
+        label=label,
+    )
+
+
+TARGET_CLIP = 8.0  # z and the log range ratio are clipped here for training (a return after a frozen-price
+# stretch divided by a near-zero σ would otherwise dominate every gradient); the graph clips ẑ at ±1 anyway
+
+
+def forecast_targets(targets: HeadTargets) -> np.ndarray:
+    """The network's training targets `[n, 3]` float32: z, range ratio (both clipped to ±TARGET_CLIP),
+    label (as a float; from the unclipped z)."""
+    z = np.clip(targets.z, -TARGET_CLIP, TARGET_CLIP)
+    ratio = np.clip(targets.range_ratio, -TARGET_CLIP, TARGET_CLIP)
+    return np.stack([z, ratio, targets.label.astype(np.float64)], axis=1).astype(np.float32)

@@ -1,0 +1,76 @@
+"""After fitting: calibrate the forecast heads on the validation slice, and forecast a segment through the
+exact function that is exported (`heads.graph.serving_function`).
+
+Both the graph's training run (`run.train_model`) and each walk-forward fold (`evaluation.trained`) call
+these, so the λ and conformal quantile that a fold is scored with are found the same way as the ones
+that are published.
+"""
+
+from __future__ import annotations
+
+from dataclasses import replace
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+from flax import nnx
+
+from cse_models.config import DataConfig
+from cse_models.features.dataset import SplitArrays
+from cse_models.features.heldout import graph_inputs
+from cse_models.features.scaling import FittedScaler
+from cse_models.features.windows import CLASS_NAMES, n_windows
+from cse_models.heads.calibration import HeadCalibration, conformal_halfwidth, fit_direction_weight, fit_shrink
+from cse_models.heads.graph import serving_function
+from cse_models.heads.layout import input_names, outputs_by_head
+from cse_models.training.loop import predict_windows
+
+
+def calibrate_heads(
+    model: nnx.Module, train: SplitArrays, val: SplitArrays, data_cfg: DataConfig, scaler: FittedScaler
+) -> HeadCalibration:
+    """λ minimising the validation price MAE; the direction weight α minimising the validation Brier score
+    against the train class frequencies; then the conformal half-width, in trailing σ·√h, of the shrunk
+    forecast's residuals over the latest `calibration_windows` validation windows."""
+    out = np.asarray(predict_windows(model, val, data_cfg), dtype=np.float64)
+    z_hat = out[:, 0]
+    t = val.targets(data_cfg, scaler.feature_names)
+    counts = np.bincount(train.y[:, 2].astype(np.int64), minlength=len(CLASS_NAMES)).astype(np.float64)
+    prior = counts / counts.sum()
+    logits = out[:, 2:5] - out[:, 2:5].max(axis=1, keepdims=True)
+    probabilities = np.exp(logits) / np.exp(logits).sum(axis=1, keepdims=True)
+    base = HeadCalibration(
+        interval_level=data_cfg.interval_level,
+        class_prior=tuple(float(p) for p in prior),
+        direction_weight=fit_direction_weight(probabilities, t.label, prior),
+    )
+    shrunk = replace(base, shrink=fit_shrink(z_hat, t.log_return, t.sigma, t.last_close, base.clip_sigmas))
+    recent = slice(-data_cfg.calibration_windows, None)
+    scores = np.abs(t.log_return - shrunk.returns(z_hat, t.sigma))[recent] / t.sigma[recent]
+    return replace(
+        shrunk,
+        interval_scale=conformal_halfwidth(scores, data_cfg.interval_level),
+        calibration_points=int(scores.size),
+    )
+
+
+def predict_heads(
+    model: nnx.Module,
+    split: SplitArrays,
+    data_cfg: DataConfig,
+    scaler: FittedScaler,
+    calibration: HeadCalibration | None = None,
+    batch_size: int = 1024,
+) -> dict[str, np.ndarray]:
+    """Every window of a segment through the serving function → head forecasts (`outputs_by_head`)."""
+    model.eval()
+    fn = jax.jit(serving_function(model, scaler, data_cfg, calibration))
+    count = n_windows(split.close.shape[0], data_cfg.seq_len, data_cfg.horizon)
+    inputs = graph_inputs(split, data_cfg, limit=count)
+    names = input_names(data_cfg.task)
+    chunks = []
+    for start in range(0, count, batch_size):
+        batch = [jnp.asarray(inputs[name][start : start + batch_size]) for name in names]
+        chunks.append([np.asarray(o) for o in fn(*batch)])
+    outputs = [np.concatenate([chunk[i] for chunk in chunks]) for i in range(len(chunks[0]))]
+    return outputs_by_head(data_cfg.task, outputs)
