@@ -75,7 +75,9 @@ def _training_metadata(trained: TrainedModel) -> dict[str, Any]:
         for head, values in trained.metrics[group].items():
             meta.update({f"{group}/{head}/{k}": float(v) for k, v in values.items() if isinstance(v, int | float)})
     if trained.calibration is not None:
-        meta.update({f"calibration/{k}": v for k, v in trained.calibration.items()})
+        meta.update({f"calibration/{k}": v for k, v in trained.calibration.items() if isinstance(v, int | float)})
+        prior = dict(zip(CLASS_NAMES, trained.calibration["class_prior"], strict=True))
+        meta["calibration/class_prior"] = MetadataValue.json(prior)
     confusion = trained.metrics["validation"].get("direction", {}).get("confusion_matrix")
     if confusion is not None:
         meta["confusion_matrix"] = MetadataValue.md(confusion_markdown(confusion, CLASS_NAMES))

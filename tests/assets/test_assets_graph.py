@@ -82,7 +82,9 @@ def test_evaluation_metadata_has_a_table_per_head(graph_run) -> None:
 
 
 def test_published_version_serves_the_forecast_card_from_raw_klines(graph_run) -> None:
-    _, home, *_ = graph_run
+    result, home, *_ = graph_run
+    (published,) = result.asset_materializations_for_node("published_model")
+    assert "data:image/png;base64," in published.metadata["predictions_vs_actual"].value
     manifest, root = _manifest(home)
     assert manifest.task == "forecast" and manifest.feature_set == "stationary"
     assert [t.name for t in manifest.inputs] == ["features", "last_close"]
