@@ -20,24 +20,9 @@ import jax
 import jax.numpy as jnp
 from flax import nnx
 
-from cse_models.errors import ConfigError
 from cse_models.models.configs import CNNConfig
-from cse_models.models.layers import AttentionPooling, ConvBlock1D, PositionalEncoding
+from cse_models.models.layers import AttentionPooling, ConvBlock1D, PositionalEncoding, window_input
 from cse_models.models.registry import register_model
-
-
-def _check_input(model: nnx.Module, x: jax.Array, *, exact_seq: bool = False) -> None:
-    """Fail with a ConfigError before any convolution when `x` is not `[batch, seq_len, n_features]`."""
-    cfg: CNNConfig = model.cfg
-    name = type(model).__name__
-    if x.ndim != 3:
-        raise ConfigError(f"{name} expects [batch, seq, features], got shape {tuple(x.shape)}")
-    if x.shape[-1] != cfg.n_features:
-        raise ConfigError(f"{name} expects {cfg.n_features} features, got {x.shape[-1]}")
-    if exact_seq and x.shape[1] != cfg.seq_len:
-        raise ConfigError(f"{name} expects windows of {cfg.seq_len} steps, got {x.shape[1]}")
-    if x.shape[1] > cfg.seq_len:
-        raise ConfigError(f"{name} takes windows of at most {cfg.seq_len} steps, got {x.shape[1]}")
 
 
 def _pool_time(x: jax.Array) -> jax.Array:
@@ -77,7 +62,7 @@ class FinancialCNN1D(nnx.Module):
 
     def __call__(self, x: jax.Array) -> jax.Array:
         """x [batch, seq_len, features] → [batch, n_outputs]; the flatten fixes the window length."""
-        _check_input(self, x, exact_seq=True)
+        x = window_input(self, x, self.cfg.seq_len, exact=True)
         for block, pool in zip(self.blocks, self.pools, strict=True):
             x = block(x)  # [b, t, c]
             if pool:
@@ -100,7 +85,7 @@ class FinancialCNN2D(nnx.Module):
 
     def __call__(self, x: jax.Array) -> jax.Array:
         """x [batch, seq, features] → image [b, t, f, 1] → [b, t', f, c] → mean over time → [batch, n_outputs]."""
-        _check_input(self, x)
+        x = window_input(self, x, self.cfg.seq_len)
         x = x[..., None]
         for conv, norm in zip(self.convs, self.norms, strict=True):
             x = self.dropout(jax.nn.relu(norm(conv(x))))
@@ -140,7 +125,7 @@ class ResidualCNN1D(nnx.Module):
 
     def __call__(self, x: jax.Array) -> jax.Array:
         """x [batch, seq, features] → [b, t, channels[-1]] → mean over time → [batch, n_outputs]."""
-        _check_input(self, x)
+        x = window_input(self, x, self.cfg.seq_len)
         x = self.stem(x)
         for block in self.blocks:
             x = block(x)
@@ -167,7 +152,7 @@ class AttentionCNN1D(nnx.Module):
 
     def __call__(self, x: jax.Array) -> jax.Array:
         """x [batch, seq, features] → conv [b, t, d] → norm(h + MHA(h)) → pooled [b, d] → [batch, n_outputs]."""
-        _check_input(self, x)
+        x = window_input(self, x, self.cfg.seq_len)
         for block in self.blocks:
             x = block(x)
         h = self.position(x)

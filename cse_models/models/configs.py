@@ -37,6 +37,7 @@ class CNNConfig:
     hidden: int = 128  # dense layer after the convolutions
     n_heads: int = 4  # AttentionCNN1D
     dropout: float = 0.2
+    window_norm: bool = False  # RevIN-style per-window normalisation of the input (layers.window_input)
 
     def __post_init__(self) -> None:
         require_positive(self, "n_features", "seq_len", "n_outputs", "kernel_size", "hidden", "n_heads")
@@ -65,6 +66,7 @@ class RNNConfig:
     kernel_size: int = 3
     dropout: float = 0.2
     bidirectional: bool = False  # FinancialLSTM's optional second direction (the seed's switch)
+    window_norm: bool = False  # RevIN-style per-window normalisation of the input (layers.window_input)
 
     def __post_init__(self) -> None:
         require_positive(
@@ -93,6 +95,7 @@ class TransformerConfig:
     conv_channels: int = 64  # TransformerWithCNN front end
     kernel_size: int = 3
     dropout: float = 0.1
+    window_norm: bool = False  # RevIN-style per-window normalisation of the input (layers.window_input)
 
     def __post_init__(self) -> None:
         require_positive(

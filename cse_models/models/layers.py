@@ -1,4 +1,5 @@
-"""Pieces shared across architectures, written once: positional encoding, attention pooling, conv blocks.
+"""Pieces shared across architectures, written once: the input stage (check + optional per-window
+normalisation), positional encoding, attention pooling, conv blocks.
 
 Shapes are `[batch, seq, channels]` throughout (Flax's channels-last convention).
 """
@@ -9,6 +10,31 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 from flax import nnx
+
+from cse_models.errors import ConfigError
+
+WINDOW_NORM_EPS = 1e-5
+
+
+def window_input(model: nnx.Module, x: jax.Array, seq_len: int | None = None, *, exact: bool = False) -> jax.Array:
+    """The one input stage of every architecture.
+
+    Checks that `x` is `[batch, seq, cfg.n_features]` with at most (or, `exact`, exactly) `seq_len` steps
+    where the architecture fixes the window, failing with both numbers before XLA reports a shape mismatch
+    deep in a matmul. With `cfg.window_norm`, normalises each window per feature (RevIN-style, Kim et al.
+    2022, without the affine part): (x − mean over time) / std over time, so a model sees the shape of the
+    window, not its level — for series whose regime drifts beyond what the train-fit scaler saw."""
+    name, width = type(model).__name__, model.cfg.n_features
+    if x.ndim != 3 or x.shape[-1] != width:
+        raise ConfigError(f"{name} expects input [batch, seq, {width}] ({width} features), got shape {tuple(x.shape)}")
+    if seq_len is not None and exact and x.shape[1] != seq_len:
+        raise ConfigError(f"{name} expects windows of {seq_len} steps, got {x.shape[1]}")
+    if seq_len is not None and x.shape[1] > seq_len:
+        raise ConfigError(f"{name} takes windows of at most {seq_len} steps, got {x.shape[1]}")
+    if not model.cfg.window_norm:
+        return x
+    centred = x - jnp.mean(x, axis=1, keepdims=True)
+    return centred / jnp.sqrt(jnp.mean(centred**2, axis=1, keepdims=True) + WINDOW_NORM_EPS)
 
 
 def sinusoidal_encoding(seq_len: int, d_model: int) -> np.ndarray:

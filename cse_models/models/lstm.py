@@ -13,9 +13,9 @@ import jax
 import jax.numpy as jnp
 from flax import nnx
 
-from cse_models.errors import ConfigError
 from cse_models.models import rnn_ops
 from cse_models.models.configs import require_dropout, require_positive
+from cse_models.models.layers import window_input
 from cse_models.models.registry import register_model
 
 
@@ -26,6 +26,7 @@ class LSTMConfig:
     layers: int = 2
     dropout: float = 0.2
     n_outputs: int = 1  # 1 = regression (next close, scaled); n_classes = classification logits
+    window_norm: bool = False  # RevIN-style per-window normalisation of the input (layers.window_input)
 
     def __post_init__(self) -> None:
         require_positive(self, "n_features", "hidden", "layers", "n_outputs")
@@ -49,8 +50,7 @@ class LSTMRegressor(nnx.Module):
 
     def __call__(self, x: jax.Array) -> jax.Array:
         """x [batch, seq, features] → [batch, n_outputs]."""
-        if x.shape[-1] != self.cfg.n_features:
-            raise ConfigError(f"LSTMRegressor expects {self.cfg.n_features} features, got {x.shape[-1]}")
+        x = window_input(self, x)
         h = jnp.swapaxes(x, 0, 1)  # time-major once, for the scan and for ONNX's LSTM
         for depth, cell in enumerate(self.cells):
             if depth:

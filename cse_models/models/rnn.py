@@ -21,19 +21,10 @@ from flax import nnx
 from cse_models.errors import ConfigError
 from cse_models.models import rnn_ops
 from cse_models.models.configs import RNNConfig
-from cse_models.models.layers import AttentionPooling, ConvBlock1D
+from cse_models.models.layers import AttentionPooling, ConvBlock1D, window_input
 from cse_models.models.registry import register_model
 
 FORGET_GATE_BIAS = 1.0  # Jozefowicz et al. (2015): start by remembering, so gradients flow through time early
-
-
-def _check_width(model: nnx.Module, expected: int, x: jax.Array) -> None:
-    """Fail at call time with both numbers, before XLA reports a shape mismatch deep in a matmul."""
-    if x.ndim != 3 or x.shape[-1] != expected:
-        raise ConfigError(
-            f"{type(model).__name__} expects input [batch, seq, {expected}] (RNNConfig.n_features={expected}), "
-            f"got shape {tuple(x.shape)}"
-        )
 
 
 def _lstm(cell: nnx.OptimizedLSTMCell, h: jax.Array) -> jax.Array:
@@ -125,7 +116,7 @@ class FinancialLSTM(nnx.Module):
 
     def __call__(self, x: jax.Array) -> jax.Array:
         """x [batch, seq, features] → [batch, n_outputs]."""
-        _check_width(self, self.cfg.n_features, x)
+        x = window_input(self, x)
         h = self.rnn(jnp.swapaxes(x, 0, 1))  # [T, B, H·dirs]; time-major once, as ONNX's LSTM wants
         if not self.cfg.bidirectional:
             return self.head(h[-1])
@@ -144,7 +135,7 @@ class FinancialGRU(nnx.Module):
 
     def __call__(self, x: jax.Array) -> jax.Array:
         """x [batch, seq, features] → [batch, n_outputs]."""
-        _check_width(self, self.cfg.n_features, x)
+        x = window_input(self, x)
         h = self.rnn(jnp.swapaxes(x, 0, 1))  # [T, B, H]
         return self.head(h[-1])
 
@@ -163,7 +154,7 @@ class StackedLSTM(nnx.Module):
 
     def __call__(self, x: jax.Array) -> jax.Array:
         """x [batch, seq, features] → [batch, n_outputs]."""
-        _check_width(self, self.cfg.n_features, x)
+        x = window_input(self, x)
         h = jnp.swapaxes(self.rnn(jnp.swapaxes(x, 0, 1)), 0, 1)  # [B, T, H]
         return self.head(self.pool(h))
 
@@ -188,7 +179,7 @@ class BidirectionalLSTM(nnx.Module):
 
     def __call__(self, x: jax.Array) -> jax.Array:
         """x [batch, seq, features] → [batch, n_outputs]."""
-        _check_width(self, self.cfg.n_features, x)
+        x = window_input(self, x)
         h = jnp.swapaxes(self.rnn(jnp.swapaxes(x, 0, 1)), 0, 1)  # [B, T, 2H]
         h = self.norm(h + self.dropout(self.attention(h)))
         return self.head(jnp.mean(h, axis=1))
@@ -209,6 +200,6 @@ class ConvLSTM(nnx.Module):
 
     def __call__(self, x: jax.Array) -> jax.Array:
         """x [batch, seq, features] → [batch, n_outputs]."""
-        _check_width(self, self.cfg.n_features, x)
+        x = window_input(self, x)
         h = self.rnn(jnp.swapaxes(self.conv(x), 0, 1))  # [B, T, C] → [T, B, H]
         return self.head(h[-1])

@@ -24,9 +24,8 @@ import jax.numpy as jnp
 import numpy as np
 from flax import nnx
 
-from cse_models.errors import ConfigError
 from cse_models.models.configs import TransformerConfig
-from cse_models.models.layers import AttentionPooling, ConvBlock1D, PositionalEncoding
+from cse_models.models.layers import AttentionPooling, ConvBlock1D, PositionalEncoding, window_input
 from cse_models.models.registry import register_model
 
 
@@ -128,15 +127,6 @@ class _TransformerModel(nnx.Module):
         self.dropout = nnx.Dropout(cfg.dropout, rngs=rngs)
         self.head = nnx.Linear(cfg.d_model, cfg.n_outputs, rngs=rngs)
 
-    def _check(self, x: jax.Array) -> None:
-        name = type(self).__name__
-        if x.ndim != 3 or x.shape[-1] != self.cfg.n_features:
-            raise ConfigError(
-                f"{name} expects [batch, seq, {self.cfg.n_features}] features, got shape {tuple(x.shape)}"
-            )
-        if x.shape[1] > self.cfg.seq_len:
-            raise ConfigError(f"{name} was built for windows of ≤ {self.cfg.seq_len} steps, got {x.shape[1]}")
-
     def _out(self, pooled: jax.Array) -> jax.Array:
         return self.head(self.dropout(pooled))
 
@@ -157,7 +147,7 @@ class FinancialTransformer(_TransformerModel):
         self.decoder_norm = nnx.LayerNorm(cfg.d_model, rngs=rngs)
 
     def __call__(self, x: jax.Array) -> jax.Array:
-        self._check(x)
+        x = window_input(self, x, self.cfg.seq_len)
         memory = self.encoder(x)  # [b, t, d]
         query = jnp.zeros_like(memory[:, :1]) + self.query[...]  # [b, 1, d]; keeps the batch axis symbolic
         return self._out(self.decoder_norm(self.decoder(query, context=memory))[:, 0])
@@ -176,7 +166,7 @@ class TransformerWithAttention(_TransformerModel):
         self.pool = AttentionPooling(cfg.d_model, rngs=rngs)
 
     def __call__(self, x: jax.Array) -> jax.Array:
-        self._check(x)
+        x = window_input(self, x, self.cfg.seq_len)
         return self._out(self.pool(self.encoder(x)))
 
 
@@ -189,7 +179,7 @@ class TransformerEncoder(_TransformerModel):
     """
 
     def __call__(self, x: jax.Array) -> jax.Array:
-        self._check(x)
+        x = window_input(self, x, self.cfg.seq_len)
         return self._out(jnp.mean(self.encoder(x), axis=1))
 
 
@@ -203,7 +193,7 @@ class TransformerDecoder(_TransformerModel):
     """
 
     def __call__(self, x: jax.Array) -> jax.Array:
-        self._check(x)
+        x = window_input(self, x, self.cfg.seq_len)
         return self._out(self.encoder(x, bias=causal_bias(x.shape[1]))[:, -1])
 
 
@@ -226,7 +216,7 @@ class TransformerWithCNN(_TransformerModel):
         )
 
     def __call__(self, x: jax.Array) -> jax.Array:
-        self._check(x)
+        x = window_input(self, x, self.cfg.seq_len)
         h = x
         for conv in self.convs:
             h = conv(h)

@@ -58,7 +58,7 @@ def test_lstm_regressor_maps_batch_to_one_output():
 
 def test_wrong_input_width_names_the_expected_width():
     model = build_model("lstm_regressor", LSTMConfig(n_features=9, hidden=16), rngs=nnx.Rngs(0))
-    with pytest.raises(ConfigError, match="expects 9 features, got 4"):
+    with pytest.raises(ConfigError, match=r"expects input \[batch, seq, 9\] \(9 features\), got shape \(1, 24, 4\)"):
         model(jnp.ones((1, 24, 4)))
 
 

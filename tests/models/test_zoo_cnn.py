@@ -34,7 +34,7 @@ def test_cnn_maps_windows_to_one_row_per_sample(name, n_outputs):
 @pytest.mark.parametrize("name", CNN_NAMES)
 def test_cnn_rejects_wrong_feature_width_naming_both(name):
     model = build_model(name, CNNConfig.demo(n_features=4, seq_len=16), rngs=nnx.Rngs(0))
-    with pytest.raises(ConfigError, match="expects 4 features, got 9"):
+    with pytest.raises(ConfigError, match=r"expects input \[batch, seq, 4\] \(4 features\), got shape \(2, 16, 9\)"):
         model(jnp.ones((2, 16, 9)))
 
 

@@ -47,7 +47,7 @@ def test_maps_batch_seq_features_to_batch_outputs(name):
 @pytest.mark.parametrize("name", TRANSFORMERS)
 def test_wrong_input_width_names_expected_and_got(name):
     model = build_model(name, TransformerConfig.demo(seq_len=SEQ), rngs=nnx.Rngs(0))
-    with pytest.raises(ConfigError, match=r"expects \[batch, seq, 4\] features, got shape \(2, 12, 9\)"):
+    with pytest.raises(ConfigError, match=r"expects input \[batch, seq, 4\] \(4 features\), got shape \(2, 12, 9\)"):
         model(_window(2, features=9))
 
 
