@@ -26,7 +26,7 @@ demo: $(VENV)/.installed $(DAGSTER_HOME)/dagster.yaml
 zoo: $(VENV)/.installed $(DAGSTER_HOME)/dagster.yaml
 	CSE_MODEL_SET=zoo $(PY) -m cse_assets.demo
 
-## test: the test suite (slow checks behind the `slow` marker are skipped unless CSE_SLOW=1)
+## test: the test suite (checks marked `slow` are skipped unless CSE_SLOW=1; tests/conftest.py)
 test: $(VENV)/.installed
 	$(PY) -m pytest -q
 
