@@ -10,7 +10,8 @@ from cse_serving.monitoring import ServingMetrics
 from cse_serving.registry import ModelRegistry
 from cse_serving.schemas import DeepLearningMetrics, LatestPredictions, ModelMonitoring
 
-QUALITY_KEYS = ("validation", "walk_forward", "naive_baseline", "skill", "promotion")
+# Manifest metrics shown as model_accuracy ("promotion": versions published before the per-head gate).
+QUALITY_KEYS = ("validation", "walk_forward", "walk_forward_skill", "naive_baseline", "skill", "promotion")
 
 
 class MonitoringController(Controller):
