@@ -22,7 +22,7 @@ from cse_models.features.dataset import SplitArrays
 from cse_models.features.sets import RANGE_FLOOR
 from cse_models.features.windows import CLASS_NAMES, target_rows
 from cse_models.heads.layout import RANGE_FEATURE, SIGMA_FEATURE, heads_of_task
-from cse_models.heads.targets import horizon_range
+from cse_models.heads.targets import horizon_range, label_frequencies
 from cse_models.registry import Registry
 
 Forecasts = Mapping[str, np.ndarray]
@@ -194,23 +194,18 @@ def har(data: FoldData) -> np.ndarray:
 # --- direction ----------------------------------------------------------------------------------------------
 
 
-def _train_counts(data: FoldData) -> np.ndarray:
-    labels = data.segments["train"].y
-    labels = labels[:, 2] if labels.ndim == 2 else labels  # the forecast task stores (z, v, label)
-    return np.bincount(labels.astype(np.int64), minlength=len(CLASS_NAMES)).astype(np.float64)
-
-
 @register_baseline("majority", "direction", "the most frequent class of the fold's train labels, one-hot")
 def majority(data: FoldData) -> np.ndarray:
-    return np.tile(np.eye(len(CLASS_NAMES))[_train_counts(data).argmax()], (data.test_windows(), 1))
+    return np.tile(
+        np.eye(len(CLASS_NAMES))[label_frequencies(data.segments["train"].y).argmax()], (data.test_windows(), 1)
+    )
 
 
 @register_baseline(
     "class_frequencies", "direction", "the fold's train class frequencies as probabilities (climatology)"
 )
 def class_frequencies(data: FoldData) -> np.ndarray:
-    counts = _train_counts(data)
-    return np.tile(counts / counts.sum(), (data.test_windows(), 1))
+    return np.tile(label_frequencies(data.segments["train"].y), (data.test_windows(), 1))
 
 
 @register_baseline("last_move", "direction", "the class of the window's last horizon-step return, one-hot")

@@ -17,7 +17,7 @@ import numpy as np
 
 from cse_models.errors import DataError
 from cse_models.features.sets import RANGE_FLOOR
-from cse_models.features.windows import target_rows
+from cse_models.features.windows import CLASS_NAMES, target_rows
 from cse_models.heads.layout import RANGE_FEATURE, SIGMA_FEATURE, SIGMA_FLOOR
 
 
@@ -87,6 +87,14 @@ def head_targets(
 
 TARGET_CLIP = 8.0  # z and the log range ratio are clipped here for training (a return after a frozen-price
 # stretch divided by a near-zero σ would otherwise dominate every gradient); the graph clips ẑ at ±1 anyway
+
+
+def label_frequencies(y: np.ndarray) -> np.ndarray:
+    """Sell / Hold / Buy frequencies `[3]` of a segment's targets: int labels `[n]`, or the forecast task's
+    `[n, 3]` (z, v, label) rows — the climatology the direction head is judged against and shrunk to."""
+    labels = y[:, 2] if y.ndim == 2 else y
+    counts = np.bincount(labels.astype(np.int64), minlength=len(CLASS_NAMES)).astype(np.float64)
+    return counts / counts.sum()
 
 
 def forecast_targets(targets: HeadTargets) -> np.ndarray:

@@ -19,10 +19,11 @@ from cse_models.config import DataConfig
 from cse_models.features.dataset import SplitArrays
 from cse_models.features.heldout import graph_inputs
 from cse_models.features.scaling import FittedScaler
-from cse_models.features.windows import CLASS_NAMES, n_windows
+from cse_models.features.windows import n_windows
 from cse_models.heads.calibration import HeadCalibration, conformal_halfwidth, fit_direction_weight, fit_shrink
 from cse_models.heads.graph import serving_function
 from cse_models.heads.layout import input_names, outputs_by_head
+from cse_models.heads.targets import label_frequencies
 from cse_models.training.loop import predict_windows
 
 
@@ -35,8 +36,7 @@ def calibrate_heads(
     out = np.asarray(predict_windows(model, val, data_cfg), dtype=np.float64)
     z_hat = out[:, 0]
     t = val.targets(data_cfg, scaler.feature_names)
-    counts = np.bincount(train.y[:, 2].astype(np.int64), minlength=len(CLASS_NAMES)).astype(np.float64)
-    prior = counts / counts.sum()
+    prior = label_frequencies(train.y)
     logits = out[:, 2:5] - out[:, 2:5].max(axis=1, keepdims=True)
     probabilities = np.exp(logits) / np.exp(logits).sum(axis=1, keepdims=True)
     base = HeadCalibration(
