@@ -3,10 +3,18 @@
 ```
 {root}/{symbol}/{interval}/{version}/model.onnx, members/<name>.onnx, scaler.json, manifest.json
 {root}/{symbol}/{interval}/LATEST        one version, replaced atomically
+{root}/{symbol}/{interval}/PINNED        optional: the version an operator pinned; retention keeps it
 ```
 Publication writes a temporary sibling directory, fsyncs it, renames it into place and then
 replaces LATEST (write-temp + os.replace): a reader sees the old version or the new one, never half.
 Readers verify every file against the manifest's sha256 before trusting it.
+
+A version is complete when its directory holds manifest.json (the rename brings it in whole); only
+complete versions are listed. Pruning renames a version to a hidden `.trash-*` name before deleting
+it, so a kill mid-delete leaves nothing half-deleted in sight. What a killed process leaves behind
+(`.tmp-*` directories, `.trash-*`, `.LATEST.*.tmp` / `.PINNED.*.tmp`) is removed by `clean_stale`,
+which every publication runs first. The pin lives here, not in a server's memory, so that serving,
+its restarts and retention all see the same one.
 
 Pure stdlib: serving imports this module and must not pull in jax.
 """
@@ -20,21 +28,27 @@ import os
 import re
 import secrets
 import shutil
+import time
 from dataclasses import asdict, dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-from cse_models.errors import StoreError
+from cse_models.errors import ConfigError, StoreError, UnknownNameError
 
 log = logging.getLogger(__name__)
 
 SCHEMA_VERSION = 1
 LATEST = "LATEST"
+PINNED = "PINNED"
 MANIFEST = "manifest.json"
 MODEL_FILE = "model.onnx"
 SCALER_FILE = "scaler.json"
 _VERSION_RE = re.compile(r"^\d{8}T\d{6}Z-[0-9a-f]{8}$")
+_TRASH_RE = re.compile(r"^\.trash-(?P<version>\d{8}T\d{6}Z-[0-9a-f]{8})-[0-9a-f]{8}$")
+_PUBLISH_TEMP_PREFIX = ".tmp-"
+_POINTER_TEMP_RE = re.compile(rf"^\.({LATEST}|{PINNED})\.[0-9a-f]{{8}}\.tmp$")  # what _write_atomic leaves
+STALE_AFTER_S = 15 * 60.0
 
 
 def new_version(now: datetime | None = None) -> str:
@@ -156,11 +170,59 @@ def _write_atomic(path: Path, text: str) -> None:
     _fsync_dir(path.parent)
 
 
-class ModelStore:
-    """A local-directory model store."""
+def _read_pointer(path: Path) -> str | None:
+    """The version a pointer file (LATEST, PINNED) names; None when there is no such file."""
+    try:
+        version = path.read_text().strip()
+    except FileNotFoundError:
+        return None
+    if not is_version(version):
+        raise StoreError(f"{path} holds {version!r}, not a version")
+    return version
 
-    def __init__(self, root: str | Path) -> None:
+
+def _last_modified(path: Path) -> float:
+    """The newest mtime of `path` and everything under it: a publisher copying a big file into
+    `.tmp-*/members/` changes nothing at the top, yet it is still at work."""
+    newest = path.lstat().st_mtime
+    if path.is_dir() and not path.is_symlink():
+        for sub in path.rglob("*"):
+            newest = max(newest, sub.lstat().st_mtime)
+    return newest
+
+
+def _is_unfinished(path: Path) -> bool:
+    """A `.tmp-*` publication, a `.LATEST.*.tmp` / `.PINNED.*.tmp` pointer file, or a version
+    directory without manifest.json: what a writer killed mid-way leaves, or one still at work."""
+    name = path.name
+    if name.startswith(_PUBLISH_TEMP_PREFIX) or _POINTER_TEMP_RE.match(name):
+        return True
+    return is_version(name) and not (path / MANIFEST).is_file()
+
+
+def _trash_path(series: Path, version: str) -> Path:
+    """A fresh hidden name for a version on its way to deletion (matches _TRASH_RE)."""
+    return series / f".trash-{version}-{secrets.token_hex(4)}"
+
+
+def _remove(path: Path) -> None:
+    if path.is_dir() and not path.is_symlink():
+        shutil.rmtree(path)
+    else:
+        path.unlink()
+
+
+class ModelStore:
+    """A local-directory model store.
+
+    `stale_after_s` is how long a temporary entry must have been left untouched before `clean_stale`
+    takes its writer for dead: a younger one may belong to a publisher still writing (tests pass 0)."""
+
+    def __init__(self, root: str | Path, *, stale_after_s: float = STALE_AFTER_S) -> None:
+        if stale_after_s < 0:
+            raise ConfigError(f"stale_after_s must be ≥ 0 seconds, got {stale_after_s}")
         self.root = Path(root)
+        self.stale_after_s = stale_after_s
 
     def series_dir(self, symbol: str, interval: str) -> Path:
         return self.root / symbol / interval
@@ -173,15 +235,20 @@ class ModelStore:
     def publish(self, manifest: Manifest, files: dict[str, Path], *, keep: int = 5) -> Path:
         """Copy `files` (relative name → source path) into a new version, then point LATEST at it.
 
-        `manifest.files` is filled here with the sha256 of every copied file."""
+        `manifest.files` is filled here with the sha256 of every copied file. Leftovers of killed
+        publishers are cleaned first, and LATEST and PINNED are read first, so that a garbage pointer
+        fails the publication before anything is written rather than in `prune` after LATEST moved."""
         if MODEL_FILE not in files:
             raise StoreError(f"a published model needs {MODEL_FILE}")
         series = self.series_dir(manifest.symbol, manifest.interval)
         series.mkdir(parents=True, exist_ok=True)
+        self.latest(manifest.symbol, manifest.interval)
+        self.pinned(manifest.symbol, manifest.interval)
+        self.clean_stale(manifest.symbol, manifest.interval)
         final = self.version_dir(manifest.symbol, manifest.interval, manifest.version)
         if final.exists():
             raise StoreError(f"version {manifest.version} already exists in {series}")
-        tmp = series / f".tmp-{manifest.version}"
+        tmp = series / f"{_PUBLISH_TEMP_PREFIX}{manifest.version}"
         tmp.mkdir()
         try:
             hashes = {}
@@ -211,25 +278,64 @@ class ModelStore:
         return final
 
     def latest(self, symbol: str, interval: str) -> str | None:
-        path = self.series_dir(symbol, interval) / LATEST
-        if not path.is_file():
-            return None
-        version = path.read_text().strip()
-        if not is_version(version):
-            raise StoreError(f"{path} holds {version!r}, not a version")
-        return version
+        return _read_pointer(self.series_dir(symbol, interval) / LATEST)
+
+    def pinned(self, symbol: str, interval: str) -> str | None:
+        """The version an operator pinned: serving holds it instead of following LATEST, and retention
+        keeps it. It lives in the store so that every server, after any restart, sees the same pin."""
+        return _read_pointer(self.series_dir(symbol, interval) / PINNED)
+
+    def pin(self, symbol: str, interval: str, version: str) -> None:
+        """Pin `version` (write PINNED atomically) until `unpin`.
+
+        StoreError for a malformed version, UnknownNameError for one the series lacks or holds
+        incomplete. The version is checked again once PINNED is written: a prune that renamed it away
+        in between wins, the previous pin is put back and the pin fails, so a pin that succeeds is one
+        retention will honour (prune reads PINNED again after each rename and undoes it)."""
+        version_dir = self.version_dir(symbol, interval, version)
+        if version not in self.versions(symbol, interval):
+            raise self._unknown_version(symbol, interval, version)
+        pointer = self.series_dir(symbol, interval) / PINNED
+        before = self.pinned(symbol, interval)
+        _write_atomic(pointer, version + "\n")
+        if not (version_dir / MANIFEST).is_file():
+            if before is None:
+                self.unpin(symbol, interval)
+            else:
+                _write_atomic(pointer, before + "\n")
+            raise self._unknown_version(symbol, interval, version)
+        log.info("pinned %s %s to version %s", symbol, interval, version)
+
+    def unpin(self, symbol: str, interval: str) -> bool:
+        """Remove the pin → whether there was one."""
+        pointer = self.series_dir(symbol, interval) / PINNED
+        try:
+            pointer.unlink()
+        except FileNotFoundError:
+            return False
+        _fsync_dir(pointer.parent)
+        log.info("unpinned %s %s", symbol, interval)
+        return True
+
+    def _unknown_version(self, symbol: str, interval: str, version: str) -> UnknownNameError:
+        known = ", ".join(self.versions(symbol, interval)) or "none"
+        return UnknownNameError(f"{symbol} {interval} has no version {version!r} (complete); versions: {known}")
 
     def versions(self, symbol: str, interval: str) -> list[str]:
+        """Complete versions, oldest first. A version directory without manifest.json is not one: the
+        rename of publication brings the manifest in with everything else, so only a half-deleted or
+        hand-made directory lacks it."""
         series = self.series_dir(symbol, interval)
         if not series.is_dir():
             return []
-        return sorted(p.name for p in series.iterdir() if p.is_dir() and is_version(p.name))
+        return sorted(p.name for p in series.iterdir() if is_version(p.name) and (p / MANIFEST).is_file())
 
     def series(self) -> list[tuple[str, str]]:
-        """Every (symbol, interval) that has a LATEST pointer."""
+        """Every (symbol, interval) that has a LATEST or a PINNED pointer."""
         if not self.root.is_dir():
             return []
-        return sorted((p.parent.parent.name, p.parent.name) for p in self.root.glob(f"*/*/{LATEST}"))
+        pointers = [*self.root.glob(f"*/*/{LATEST}"), *self.root.glob(f"*/*/{PINNED}")]
+        return sorted({(p.parent.parent.name, p.parent.name) for p in pointers})
 
     def read_manifest(self, symbol: str, interval: str, version: str) -> Manifest:
         path = self.version_dir(symbol, interval, version) / MANIFEST
@@ -255,12 +361,71 @@ class ModelStore:
         return manifest, root
 
     def prune(self, symbol: str, interval: str, *, keep: int, pinned: tuple[str, ...] = ()) -> list[str]:
-        """Delete all but the newest `keep` versions, never LATEST or a pinned one."""
+        """Delete all but the newest `keep` complete versions, never LATEST, the PINNED version nor
+        those in `pinned` (extra versions a caller still needs) → the versions deleted.
+
+        Each version is first renamed to a hidden `.trash-*` name (atomic; the series directory is
+        fsynced) and only then deleted, so a kill mid-delete leaves trash for `clean_stale`, never a
+        half-deleted version in `versions()`. PINNED is read again after each rename: a pin written
+        meanwhile gets its version renamed back, unless a concurrent `clean_stale` already claimed
+        the trash (then the version is gone whole, never restored half-deleted)."""
         if keep < 1:
             raise StoreError(f"retention keep must be ≥ 1, got {keep}")
+        series = self.series_dir(symbol, interval)
         versions = self.versions(symbol, interval)
-        protect = {*versions[-keep:], *pinned, self.latest(symbol, interval)}
-        removed = [v for v in versions if v not in protect]
-        for version in removed:
-            shutil.rmtree(self.version_dir(symbol, interval, version))
+        protect = {*versions[-keep:], *pinned, self.latest(symbol, interval), self.pinned(symbol, interval)}
+        removed = []
+        for version in versions:
+            if version in protect:
+                continue
+            trash = _trash_path(series, version)
+            try:
+                os.rename(series / version, trash)
+            except FileNotFoundError:
+                continue  # a concurrent prune took it
+            _fsync_dir(series)
+            try:
+                if self.pinned(symbol, interval) == version:
+                    os.rename(trash, series / version)
+                    _fsync_dir(series)
+                    continue
+                shutil.rmtree(trash)
+            except FileNotFoundError:
+                log.warning("%s %s version %s: its trash was claimed by a concurrent clean", symbol, interval, version)
+            removed.append(version)
+        return removed
+
+    def clean_stale(self, symbol: str, interval: str) -> list[str]:
+        """Remove what killed processes left in a series → the names removed.
+
+        Trash goes whenever it is found (it is out of sight already), except trash holding the pinned
+        version, which the prune that made it is about to rename back; it is claimed by a rename to a
+        fresh trash name first, so that a prune can never rename back a half-deleted version. A `.tmp-*` publication, a
+        `.LATEST.*.tmp` / `.PINNED.*.tmp` file and a version directory without manifest.json (what the
+        in-place delete of earlier releases left) go once nothing in them has changed for
+        `stale_after_s`: a younger one may belong to a publisher still writing."""
+        series = self.series_dir(symbol, interval)
+        if not series.is_dir():
+            return []
+        pinned = self.pinned(symbol, interval)
+        cutoff = time.time() - self.stale_after_s
+        removed = []
+        for path in sorted(series.iterdir()):
+            name = path.name
+            try:
+                if trash := _TRASH_RE.match(name):
+                    if trash["version"] == pinned:
+                        continue
+                    claimed = _trash_path(series, trash["version"])
+                    os.rename(path, claimed)
+                    shutil.rmtree(claimed)
+                elif _is_unfinished(path) and _last_modified(path) <= cutoff:
+                    _remove(path)
+                else:
+                    continue
+                removed.append(name)
+            except FileNotFoundError:
+                continue  # another cleaner, prune or publisher moved it meanwhile
+        if removed:
+            log.info("cleaned %s %s: removed %s", symbol, interval, ", ".join(removed))
         return removed
