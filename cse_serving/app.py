@@ -9,16 +9,15 @@ unexpected becomes a logged 500 without internals.
 
 from __future__ import annotations
 
+import asyncio
 import logging
 from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
 from typing import Any
 
-from litestar import Litestar, MediaType, Request, Response
+from litestar import Litestar, Request, Response
 from litestar.datastructures import State
 from litestar.exceptions import HTTPException, ValidationException
-from litestar.openapi import OpenAPIConfig
-from litestar.openapi.spec import Components, SecurityScheme
 from litestar.status_codes import (
     HTTP_400_BAD_REQUEST,
     HTTP_404_NOT_FOUND,
@@ -29,23 +28,24 @@ from litestar.status_codes import (
 
 from cse_models.errors import ConfigError, DataError, SourceError, StoreError, UnknownNameError
 from cse_models.store import ModelStore
+from cse_serving.access_log import access_log_middleware
 from cse_serving.auth import TokenStore
+from cse_serving.decoding import StrictJsonRequest
 from cse_serving.dependencies import DEPENDENCIES
-from cse_serving.monitoring import ServingMetrics, metrics_middleware
-from cse_serving.registry import KlineFetcher, ModelRegistry
+from cse_serving.errors import error_response
+from cse_serving.fetching import fetcher_from_settings
+from cse_serving.live import LiveScorecard
+from cse_serving.monitoring import ServingMetrics, StateCollector, metrics_middleware
+from cse_serving.openapi import OperationDocs, PredictBodySchema, openapi_config
+from cse_serving.predictor import KlineFetcher, Predictor
+from cse_serving.ratelimit import AuthLockout, Rate, RateLimiter, rate_limit_middleware
+from cse_serving.registry import ModelRegistry
 from cse_serving.routes import CONTROLLERS
+from cse_serving.scorecard import Scorecard
 from cse_serving.settings import Settings
+from cse_serving.watcher import StoreWatcher
 
 log = logging.getLogger(__name__)
-
-
-def _error(status_code: int, detail: str, headers: dict[str, str] | None = None) -> Response[dict[str, Any]]:
-    return Response(
-        {"status_code": status_code, "detail": detail},
-        status_code=status_code,
-        media_type=MediaType.JSON,
-        headers=headers,
-    )
 
 
 def _validation_detail(exc: ValidationException) -> str:
@@ -63,20 +63,24 @@ def _validation_detail(exc: ValidationException) -> str:
 
 def handle_http(_: Request, exc: HTTPException) -> Response[dict[str, Any]]:
     detail = _validation_detail(exc) if isinstance(exc, ValidationException) else str(exc.detail)
-    return _error(exc.status_code, detail, exc.headers)
+    return error_response(exc.status_code, detail, exc.headers)
 
 
 def _mapped(status_code: int) -> Callable[[Request, Exception], Response[dict[str, Any]]]:
     def handler(_: Request, exc: Exception) -> Response[dict[str, Any]]:
-        return _error(status_code, str(exc))
+        return error_response(status_code, str(exc))
 
     return handler
 
 
 def handle_unexpected(request: Request, exc: Exception) -> Response[dict[str, Any]]:
-    log.exception("unhandled error on %s %s", request.method, request.url.path, exc_info=exc)
-    return _error(HTTP_500_INTERNAL_SERVER_ERROR, "internal server error")
+    request_id = (request.scope.get("state") or {}).get("request_id")
+    log.exception("unhandled error on %s %s (request %s)", request.method, request.url.path, request_id, exc_info=exc)
+    return error_response(HTTP_500_INTERNAL_SERVER_ERROR, "internal server error")
 
+
+RATE_LIMIT_EXEMPT = frozenset({"/healthz", "/readyz"})
+"""The orchestrator's probes: never throttled, so a busy client cannot get a healthy pod restarted."""
 
 EXCEPTION_HANDLERS = {
     HTTPException: handle_http,
@@ -98,11 +102,21 @@ def create_app(
     """Build the service from `settings` (default: the environment).
 
     `registry` may be injected (embedding, tests); by default one reads `settings.store_root`. `fetcher`
-    lets /predict work without klines in the body (server-side fetching); without it such a request is
-    a 422 saying so."""
+    lets /predict work without klines in the body (server-side fetching); by default it comes from
+    `settings.source`, and without one such a request is a 422 saying so."""
     settings = settings or Settings.from_env()
-    registry = registry or ModelRegistry(ModelStore(settings.store_root), settings, fetcher=fetcher)
+    rate = Rate.parse(settings.rate_limit, name="rate_limit")
+    lockout_rate = Rate.parse(settings.auth_lockout, name="auth_lockout")
+    lockout = AuthLockout(lockout_rate, settings.auth_lockout_s) if lockout_rate else None
     metrics = ServingMetrics()
+    registry = registry or ModelRegistry(ModelStore(settings.store_root), settings, on_load=metrics.observe_load)
+    fetcher = fetcher or fetcher_from_settings(
+        settings.source, api_url=settings.binance_api_url if settings.source == "binance" else None
+    )
+    watcher = StoreWatcher(registry, settings.watch_interval_s)
+    predictor = Predictor(registry, metrics, fetcher=fetcher)
+    collector = StateCollector(registry)
+    metrics.registry.register(collector)
 
     @asynccontextmanager
     async def lifespan(app: Litestar) -> AsyncIterator[None]:
@@ -112,28 +126,53 @@ def create_app(
             log.warning(
                 "auth is on and %s holds no active token: create one with `cse-serving token create`", settings.db_path
             )
-        _, failed = registry.load_latest()
-        log.info("serving %d model(s) from %s; %d failed to load", len(registry), settings.store_root, len(failed))
+        live = (
+            LiveScorecard(
+                Scorecard(settings.scorecard_path, max_rows=settings.scorecard_max_rows),
+                margin=settings.live_skill_margin,
+            )
+            if settings.scorecard_path
+            else None
+        )
+        app.state.live = predictor.scorecard = collector.live = live
+        report = await asyncio.to_thread(registry.sync)
+        log.info(
+            "serving %d model(s) from %s; %d failed to load", len(registry), settings.store_root, len(report.failed)
+        )
+        watcher.start()
         try:
             yield
         finally:
+            await watcher.stop()
+            if live is not None:
+                live.close()
             if tokens is not None:
                 tokens.close()
 
     return Litestar(
         route_handlers=CONTROLLERS,
         dependencies=DEPENDENCIES,
-        state=State({"settings": settings, "registry": registry, "metrics": metrics, "tokens": None}),
+        state=State(
+            {
+                "settings": settings,
+                "registry": registry,
+                "predictor": predictor,
+                "metrics": metrics,
+                "watcher": watcher,
+                "live": None,
+                "tokens": None,
+                "auth_lockout": lockout,
+            }
+        ),
         lifespan=[lifespan],
-        middleware=[metrics_middleware(metrics)],
+        middleware=[
+            access_log_middleware(settings.access_log),
+            metrics_middleware(metrics),
+            *([rate_limit_middleware(RateLimiter(rate), RATE_LIMIT_EXEMPT)] if rate else []),
+        ],
+        request_class=StrictJsonRequest,
+        plugins=[OperationDocs(RATE_LIMIT_EXEMPT), PredictBodySchema()],
         exception_handlers=EXCEPTION_HANDLERS,  # type: ignore[arg-type]
         request_max_body_size=settings.max_body_bytes,
-        openapi_config=OpenAPIConfig(
-            title="cse serving",
-            version="1",
-            description="Crypto signal engine: predictions from the ONNX models of the model store.",
-            path="/schema",
-            components=Components(security_schemes={"BearerToken": SecurityScheme(type="http", scheme="bearer")}),
-            security=[{"BearerToken": []}],
-        ),
+        openapi_config=openapi_config(),
     )

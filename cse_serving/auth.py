@@ -18,10 +18,11 @@ from datetime import UTC, datetime
 from pathlib import Path
 
 from litestar.connection import ASGIConnection
-from litestar.exceptions import NotAuthorizedException, PermissionDeniedException
+from litestar.exceptions import NotAuthorizedException, PermissionDeniedException, TooManyRequestsException
 from litestar.handlers.base import BaseRouteHandler
 
 from cse_models.errors import ConfigError
+from cse_serving.errors import retry_after_header
 
 log = logging.getLogger(__name__)
 
@@ -114,22 +115,30 @@ class TokenStore:
             return int(self._conn.execute("SELECT COUNT(*) FROM tokens WHERE revoked = 0").fetchone()[0])
 
 
-def _presented_token(connection: ASGIConnection) -> str | None:
-    header = connection.headers.get("authorization")
-    if header:
-        scheme, _, value = header.partition(" ")
-        if scheme.lower() == "bearer" and value.strip():
-            return value.strip()
-        return None
-    return connection.headers.get("x-api-key") or None
+def presented_token(authorization: str | None, api_key: str | None) -> str | None:
+    """The token of `Authorization: Bearer <token>` or `X-API-Key: <token>`; None when neither holds one
+    (another Authorization scheme counts as none). Shared with the rate limiter, which keys by it."""
+    if authorization:
+        scheme, _, value = authorization.partition(" ")
+        value = value.strip()
+        return value if scheme.lower() == "bearer" and value else None
+    return api_key or None
 
 
 def _authenticate(connection: ASGIConnection) -> TokenRecord | None:
-    """None when auth is switched off; raises 401 for a missing, malformed, unknown or revoked token."""
+    """None when auth is switched off; raises 401 for a missing, malformed, unknown or revoked token, and
+    429 while the client is locked out for presenting bad tokens (`AuthLockout`, see ratelimit)."""
     state = connection.app.state
     if not state.settings.auth:
         return None
-    token = _presented_token(connection)
+    lockout = state.auth_lockout
+    client = connection.client.host if connection.client else "unknown"
+    if lockout is not None and (left := lockout.retry_after(client)):
+        raise TooManyRequestsException(
+            f"too many bad API tokens from this client; retry after {retry_after_header(left)} s",
+            headers={"Retry-After": retry_after_header(left)},
+        )
+    token = presented_token(connection.headers.get("authorization"), connection.headers.get("x-api-key"))
     if token is None:
         raise NotAuthorizedException(
             "an API token is required: send `Authorization: Bearer <token>` or `X-API-Key: <token>`",
@@ -137,8 +146,19 @@ def _authenticate(connection: ASGIConnection) -> TokenRecord | None:
         )
     record = state.tokens.lookup(token)
     if record is None:
+        if lockout is not None:
+            lockout.record_failure(client)
         raise NotAuthorizedException("the API token is unknown or revoked", headers={"WWW-Authenticate": "Bearer"})
+    connection.state.token = record  # handlers tailor what they show by role (`token_role`)
     return record
+
+
+def token_role(connection: ASGIConnection) -> str:
+    """The role of the request's token as set by the guard; "admin" when auth is off (a local demo)."""
+    if not connection.app.state.settings.auth:
+        return "admin"
+    record = connection.state.get("token")
+    return record.role if record is not None else "user"
 
 
 async def require_token(connection: ASGIConnection, _: BaseRouteHandler) -> None:

@@ -1,6 +1,8 @@
 """`cse-serving`: run the API and manage its tokens.
 
-cse-serving serve [--host H] [--port P] [--store DIR] [--no-auth] [--log-level L]
+cse-serving serve [--host H] [--port P] [--store DIR] [--no-auth] [--log-level L] [--access-log]
+                  [--header-timeout S] [--body-timeout S] [--keep-alive S] [--limit-concurrency N]
+                  [--rate-limit R] [--auth-lockout R] [--auth-lockout-seconds S]
 cse-serving token create --name N [--admin]      prints the token once
 cse-serving token list
 cse-serving token revoke NAME
@@ -29,7 +31,17 @@ def _parser() -> argparse.ArgumentParser:
     serve.add_argument("--db", help="token database (default $CSE_HOME/serving.db)")
     serve.add_argument("--no-auth", action="store_true", help="disable token checks (local demos only)")
     serve.add_argument("--log-level", default="info", choices=["debug", "info", "warning", "error"])
-    serve.add_argument("--access-log", action="store_true", help="log every request (slower)")
+    serve.add_argument(
+        "--access-log", action="store_true", default=None, help="log every request: id, route, status, token name"
+    )
+    limits = serve.add_argument_group("limits (defaults: the CSE_SERVING_* environment, see settings)")
+    limits.add_argument("--header-timeout", type=float, help="seconds for a request's headers to arrive (10)")
+    limits.add_argument("--body-timeout", type=float, help="seconds for a request's body to arrive (30)")
+    limits.add_argument("--keep-alive", type=float, help="seconds an idle keep-alive connection is kept (5)")
+    limits.add_argument("--limit-concurrency", type=int, help="connections or running requests before 503 (1000)")
+    limits.add_argument("--rate-limit", help="requests per token or client, e.g. 600/minute, or off")
+    limits.add_argument("--auth-lockout", help="bad tokens that lock a client out, e.g. 20/minute, or off")
+    limits.add_argument("--auth-lockout-seconds", type=float, help="how long a lockout lasts (300)")
 
     token = commands.add_parser("token", help="manage API tokens")
     token.add_argument("--db", help="token database (default $CSE_HOME/serving.db)")
@@ -44,25 +56,29 @@ def _parser() -> argparse.ArgumentParser:
 
 
 def _serve(args: argparse.Namespace) -> int:
-    import uvicorn
-
     from cse_serving.app import create_app
+    from cse_serving.server import serve
 
     settings = Settings.from_env(
-        host=args.host, port=args.port, store_root=args.store, db_path=args.db, auth=False if args.no_auth else None
+        host=args.host,
+        port=args.port,
+        store_root=args.store,
+        db_path=args.db,
+        auth=False if args.no_auth else None,
+        access_log=args.access_log,
+        header_timeout_s=args.header_timeout,
+        body_timeout_s=args.body_timeout,
+        keep_alive_s=args.keep_alive,
+        limit_concurrency=args.limit_concurrency,
+        rate_limit=args.rate_limit,
+        auth_lockout=args.auth_lockout,
+        auth_lockout_s=args.auth_lockout_seconds,
     )
     # A shell starts background jobs with SIGINT ignored; restore the defaults so `kill -INT`/`-TERM` work
     # (uvicorn installs its own graceful handlers on top while it serves).
     signal.signal(signal.SIGINT, signal.default_int_handler)
     signal.signal(signal.SIGTERM, signal.SIG_DFL)
-    uvicorn.run(
-        create_app(settings),
-        host=settings.host,
-        port=settings.port,
-        log_level=args.log_level,
-        access_log=args.access_log,
-    )
-    return 0
+    return 0 if serve(create_app(settings), settings, log_level=args.log_level) else 1
 
 
 def _token(args: argparse.Namespace) -> int:

@@ -24,7 +24,7 @@ import msgspec
 import numpy as np
 import onnxruntime as ort
 
-from cse_models.data.schema import interval_ms
+from cse_models.data.schema import interval_ms, off_grid
 from cse_models.errors import ConfigError, DataError, StoreError, UnknownNameError
 from cse_models.features.sets import FeatureSet, get_feature_set
 from cse_models.heads.layout import INPUT_NAME, LAST_CLOSE_INPUT, OUTPUT_NAMES, input_names
@@ -38,6 +38,7 @@ log = logging.getLogger(__name__)
 TASKS = tuple(DECODERS)
 _VALUE_COLUMNS = ("open", "high", "low", "close", "volume")
 _FLOAT32_MAX = float(np.finfo(np.float32).max)
+_FLOAT32_TINY = float(np.finfo(np.float32).tiny)
 
 
 def make_session(path: Path, settings: Settings) -> ort.InferenceSession:
@@ -117,7 +118,7 @@ class LoadedModel:
         rows = klines[offset:]
         times = np.fromiter((k.open_time for k in rows), dtype=np.int64, count=need)
         values = np.array([(k.open, k.high, k.low, k.close, k.volume) for k in rows], dtype=np.float64)
-        check_klines(times, values, offset)
+        check_klines(times, values, offset, manifest.interval)
         columns = {"open_time": times, **{name: values[:, i] for i, name in enumerate(_VALUE_COLUMNS)}}
         with np.errstate(over="ignore"):  # overflow to inf is caught just below, with a message
             features = self.feature_set(columns)[-manifest.seq_len :].astype(np.float32)
@@ -126,10 +127,7 @@ class LoadedModel:
                 f"feature set {manifest.feature_set!r} gives non-finite float32 values for these klines "
                 "(a value out of range, or too few rows after warm-up)"
             )
-        last_close = float(values[-1, 3])
-        if LAST_CLOSE_INPUT in self.inputs and not last_close < _FLOAT32_MAX:
-            raise DataError(f"klines[{len(klines) - 1}].close is {last_close!r}; it must fit in float32 (< 3.4e38)")
-        return Window(features, last_close, int(times[-1]))
+        return Window(features, float(values[-1, 3]), int(times[-1]))
 
     def feeds(self, windows: Sequence[Window]) -> Feeds:
         """Stack windows into the graph's inputs: features `[n, seq_len, n_features]`, last_close `[n, 1]`."""
@@ -173,23 +171,30 @@ class LoadedModel:
         )
 
     def as_of(self, last_open_ms: int) -> str:
-        """ISO-8601 UTC open time of the predicted candle (one interval after the last one sent)."""
-        moment = datetime.fromtimestamp((last_open_ms + self.interval_ms) / 1000, UTC)
+        """ISO-8601 UTC open time of the predicted candle: `horizon` intervals after the last one sent
+        (the next candle for horizon 1)."""
+        moment = datetime.fromtimestamp((last_open_ms + self.manifest.horizon * self.interval_ms) / 1000, UTC)
         return moment.strftime("%Y-%m-%dT%H:%M:%SZ")
 
 
-def check_klines(times: np.ndarray, values: np.ndarray, offset: int = 0) -> None:
-    """Reject NaN/inf, non-positive prices, negative volume, high < low, non-increasing open_time.
+def check_klines(times: np.ndarray, values: np.ndarray, offset: int = 0, interval: str | None = None) -> None:
+    """Reject NaN/inf, prices that are not positive float32 normals, negative volume, high < low,
+    non-increasing open_time and (given `interval`) open times off the interval's candle grid.
 
-    One combined vectorized test on the happy path; the detailed search runs only when it fails, so the
-    message can name the kline (index in the request) and the column."""
+    Prices outside float32's normal range would reach the graph as 0 or inf (its inputs are float32) and
+    still produce an answer, so they are refused here. One combined vectorized test on the happy path;
+    the detailed search runs only when it fails, so the message can name the kline (index in the request)
+    and the column."""
     prices = values[:, :4]
+    off = off_grid(times, interval) if interval is not None else np.zeros(times.shape, dtype=bool)
     ok = (
         np.isfinite(values).all()
-        and (prices > 0).all()
+        and (prices >= _FLOAT32_TINY).all()
+        and (prices <= _FLOAT32_MAX).all()
         and (values[:, 4] >= 0).all()
         and (values[:, 1] >= values[:, 2]).all()
         and (times.size < 2 or (np.diff(times) > 0).all())
+        and not off.any()
     )
     if ok:
         return
@@ -204,12 +209,25 @@ def check_klines(times: np.ndarray, values: np.ndarray, offset: int = 0) -> None
         raise DataError(
             f"klines[{offset + row}].{_VALUE_COLUMNS[col]} is {float(values[row, col])!r}; prices must be > 0"
         )
+    outside = (prices < _FLOAT32_TINY) | (prices > _FLOAT32_MAX)
+    if outside.any():
+        row, col = np.argwhere(outside)[0]
+        raise DataError(
+            f"klines[{offset + row}].{_VALUE_COLUMNS[col]} is {float(values[row, col])!r}; prices must lie in "
+            f"[{_FLOAT32_TINY:.3g}, {_FLOAT32_MAX:.3g}] (float32, the model's input type)"
+        )
     if not (values[:, 4] >= 0).all():
         row = int(np.flatnonzero(values[:, 4] < 0)[0])
         raise DataError(f"klines[{offset + row}].volume is {float(values[row, 4])!r}; volume must be ≥ 0")
     if not (values[:, 1] >= values[:, 2]).all():
         row = int(np.flatnonzero(values[:, 1] < values[:, 2])[0])
         raise DataError(f"klines[{offset + row}] has high {float(values[row, 1])!r} < low {float(values[row, 2])!r}")
+    if off.any():
+        row = int(np.flatnonzero(off)[0])
+        raise DataError(
+            f"klines[{offset + row}].open_time {int(times[row])} is not the start of a {interval} candle; "
+            "send the exchange's candles as they are"
+        )
     row = int(np.flatnonzero(np.diff(times) <= 0)[0]) + 1
     raise DataError(
         f"klines[{offset + row}].open_time {int(times[row])} is not after the previous kline's "
@@ -241,20 +259,21 @@ def load_model(store: ModelStore, symbol: str, interval: str, version: str, sett
         raise StoreError(f"{where}: {exc}") from exc
     session = make_session(root / MODEL_FILE, settings)
     inputs = _input_roles(manifest, root / MODEL_FILE)
-    _check_io(session, manifest, inputs, root / MODEL_FILE)
+    output_names = _output_names(manifest, root / MODEL_FILE)
+    _check_io(session, manifest, inputs, output_names, root / MODEL_FILE)
     members = {
         Path(rel).stem: make_session(root / rel, settings)
         for rel in sorted(manifest.files)
         if rel.startswith("members/") and rel.endswith(".onnx")
     }
     for name, member in members.items():
-        _check_io(member, manifest, inputs, root / f"members/{name}.onnx")
+        _check_io(member, manifest, inputs, output_names, root / f"members/{name}.onnx")
     model = LoadedModel(
         manifest=manifest,
         session=session,
         feature_set=feature_set,
         inputs=inputs,
-        output_names=OUTPUT_NAMES[manifest.task],
+        output_names=output_names,
         decoder=decoder,
         interval_ms=step,
         loaded_at=datetime.now(UTC),
@@ -274,16 +293,33 @@ def _input_roles(manifest: Manifest, path: Path) -> dict[str, str]:
     return dict(zip(roles, names, strict=True))
 
 
+def _output_names(manifest: Manifest, path: Path) -> tuple[str, ...]:
+    """The graph outputs to run: the manifest's `outputs` (the contract), which must include what the
+    task's decoder reads (`OUTPUT_NAMES[task]`). A manifest may list more (a new head, ensemble members'
+    outputs): they are run and passed to the decoder, which reads what it knows, so a new head needs no
+    serving change. A manifest without output specs means the task's contract names."""
+    names = tuple(spec.name for spec in manifest.outputs) or OUTPUT_NAMES[manifest.task]
+    missing = [name for name in OUTPUT_NAMES[manifest.task] if name not in names]
+    if missing:
+        raise StoreError(f"{path}: a {manifest.task} model needs output(s) {missing}; the manifest lists {list(names)}")
+    return names
+
+
 def _expected_shapes(manifest: Manifest) -> dict[str, list[int | None]]:
     """Input role → shape with None for the batch axis."""
     return {INPUT_NAME: [None, manifest.seq_len, len(manifest.feature_names)], LAST_CLOSE_INPUT: [None, 1]}
 
 
-def _check_io(session: ort.InferenceSession, manifest: Manifest, roles: dict[str, str], path: Path) -> None:
-    """The graph has every input and output of the task, with the manifest's window shape."""
+def _check_io(
+    session: ort.InferenceSession,
+    manifest: Manifest,
+    roles: dict[str, str],
+    output_names: tuple[str, ...],
+    path: Path,
+) -> None:
+    """The graph has every input of the task, with the manifest's window shape, and every listed output."""
     inputs = {i.name: i for i in session.get_inputs()}
     outputs = {o.name for o in session.get_outputs()}
-    listed = {spec.name for spec in manifest.outputs}
     expected_shapes = _expected_shapes(manifest)
     missing = [name for name in roles.values() if name not in inputs]
     if missing:
@@ -295,11 +331,9 @@ def _check_io(session: ort.InferenceSession, manifest: Manifest, roles: dict[str
         ):
             shown = ", ".join(["batch", *(str(e) for e in expected[1:])])
             raise StoreError(f"{path}: input {name!r} has shape {shape}, expected [{shown}]")
-    for name in OUTPUT_NAMES[manifest.task]:
+    for name in output_names:
         if name not in outputs:
-            raise StoreError(f"{path}: a {manifest.task} model needs output {name!r}; it has {sorted(outputs)}")
-        if listed and name not in listed:
-            raise StoreError(f"{path}: the manifest's outputs {sorted(listed)} lack {name!r}")
+            raise StoreError(f"{path}: the manifest lists output {name!r}; the graph has {sorted(outputs)}")
 
 
 def _smoke_test(model: LoadedModel) -> None:
@@ -308,6 +342,8 @@ def _smoke_test(model: LoadedModel) -> None:
     manifest = model.manifest
     probe = Window(np.zeros((manifest.seq_len, len(manifest.feature_names)), dtype=np.float32), 1.0, 0)
     feeds = model.feeds([probe])
+    # The manifest's output shapes with the batch axis at 1 (the contract); the task's widths without them.
+    shapes = {spec.name: [1, *spec.shape[1:]] for spec in manifest.outputs}
     for name, session in [("model", model.session), *model.members.items()]:
         try:
             outputs = model.run(feeds, session)
@@ -316,9 +352,11 @@ def _smoke_test(model: LoadedModel) -> None:
                 f"{manifest.symbol} {manifest.interval} {manifest.version} {name}: run fails: {exc}"
             ) from exc
         for output, value in outputs.items():
-            width = len(manifest.class_names) if output == "probabilities" else 1
-            if value.shape != (1, width):
+            expected = shapes.get(output) or [1, len(manifest.class_names) if output == "probabilities" else 1]
+            if len(value.shape) != len(expected) or any(
+                isinstance(e, int) and d != e for d, e in zip(value.shape, expected, strict=True)
+            ):
                 raise StoreError(
                     f"{manifest.symbol} {manifest.interval} {manifest.version} {name}: output {output!r} has "
-                    f"shape {list(value.shape)} for one window, expected [1, {width}]"
+                    f"shape {list(value.shape)} for one window, expected {expected}"
                 )

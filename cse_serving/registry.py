@@ -1,28 +1,35 @@
-"""The models being served, one per (symbol, interval), swapped whole and only after a successful load.
+"""The loaded models of every series and the version policy that chooses which one answers.
 
-Triton/BentoML's version policy in a few lines: `load_latest` follows each series' LATEST pointer,
-`pin` holds a series at a chosen version (rollback) until it is unpinned. A new version is verified
-(sha256), opened and smoke-run before it replaces the old one; if anything fails, the old version keeps
-serving and the failure is kept per series for GET /models and the log.
+TF-Serving's version policy in a few lines. Per (symbol, interval) the store says what to serve: the
+version in PINNED when an operator pinned one, else the one in LATEST (DESIGN.md §4). `sync()` brings
+every series in line with the store: the target version is verified (sha256), opened and smoke-run
+*beside* the serving one, then swapped in by replacing one immutable `SeriesState`; a request that
+already holds the old `LoadedModel` finishes on it. The last `keep_versions` versions that loaded stay
+loaded, so a request may ask for one of them by `version`.
 
-Readers never lock: they take one reference from a dict whose values are immutable `LoadedModel`s.
-Loads are serialized by one lock, so two reloads cannot interleave.
+When the target fails to load, the series keeps serving what it served and is reported degraded; at a
+cold start (nothing served yet) it falls back to the newest version in the store that loads. A target
+that failed is not retried on every watcher tick (it would re-hash its files every few seconds): only
+when the store names another target, or when an admin asks (`sync(retry=True)`).
+
+Pins are files in the store, not server memory: a restart, another replica and the publisher's
+retention all see them. Readers never lock: they read one dict whose values are immutable. Loads are
+serialized by one lock, so the watcher and an admin reload cannot interleave.
 """
 
 from __future__ import annotations
 
 import logging
 import threading
-from collections.abc import Callable, Sequence
-from dataclasses import dataclass
+from collections.abc import Callable
+from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
+from enum import StrEnum
 
 from cse_models.data.schema import interval_ms, validate_symbol
 from cse_models.errors import CseError, UnknownNameError
 from cse_models.store import ModelStore
-from cse_serving.batching import MicroBatcher
-from cse_serving.engine import LoadedModel, Window, batch_rows, load_model
-from cse_serving.schemas import Kline, PredictRequest, PredictResponse
+from cse_serving.engine import LoadedModel, load_model
 from cse_serving.settings import Settings
 
 log = logging.getLogger(__name__)
@@ -30,11 +37,17 @@ log = logging.getLogger(__name__)
 SeriesKey = tuple[str, str]
 LATEST_ALIAS = "latest"
 
-KlineFetcher = Callable[[str, str, int], Sequence[Kline]]
-"""(symbol, interval, limit) → the latest `limit` closed klines, oldest first.
+LoadObserver = Callable[[SeriesKey, str | None, bool], None]
+"""(series, version, loaded?) after every load attempt: the metrics' reload counters."""
 
-The hook behind "/predict without klines" (the seed fetched from Binance per request). It is called
-inline on the request path, so a real one should serve from a cache refreshed in the background."""
+
+class Readiness(StrEnum):
+    READY = "ready"
+    """Serving the version the store asks for."""
+    DEGRADED = "degraded"
+    """Serving, but not the version the store asks for (it failed to load, or LATEST is unreadable)."""
+    UNAVAILABLE = "unavailable"
+    """Nothing of this series loads."""
 
 
 @dataclass(frozen=True)
@@ -44,194 +57,201 @@ class LoadFailure:
     at: datetime
 
 
-class ModelRegistry:
-    """Loaded models per (symbol, interval), their pins and their last load failure."""
+@dataclass(frozen=True)
+class SeriesState:
+    """One series as served: what the store asks for, what answers, and what else stays loaded."""
 
-    def __init__(self, store: ModelStore, settings: Settings, fetcher: KlineFetcher | None = None) -> None:
+    key: SeriesKey
+    target: str | None
+    """The version the policy asks for (PINNED, else LATEST); None while the pointer is unreadable."""
+    pinned: bool
+    serving: LoadedModel | None
+    loaded: tuple[LoadedModel, ...] = ()
+    """Newest load first; the serving model is one of them."""
+    failure: LoadFailure | None = None
+    """The last failed load of the target (or of the pointer), cleared when the target loads."""
+    at: datetime = field(default_factory=lambda: datetime.now(UTC))
+
+    @property
+    def readiness(self) -> Readiness:
+        if self.serving is None:
+            return Readiness.UNAVAILABLE
+        if self.serving.version != self.target:
+            return Readiness.DEGRADED
+        return Readiness.READY
+
+    @property
+    def reason(self) -> str | None:
+        """Why the series is not ready, for operators (store paths and raw errors included)."""
+        if self.readiness is Readiness.READY:
+            return None
+        wanted = f"{'PINNED' if self.pinned else 'LATEST'} version {self.target}" if self.target else "its pointer"
+        failed = f"{wanted} failed to load: {self.failure.message}" if self.failure else f"{wanted} is not loaded"
+        return f"{failed}; serving {self.serving.version}" if self.serving else f"{failed}; nothing serves"
+
+    def version(self, version: str) -> LoadedModel | None:
+        return next((model for model in self.loaded if model.version == version), None)
+
+
+@dataclass(frozen=True)
+class SyncReport:
+    """Series whose served version changed, and series whose target failed to load in this sync."""
+
+    swapped: list[SeriesKey]
+    failed: dict[SeriesKey, str]
+
+
+class ModelRegistry:
+    """Loaded models per (symbol, interval), chosen by the store's PINNED / LATEST pointers."""
+
+    def __init__(self, store: ModelStore, settings: Settings, *, on_load: LoadObserver | None = None) -> None:
         self.store = store
         self.settings = settings
-        self.fetcher = fetcher
-        self._models: dict[SeriesKey, LoadedModel] = {}
-        self._pins: dict[SeriesKey, str] = {}
-        self._failures: dict[SeriesKey, LoadFailure] = {}
-        self.served: dict[SeriesKey, int] = {}
-        self.latest: dict[SeriesKey, PredictResponse] = {}
-        """The last answer per series (GET /predictions/latest)."""
-        self.confidence_sum: dict[SeriesKey, float] = {}
-        """Summed confidence of classification answers per series (mean = sum / served)."""
-        """Predictions answered per series (for /metrics), counted here so handlers need one dependency."""
+        self._on_load = on_load
+        self._states: dict[SeriesKey, SeriesState] = {}
         self._lock = threading.Lock()
-        self._batchers: dict[SeriesKey, MicroBatcher] = {}
 
-    # ----------------------------------------------------------------- state
-    def get(self, symbol: str, interval: str) -> LoadedModel:
-        """The served model of a series; UnknownNameError (→ 404) lists what is loaded."""
-        model = self._models.get((symbol, interval))
-        if model is None:
-            model = self._models.get((symbol.upper(), interval))
-        if model is None:
-            loaded = ", ".join(f"{s} {i}" for s, i in sorted(self._models)) or "none"
-            raise UnknownNameError(f"no model is loaded for {symbol} {interval}; loaded: {loaded}")
-        return model
+    # ----------------------------------------------------------------- reading
+    def states(self) -> dict[SeriesKey, SeriesState]:
+        return dict(self._states)
+
+    def state(self, symbol: str, interval: str) -> SeriesState:
+        state = self._states.get((symbol, interval)) or self._states.get((symbol.upper(), interval))
+        if state is None:
+            raise UnknownNameError(f"{symbol} {interval} is not in the model store; known: {self._known()}")
+        return state
 
     def models(self) -> dict[SeriesKey, LoadedModel]:
-        return dict(self._models)
+        """The serving model of every series that has one."""
+        return {key: state.serving for key, state in self._states.items() if state.serving is not None}
 
-    def failures(self) -> dict[SeriesKey, LoadFailure]:
-        return dict(self._failures)
+    def get(self, symbol: str, interval: str, version: str | None = None) -> LoadedModel:
+        """The model that answers: the serving one, or a given loaded `version`. UnknownNameError (→ 404)
+        names what is loaded."""
+        state = self._states.get((symbol, interval)) or self._states.get((symbol.upper(), interval))
+        if state is None or state.serving is None:
+            raise UnknownNameError(f"no model is loaded for {symbol} {interval}; loaded: {self._known()}")
+        if version is None:
+            return state.serving
+        model = state.version(version)
+        if model is None:
+            loaded = ", ".join(m.version for m in state.loaded)
+            raise UnknownNameError(
+                f"version {version!r} of {symbol} {interval} is not loaded; loaded: {loaded} "
+                f"(the server keeps the last {self.settings.keep_versions})"
+            )
+        return model
 
-    def pins(self) -> dict[SeriesKey, str]:
-        return dict(self._pins)
+    def _known(self) -> str:
+        return ", ".join(f"{s} {i}" for (s, i), st in sorted(self._states.items()) if st.serving) or "none"
 
     def __len__(self) -> int:
-        return len(self._models)
+        return sum(1 for state in self._states.values() if state.serving is not None)
 
     # ----------------------------------------------------------------- loading
-    def load_latest(self) -> tuple[list[SeriesKey], dict[SeriesKey, str]]:
-        """Follow LATEST for every unpinned series in the store → (series swapped, series failed)."""
-        swapped: list[SeriesKey] = []
-        failed: dict[SeriesKey, str] = {}
+    def sync(self, *, retry: bool = False) -> SyncReport:
+        """Bring every series of the store in line with its PINNED / LATEST pointer.
+
+        `retry` reloads targets that failed before (an admin's /models/reload); the watcher does not."""
+        report = SyncReport([], {})
         with self._lock:
             for key in self.store.series():
-                if key in self._pins:
+                before = self._states.get(key)
+                after = self._sync_series(key, before, retry=retry)
+                if after is before:
                     continue
-                version: str | None = None
-                try:
-                    version = self.store.latest(*key)
-                    if version is None:
-                        continue
-                    if self._swap_in(key, version):
-                        swapped.append(key)
-                except CseError as exc:
-                    failed[key] = str(exc)
-                    self._record_failure(key, version, exc)
-        return swapped, failed
+                self._states = {**self._states, key: after}
+                if after.serving is not (before.serving if before else None):
+                    report.swapped.append(key)
+                if after.failure is not None and (before is None or after.failure is not before.failure):
+                    report.failed[key] = after.failure.message
+        return report
 
-    def pin(self, symbol: str, interval: str, version: str) -> LoadedModel:
-        """Serve `version` of a series until unpinned; "latest" unpins and loads LATEST.
+    def _sync_series(self, key: SeriesKey, state: SeriesState | None, *, retry: bool) -> SeriesState:
+        try:
+            pinned = self.store.pinned(*key)
+            target = pinned or self.store.latest(*key)
+        except CseError as exc:  # an unreadable pointer: keep serving, report, fall back at cold start
+            if state is not None and state.target is None and not retry:
+                return state
+            failure = LoadFailure(None, str(exc), datetime.now(UTC))
+            log.error("%s %s: %s", *key, exc)
+            base = state or SeriesState(key, None, False, None)
+            return self._fallback(replace(base, target=None, failure=failure))
+        if target is None:
+            return state or SeriesState(key, None, False, None)
+        is_pinned = pinned is not None
+        if state is not None and state.target == target and state.pinned == is_pinned:
+            if state.serving is not None and state.serving.version == target:
+                return state
+            if state.failure is not None and state.failure.version == target and not retry:
+                return state
+        base = replace(state, target=target, pinned=is_pinned) if state else SeriesState(key, target, is_pinned, None)
+        try:
+            model = base.version(target) or self._load(key, target)
+        except CseError as exc:
+            return self._fallback(replace(base, failure=LoadFailure(target, str(exc), datetime.now(UTC))))
+        return self._serve(base, model)
+
+    def _load(self, key: SeriesKey, version: str) -> LoadedModel:
+        try:
+            model = load_model(self.store, key[0], key[1], version, self.settings)
+        except CseError as exc:
+            log.error("loading %s %s version %s failed: %s", *key, version, exc)
+            if self._on_load:
+                self._on_load(key, version, False)
+            raise
+        if self._on_load:
+            self._on_load(key, version, True)
+        return model
+
+    def _serve(self, state: SeriesState, model: LoadedModel) -> SeriesState:
+        """`model` answers from now on; it joins the loaded versions (the newest `keep_versions`)."""
+        kept = (model, *(m for m in state.loaded if m.version != model.version))[: self.settings.keep_versions]
+        previous = state.serving.version if state.serving else "nothing"
+        if previous != model.version:
+            log.info("%s %s now serves %s (was %s)", *state.key, model.version, previous)
+        failure = state.failure if state.target != model.version else None
+        return replace(state, serving=model, loaded=kept, failure=failure, at=datetime.now(UTC))
+
+    def _fallback(self, state: SeriesState) -> SeriesState:
+        """After a failed target: keep serving what serves; with nothing served, the newest good version."""
+        if state.serving is not None:
+            return replace(state, at=datetime.now(UTC))
+        failed = state.failure.version if state.failure else None
+        for version in reversed(self.store.versions(*state.key)):
+            if version == failed:
+                continue
+            try:
+                model = self._load(state.key, version)
+            except CseError:
+                continue
+            log.warning("%s %s falls back to %s: %s", *state.key, version, state.reason)
+            return self._serve(state, model)
+        return replace(state, at=datetime.now(UTC))
+
+    def pin(self, symbol: str, interval: str, version: str) -> SeriesState:
+        """Serve `version` of a series until unpinned, and write the pin to the store; "latest" unpins.
 
         Raises UnknownNameError (→ 404) for a version the store lacks, StoreError (→ 422) when it fails
-        to load — in both cases the series keeps serving what it served before."""
+        to load — in both cases the series keeps serving what it served and the store is unchanged."""
         validate_symbol(symbol)
         interval_ms(interval)  # ConfigError (→ 400) for anything but a Binance interval
         key = (symbol, interval)
         with self._lock:
+            state = self._states.get(key) or SeriesState(key, None, False, None)
             if version.lower() == LATEST_ALIAS:
-                target = self.store.latest(symbol, interval)
-                if target is None:
-                    raise UnknownNameError(f"{symbol} {interval} has no LATEST version in the store")
+                self.store.unpin(symbol, interval)
+                after = self._sync_series(key, replace(state, pinned=False), retry=True)
             else:
                 known = self.store.versions(symbol, interval)
                 if version not in known:
                     raise UnknownNameError(
                         f"{symbol} {interval} has no version {version!r}; versions: {', '.join(known) or 'none'}"
                     )
-                target = version
-            try:
-                self._swap_in(key, target)
-            except CseError as exc:
-                self._record_failure(key, target, exc)
-                raise
-            if version.lower() == LATEST_ALIAS:
-                self._pins.pop(key, None)
-            else:
-                self._pins[key] = target
-            log.info("%s %s pinned to %s", symbol, interval, self._pins.get(key, "LATEST"))
-            return self._models[key]
-
-    def unpin(self, symbol: str, interval: str) -> LoadedModel:
-        return self.pin(symbol, interval, LATEST_ALIAS)
-
-    def _swap_in(self, key: SeriesKey, version: str) -> bool:
-        current = self._models.get(key)
-        if current is not None and current.version == version:
-            self._failures.pop(key, None)
-            return False
-        model = load_model(self.store, key[0], key[1], version, self.settings)
-        self._models[key] = model
-        self._failures.pop(key, None)
-        log.info("%s %s now serves %s (was %s)", *key, version, current.version if current else "nothing")
-        return True
-
-    def _record_failure(self, key: SeriesKey, version: str | None, exc: Exception) -> None:
-        serving = self._models.get(key)
-        self._failures[key] = LoadFailure(version, str(exc), datetime.now(UTC))
-        log.error(
-            "loading %s %s version %s failed; still serving %s: %s",
-            *key,
-            version,
-            serving.version if serving else "nothing",
-            exc,
-        )
-
-    # ----------------------------------------------------------------- inference
-    def predict(
-        self, symbol: str, interval: str, klines: Sequence[Kline] | None, members: bool = False
-    ) -> PredictResponse:
-        """One request → one ORT call (plus one per member when `members` is asked)."""
-        return self.predict_batch([PredictRequest(symbol=symbol, interval=interval, klines=klines, members=members)])[0]
-
-    async def predict_async(
-        self, symbol: str, interval: str, klines: Sequence[Kline] | None, members: bool = False
-    ) -> PredictResponse:
-        """The /predict path: like `predict`, but concurrent requests for one model share an ORT call."""
-        if members:
-            return self.predict(symbol, interval, klines, members)
-        model = self.get(symbol, interval)
-        if klines is None and self.fetcher is not None:
-            klines = self.fetcher(*model.key, model.manifest.min_klines)
-        window = model.window(klines)
-        batcher = self._batchers.get(model.key)
-        if batcher is None or batcher.model is not model:
-            batcher = self._batchers[model.key] = MicroBatcher(model)
-        answer = model.answer(window, await batcher.run(window))
-        self._record(model.key, [answer])
-        return answer
-
-    def _record(self, key: SeriesKey, answers: Sequence[PredictResponse]) -> None:
-        """Count answers, keep the last one, and sum classification confidences for the monitoring views."""
-        self.served[key] = self.served.get(key, 0) + len(answers)
-        self.latest[key] = answers[-1]
-        confidences = [a.prediction.confidence for a in answers if a.prediction.confidence is not None]
-        if confidences:
-            self.confidence_sum[key] = self.confidence_sum.get(key, 0.0) + sum(confidences)
-
-    def predict_batch(self, requests: Sequence[PredictRequest]) -> list[PredictResponse]:
-        """Several requests; those for the same model share one ORT call. Order is kept.
-
-        Every request is validated before any runs, so one bad request fails the whole batch with a
-        message naming its index — a batch answers all or nothing."""
-        groups: dict[SeriesKey, tuple[LoadedModel, list[int], list[Window]]] = {}
-        for index, request in enumerate(requests):
-            try:
-                model = self.get(request.symbol, request.interval)
-                klines = request.klines
-                if klines is None and self.fetcher is not None:
-                    klines = self.fetcher(*model.key, model.manifest.min_klines)
-                window = model.window(klines)
-            except CseError as exc:
-                if len(requests) > 1:
-                    raise type(exc)(f"requests[{index}]: {exc}") from exc
-                raise
-            group = groups.setdefault(model.key, (model, [], []))
-            group[1].append(index)
-            group[2].append(window)
-        answers: list[PredictResponse | None] = [None] * len(requests)
-        for model, indices, windows in groups.values():
-            feeds = model.feeds(windows)
-            rows = batch_rows(model.run(feeds))
-            member_rows = (
-                {name: batch_rows(model.run(feeds, session)) for name, session in model.members.items()}
-                if any(requests[i].members for i in indices)
-                else {}
-            )
-            for position, (index, window) in enumerate(zip(indices, windows, strict=True)):
-                asked = requests[index].members
-                answers[index] = model.answer(
-                    window,
-                    rows[position],
-                    {name: out[position] for name, out in member_rows.items()} if asked else None,
-                )
-        for model, indices, _ in groups.values():
-            self._record(model.key, [answers[i] for i in indices])  # type: ignore[misc]
-        return answers  # type: ignore[return-value]
+                model = state.version(version) or self._load(key, version)
+                self.store.pin(symbol, interval, version)
+                after = self._serve(replace(state, target=version, pinned=True, failure=None), model)
+            self._states = {**self._states, key: after}
+            log.info("%s %s pinned to %s", symbol, interval, version if after.pinned else "LATEST")
+            return after

@@ -16,6 +16,13 @@ import msgspec
 # candle's time always converts to a date (a year-292-million timestamp would otherwise crash as_of).
 UnixMs = Annotated[int, msgspec.Meta(ge=0, le=32_503_680_000_000, description="unix milliseconds (UTC)")]
 Symbol = Annotated[str, msgspec.Meta(min_length=1, max_length=40, description="e.g. BTCUSDT")]
+Version = Annotated[
+    str,
+    msgspec.Meta(
+        pattern=r"^\d{8}T\d{6}Z-[0-9a-f]{8}$",
+        description="a loaded store version (see GET /models); default: the version the series serves",
+    ),
+]
 Interval = Annotated[str, msgspec.Meta(min_length=1, max_length=8, description="Binance interval, e.g. 1h")]
 
 
@@ -49,6 +56,7 @@ class PredictRequest(msgspec.Struct, kw_only=True):
     interval: Interval = "1h"
     klines: list[Kline] | None = None
     members: bool = False
+    version: Version | None = None
 
 
 class PredictBody(msgspec.Struct, kw_only=True):
@@ -60,6 +68,7 @@ class PredictBody(msgspec.Struct, kw_only=True):
     interval: Interval = "1h"
     klines: list[Kline] | None = None
     members: bool = False
+    version: Version | None = None
     requests: list[PredictRequest] | None = None
 
 
@@ -112,7 +121,8 @@ class ForecastCard(msgspec.Struct, kw_only=True):
 
 
 class PredictResponse(msgspec.Struct, kw_only=True, omit_defaults=True):
-    """`as_of` is the open time (ISO-8601 UTC) of the candle predicted: the last kline's + one interval.
+    """`as_of` is the open time (ISO-8601 UTC) of the candle predicted: the last kline's + `horizon`
+    intervals (one interval for the usual next-candle models).
 
     `forecast` (and `member_forecasts` with `members: true`) is present only for forecast models;
     `prediction` (and `members`) is there for every model."""
@@ -175,7 +185,10 @@ class HeadInfo(msgspec.Struct, kw_only=True):
 
 
 class ModelInfo(msgspec.Struct, kw_only=True):
-    """A series as served. `version` is null while no version of it ever loaded (see `last_error`)."""
+    """A series as served. `version` is null while no version of it loads (see `last_error`);
+    `loaded_versions` are those a /predict request may name (newest load first); `pinned` is true while
+    the store's PINNED holds the series at `version`. `last_error` is the raw load error for admin
+    tokens and a stable sentence for user tokens."""
 
     symbol: str
     interval: str
@@ -191,7 +204,9 @@ class ModelInfo(msgspec.Struct, kw_only=True):
     created_at: str | None = None
     loaded_at: str | None = None
     pinned: bool = False
+    loaded_versions: list[str] = msgspec.field(default_factory=list)
     last_error: LoadError | None = None
+    readiness: SeriesReadiness | None = None
 
 
 class ModelList(msgspec.Struct, kw_only=True):
@@ -232,6 +247,25 @@ class LatestPredictions(msgspec.Struct, kw_only=True):
     predictions: list[PredictResponse]
 
 
+class LiveModelScore(msgspec.Struct, kw_only=True):
+    """How the serving version did on the candles that closed after it answered (the live scorecard),
+    over one window. `skill` = 1 − `mae` / `mae_persistence` on the same candles, to read against the
+    `walk_forward_skill` it was published on; `degraded` is true when it fell below that by more than the
+    configured margin (with enough scored predictions). Null fields: a head the model did not serve, or
+    nothing scored yet."""
+
+    n: int
+    mae: float | None
+    mae_persistence: float | None
+    skill: float | None
+    walk_forward_skill: float | None
+    degraded: bool
+    direction_accuracy: float | None
+    brier: float | None
+    coverage: float | None
+    coverage_level: float | None
+
+
 class ModelMonitoring(msgspec.Struct, kw_only=True):
     """One model in the seed's monitoring view: its measured quality (from the manifest: validation and
     walk-forward metrics), live latency and confidence of what it served."""
@@ -242,6 +276,7 @@ class ModelMonitoring(msgspec.Struct, kw_only=True):
     model_accuracy: dict[str, Any]
     predictions_served: int
     model_confidence: float | None
+    live: dict[str, LiveModelScore] = msgspec.field(default_factory=dict)
 
 
 class DeepLearningMetrics(msgspec.Struct, kw_only=True):
@@ -249,3 +284,27 @@ class DeepLearningMetrics(msgspec.Struct, kw_only=True):
 
     models: list[ModelMonitoring]
     prediction_latency: float | None
+
+
+class SeriesReadiness(msgspec.Struct, kw_only=True):
+    """One series' readiness: `ready` (serving what the store asks for), `degraded` (serving another
+    version: the one asked for failed to load or its pointer is unreadable; `reason` says which) or
+    `unavailable` (nothing loads). `target` is the version the store asks for (PINNED, else LATEST)."""
+
+    symbol: str
+    interval: str
+    state: str
+    version: str | None
+    target: str | None
+    pinned: bool
+    reason: str | None = None
+
+
+class ReadinessReport(msgspec.Struct, kw_only=True):
+    """GET /readyz: `status` is "ready" when every series is ready, "degraded" when some serve another
+    version than the store asks for or none at all (listed in `series`), "no model loaded" when none
+    serves (503)."""
+
+    status: str
+    models: int
+    series: list[SeriesReadiness] = msgspec.field(default_factory=list)

@@ -47,6 +47,20 @@ def interval_ms(interval: str) -> int:
     return int(interval_to_timedelta(interval).total_seconds() * 1000)
 
 
+# Where each interval's candles open: multiples of the interval since the epoch, except weekly candles,
+# which open on Mondays (the epoch was a Thursday). 3-day candles are left out: their phase is not documented.
+_GRID_PHASE_MS = {name: 0 for name in BINANCE_INTERVALS if name not in ("3d", "1w")} | {"1w": 4 * 86_400_000}
+
+
+def off_grid(open_times: np.ndarray, interval: str) -> np.ndarray:
+    """Boolean mask of open times (unix ms) that are not candle starts of `interval` (all False when the
+    interval's grid is not known)."""
+    phase = _GRID_PHASE_MS.get(interval)
+    if phase is None:
+        return np.zeros(open_times.shape, dtype=bool)
+    return (open_times - phase) % interval_ms(interval) != 0
+
+
 def validate_symbol(symbol: str) -> str:
     """Binance spot symbols are upper-case alphanumerics such as BTCUSDT."""
     if not isinstance(symbol, str) or not _SYMBOL_RE.match(symbol):

@@ -1,11 +1,10 @@
-"""Prometheus scrape endpoint (no auth, like /healthz: it exposes counts, never data)."""
+"""Prometheus scrape endpoint (no auth, like /healthz: it exposes counts and scores, never data)."""
 
 from __future__ import annotations
 
 from litestar import Controller, Response, get
 
 from cse_serving.monitoring import ServingMetrics
-from cse_serving.registry import ModelRegistry
 
 PROMETHEUS_TEXT = "text/plain; version=0.0.4; charset=utf-8"
 
@@ -20,5 +19,5 @@ class MetricsController(Controller):
         media_type=PROMETHEUS_TEXT,
         sync_to_thread=False,
     )
-    def metrics(self, registry: ModelRegistry, metrics: ServingMetrics) -> Response[str]:
-        return Response(metrics.render(registry), media_type=PROMETHEUS_TEXT)
+    def metrics(self, metrics: ServingMetrics) -> Response[bytes]:
+        return Response(metrics.render(), media_type=PROMETHEUS_TEXT)

@@ -6,6 +6,7 @@ from __future__ import annotations
 from litestar import Controller, get
 
 from cse_serving.auth import require_token
+from cse_serving.live import LiveScorecard
 from cse_serving.monitoring import ServingMetrics
 from cse_serving.registry import ModelRegistry
 from cse_serving.schemas import DeepLearningMetrics, LatestPredictions, ModelMonitoring
@@ -24,8 +25,8 @@ class MonitoringController(Controller):
         summary="The last prediction served per series",
         sync_to_thread=False,
     )
-    def latest(self, registry: ModelRegistry) -> LatestPredictions:
-        return LatestPredictions(predictions=[registry.latest[key] for key in sorted(registry.latest)])
+    def latest(self, metrics: ServingMetrics) -> LatestPredictions:
+        return LatestPredictions(predictions=metrics.latest())
 
     @get(
         "/metrics/deep_learning",
@@ -35,23 +36,27 @@ class MonitoringController(Controller):
             "`model_accuracy` is what the model measured before publication (validation, walk-forward, naive "
             "baseline, skill, promotion verdict, from its manifest); `predictions_served` and `model_confidence` "
             "(mean max-probability of classification answers and of published forecast direction heads) are live "
-            "since the server started."
+            "since the server started. `live` is the live scorecard of the serving version over the last 24 h and "
+            "7 d: every prediction scored against the candle it predicted once that candle closed, beside "
+            "persistence, with interval coverage and direction accuracy/Brier where served; `degraded` flags a "
+            "live skill below the walk-forward skill by more than the configured margin."
         ),
         sync_to_thread=False,
     )
-    def deep_learning(self, registry: ModelRegistry, metrics: ServingMetrics) -> DeepLearningMetrics:
+    def deep_learning(
+        self, registry: ModelRegistry, metrics: ServingMetrics, live: LiveScorecard | None
+    ) -> DeepLearningMetrics:
         rows = []
         for key, model in sorted(registry.models().items()):
-            served = registry.served.get(key, 0)
-            confidence = registry.confidence_sum.get(key)
             rows.append(
                 ModelMonitoring(
                     symbol=key[0],
                     interval=key[1],
                     model_version=model.version,
                     model_accuracy={k: model.manifest.metrics[k] for k in QUALITY_KEYS if k in model.manifest.metrics},
-                    predictions_served=served,
-                    model_confidence=confidence / served if confidence is not None and served else None,
+                    predictions_served=metrics.served(key),
+                    model_confidence=metrics.mean_confidence(key),
+                    live=live.scores(model) if live is not None else {},
                 )
             )
         return DeepLearningMetrics(models=rows, prediction_latency=metrics.mean_latency_ms("/predict"))

@@ -9,6 +9,7 @@ from litestar.status_codes import HTTP_200_OK
 
 from cse_models.errors import DataError
 from cse_serving.auth import require_token
+from cse_serving.predictor import Predictor
 from cse_serving.registry import ModelRegistry
 from cse_serving.schemas import (
     BatchPredictResponse,
@@ -30,21 +31,26 @@ class PredictController(Controller):
         summary="Predict the next candle",
         description=(
             "Body: `symbol`, `interval` (default 1h), `klines` (at least the model's min_klines, oldest first; "
-            "the last min_klines are used), optional `members: true`. Or a batch: `{requests: [...]}` → "
+            "the last min_klines are used; without `klines` the server fetches the latest closed candles when "
+            "a source is configured), optional `members: true`, optional `version` (one of the series' loaded "
+            "versions, see GET /models; default: the version it serves). Or a batch: `{requests: [...]}` → "
             "`{predictions: [...]}`; requests for the same model share one inference call. A forecast model "
             "answers a forecast card (`forecast`; null parts for heads withheld by their gate) and the legacy "
             "`prediction` view of it."
         ),
         status_code=HTTP_200_OK,
     )
-    async def predict(self, data: PredictBody, registry: ModelRegistry) -> PredictResponse | BatchPredictResponse:
+    async def predict(self, data: PredictBody, predictor: Predictor) -> PredictResponse | BatchPredictResponse:
         if data.requests is not None:
             if not data.requests:
                 raise DataError("`requests` is empty")
-            return BatchPredictResponse(predictions=registry.predict_batch(data.requests))
+            return BatchPredictResponse(predictions=await predictor.predict(data.requests))
         if data.symbol is None:
             raise DataError("`symbol` is required (or send a batch as `requests`)")
-        return await registry.predict_async(data.symbol, data.interval, data.klines, data.members)
+        single = PredictRequest(
+            symbol=data.symbol, interval=data.interval, klines=data.klines, members=data.members, version=data.version
+        )
+        return (await predictor.predict([single]))[0]
 
     @post(
         "/predictions/deep_learning",
@@ -58,7 +64,9 @@ class PredictController(Controller):
         ),
         status_code=HTTP_200_OK,
     )
-    async def deep_learning(self, data: DeepLearningRequest, registry: ModelRegistry) -> DeepLearningResponse:
+    async def deep_learning(
+        self, data: DeepLearningRequest, registry: ModelRegistry, predictor: Predictor
+    ) -> DeepLearningResponse:
         symbol = data.symbol
         if symbol is None:
             loaded = sorted(key for key in registry.models() if key[1] == data.interval)
@@ -67,7 +75,7 @@ class PredictController(Controller):
                     f"`symbol` is required when {len(loaded)} models are loaded for interval {data.interval}"
                 )
             symbol = loaded[0][0]
-        [answer] = registry.predict_batch([PredictRequest(symbol=symbol, interval=data.interval, klines=data.data)])
+        [answer] = await predictor.predict([PredictRequest(symbol=symbol, interval=data.interval, klines=data.data)])
         prediction = answer.prediction
         is_price = prediction.close is not None
         return DeepLearningResponse(

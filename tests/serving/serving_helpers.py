@@ -12,10 +12,18 @@ softmax(FORECAST_LOGITS)`, so every expected answer is exact arithmetic.
 
 from __future__ import annotations
 
+import contextlib
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
 from collections.abc import Callable, Iterator
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
+import httpx
 import numpy as np
 import onnx
 import pytest
@@ -44,6 +52,7 @@ RV_24 = FORECAST_FEATURES.index("rv_24")
 FORECAST_DRIFT = 0.01
 FORECAST_HALF_WIDTH = 0.02
 FORECAST_LOGITS = [-0.5, 0.0, 1.0]
+HOLD_BAND_SIGMAS = 0.5
 DEFAULT_HEADS = {"price": True, "interval": True, "volatility": True, "direction": False}
 
 
@@ -181,6 +190,7 @@ def forecast_manifest(
         class_names=CLASSES,
         heads=head_verdicts(heads),
         metrics={"validation": {"mae": 1.0}, **calibration},
+        training={"data": {"hold_band_sigmas": HOLD_BAND_SIGMAS}},
     )
 
 
@@ -310,7 +320,13 @@ def make_klines(n: int = SEQ_LEN, *, seed: int = 0, start_ms: int = START_MS, al
 
 @pytest.fixture
 def settings(tmp_path: Path) -> Settings:
-    return Settings(store_root=tmp_path / "store", db_path=tmp_path / "serving.db")
+    """No store watcher (tests that need it turn it on): what serves changes only when a test says so."""
+    return Settings(
+        store_root=tmp_path / "store",
+        db_path=tmp_path / "serving.db",
+        scorecard_path=tmp_path / "scorecard.db",
+        watch_interval_s=0,
+    )
 
 
 @pytest.fixture
@@ -352,3 +368,51 @@ def client(publish, client_factory, tokens):
     client = client_factory()
     client.headers.update(bearer(tokens["user"]))
     return client
+
+
+REPO_ROOT = Path(__file__).resolve().parents[2]
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+def wait_healthy(url: str, process: subprocess.Popen, timeout: float = 30.0) -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if process.poll() is not None:
+            pytest.fail(f"server exited with {process.returncode}: {process.stderr.read() if process.stderr else ''}")
+        try:
+            if httpx.get(f"{url}/healthz", timeout=1.0).status_code == 200:
+                return
+        except httpx.TransportError:
+            pass
+        time.sleep(0.1)
+    pytest.fail("server did not become healthy")
+
+
+@contextlib.contextmanager
+def real_server(env: dict[str, str], *args: str) -> Iterator[str]:
+    """`cse-serving serve` in a subprocess on a free 127.0.0.1 port → its URL; SIGTERM (then SIGKILL) at the
+    end. `env` is added to this process's environment; `args` are extra CLI flags."""
+    port = free_port()
+    url = f"http://127.0.0.1:{port}"
+    process = subprocess.Popen(
+        [sys.executable, "-m", "cse_serving", "serve", "--host", "127.0.0.1", "--port", str(port), *args],
+        env={**os.environ, "PYTHONPATH": str(REPO_ROOT), **env},
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    try:
+        wait_healthy(url, process)
+        yield url
+    finally:
+        os.kill(process.pid, signal.SIGTERM)
+        try:
+            process.wait(timeout=15)
+        except subprocess.TimeoutExpired:
+            os.kill(process.pid, signal.SIGKILL)
+            process.wait(timeout=5)

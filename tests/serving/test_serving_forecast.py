@@ -22,8 +22,10 @@ from serving_helpers import (
     make_klines,
 )
 
+from cse_serving.monitoring import ServingMetrics
+from cse_serving.predictor import Predictor
 from cse_serving.registry import ModelRegistry
-from cse_serving.schemas import Kline
+from cse_serving.schemas import Kline, PredictRequest
 
 ALL_HEADS = {"price": True, "interval": True, "volatility": True, "direction": True}
 
@@ -186,15 +188,19 @@ def test_batch_mixes_forecast_and_legacy_models(client):
 def test_concurrent_forecasts_share_one_inference_call(publish, store, settings):
     publish("ETHUSDT", "forecast", heads=ALL_HEADS)
     registry = ModelRegistry(store, settings)
-    registry.load_latest()
+    registry.sync()
+    predictor = Predictor(registry, ServingMetrics())
     seeds = list(range(5))
 
+    async def one(seed: int):
+        request = PredictRequest(symbol="ETHUSDT", klines=msgspec.convert(_klines(seed), list[Kline]))
+        return (await predictor.predict([request]))[0]
+
     async def run() -> list:
-        calls = [registry.predict_async("ETHUSDT", "1h", msgspec.convert(_klines(s), list[Kline])) for s in seeds]
-        return await asyncio.gather(*calls)
+        return await asyncio.gather(*(one(s) for s in seeds))
 
     answers = asyncio.run(run())
-    batcher = registry._batchers[("ETHUSDT", "1h")]
+    batcher = predictor.batcher(registry.get("ETHUSDT", "1h"))
     assert (batcher.calls, batcher.rows) == (1, 5)
     for seed, answer in zip(seeds, answers, strict=True):
         klines = _klines(seed)
@@ -236,6 +242,6 @@ def test_a_forecast_manifest_on_a_one_input_graph_is_not_served(publish, client_
     graph = regression_onnx(tmp_path / "one_input.onnx").read_bytes()
     publish("BTCUSDT", "forecast", model_bytes=graph)
     client = client_factory()
-    [info] = client.get("/models", headers=bearer(tokens["user"])).json()["models"]
+    [info] = client.get("/models", headers=bearer(tokens["admin"])).json()["models"]
     assert info["version"] is None
     assert "no input 'last_close'" in info["last_error"]["message"]

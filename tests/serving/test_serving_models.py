@@ -79,7 +79,7 @@ def test_version_failing_sha256_keeps_the_old_one_serving(client_factory, publis
     info = _models(client, admin)["BTCUSDT", "1h"]
     assert info["version"] == v1
     assert info["last_error"]["version"] == v2 and "sha256" in info["last_error"]["message"]
-    assert 'cse_model_load_failing{symbol="BTCUSDT",interval="1h"} 1' in client.get("/metrics").text
+    assert 'cse_model_load_failing{interval="1h",symbol="BTCUSDT"} 1.0' in client.get("/metrics").text
 
 
 def test_garbage_onnx_with_a_valid_sha256_keeps_the_old_one_serving(client_factory, publish, admin):
@@ -154,8 +154,13 @@ def test_metrics_count_requests_predictions_and_models(client_factory, publish, 
     client.post("/predict", json={"symbol": "BTCUSDT", "klines": []}, headers=admin)
     text = client.get("/metrics").text
     assert client.get("/metrics").headers["content-type"].startswith("text/plain")
-    assert 'cse_http_requests_total{method="POST",path="/predict",status="200"} 1' in text
-    assert 'cse_http_requests_total{method="POST",path="/predict",status="422"} 1' in text
-    assert 'cse_http_request_duration_seconds_count{path="/predict"} 2' in text
-    assert 'cse_predictions_total{symbol="BTCUSDT",interval="1h"} 1' in text
-    assert "cse_models_loaded 1" in text
+    version = client.get("/models", headers=admin).json()["models"][0]["version"]
+    assert 'cse_http_requests_total{method="POST",path="/predict",status="200"} 1.0' in text
+    assert 'cse_http_requests_total{method="POST",path="/predict",status="422"} 1.0' in text
+    assert 'cse_http_request_duration_seconds_count{path="/predict"} 2.0' in text
+    assert f'cse_predictions_total{{interval="1h",symbol="BTCUSDT",version="{version}"}} 1.0' in text
+    assert f'cse_prediction_duration_seconds_count{{interval="1h",symbol="BTCUSDT",version="{version}"}} 1.0' in text
+    assert 'cse_batch_size_count{interval="1h",symbol="BTCUSDT"} 1.0' in text
+    assert 'cse_series_ready{interval="1h",state="ready",symbol="BTCUSDT"} 1.0' in text
+    assert "cse_models_loaded 1.0" in text
+    assert "process_resident_memory_bytes" in text

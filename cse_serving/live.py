@@ -1,0 +1,107 @@
+"""The live scorecard as the service uses it: fed by the predictor, read by the views and Prometheus.
+
+`cse_serving.scorecard` stores and scores; this module knows the served models. It derives each
+prediction's Hold band exactly as training labelled (from the manifest's data config and the window's
+own trailing volatility), compares live skill with the walk-forward skill the model was published on,
+and turns both into the gauges an operator alerts on.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Iterator, Sequence
+
+from cse_models.heads.layout import SIGMA_FEATURE
+from cse_serving.engine import LoadedModel, Window
+from cse_serving.registry import ModelRegistry
+from cse_serving.schemas import Kline, LiveModelScore, PredictResponse
+from cse_serving.scorecard import HoldBand, LiveScore, Scorecard, degraded
+
+GAUGES = {
+    "skill": ("cse_live_skill", "Live price skill vs persistence, 1 − MAE / MAE(persistence)."),
+    "mae": ("cse_live_mae", "Live MAE of the predicted close."),
+    "mae_persistence": ("cse_live_persistence_mae", "MAE of persistence on the same candles."),
+    "n": ("cse_live_scored", "Predictions scored against their realized candle."),
+    "coverage": ("cse_live_interval_coverage", "Share of realized closes inside the served interval."),
+    "direction_accuracy": ("cse_live_direction_accuracy", "Share of served directions that came true."),
+    "brier": ("cse_live_brier", "Multi-class Brier score of the served direction probabilities."),
+}
+
+
+def walk_forward_skill(model: LoadedModel) -> float:
+    """The price skill the version was published on (its price head's, or a seed-task version's metric)."""
+    head = model.manifest.head("price")
+    if head is not None:
+        return head.skill
+    value = model.manifest.metrics.get("walk_forward_skill")
+    return float(value) if isinstance(value, int | float) else math.nan
+
+
+def hold_band(model: LoadedModel, window: Window) -> HoldBand | None:
+    """The Hold band training used for this window's label (None when the manifest does not say)."""
+    manifest = model.manifest
+    data = manifest.training.get("data") if isinstance(manifest.training, dict) else None
+    if not isinstance(data, dict):
+        return None
+    if manifest.task == "forecast" and SIGMA_FEATURE in manifest.feature_names and "hold_band_sigmas" in data:
+        rv_24 = float(window.features[-1, manifest.feature_names.index(SIGMA_FEATURE)])
+        return HoldBand.in_sigmas(float(data["hold_band_sigmas"]), rv_24, manifest.horizon)
+    if manifest.task == "classification" and "hold_band" in data:
+        return HoldBand.simple_return(float(data["hold_band"]))
+    return None
+
+
+class LiveScorecard:
+    """The scorecard with the served models' context."""
+
+    def __init__(self, scorecard: Scorecard, *, margin: float) -> None:
+        self.scorecard = scorecard
+        self.margin = margin
+
+    def record(self, answer: PredictResponse, model: LoadedModel, window: Window) -> None:
+        self.scorecard.record(answer, last_close=window.last_close, hold_band=hold_band(model, window))
+
+    def observe(self, symbol: str, interval: str, klines: Sequence[Kline]) -> int:
+        return self.scorecard.observe(symbol, interval, klines)
+
+    def scores(self, model: LoadedModel) -> dict[str, LiveModelScore]:
+        """Window (24h, 7d) → the serving version's live scores and whether it has decayed."""
+        reference = walk_forward_skill(model)
+        return {
+            window: _model_score(score, reference, degraded(score, reference, margin=self.margin))
+            for window, score in self.scorecard.summary(*model.key, version=model.version).items()
+        }
+
+    def gauges(self, registry: ModelRegistry) -> Iterator[tuple[str, str, dict[str, str], float]]:
+        """(name, help, labels, value) per serving version and window, for `monitoring.StateCollector`."""
+        for (symbol, interval), model in sorted(registry.models().items()):
+            for window, score in self.scores(model).items():
+                labels = {"symbol": symbol, "interval": interval, "version": model.version, "window": window}
+                for field, (name, help_text) in GAUGES.items():
+                    value = getattr(score, field)
+                    if value is not None:
+                        yield name, help_text, labels, float(value)
+                yield (
+                    "cse_live_degraded",
+                    "1 when live skill is below the walk-forward skill by more than the margin.",
+                    labels,
+                    float(score.degraded),
+                )
+
+    def close(self) -> None:
+        self.scorecard.close()
+
+
+def _model_score(score: LiveScore, reference: float, is_degraded: bool) -> LiveModelScore:
+    return LiveModelScore(
+        n=score.n,
+        mae=score.mae,
+        mae_persistence=score.mae_persistence,
+        skill=score.skill,
+        walk_forward_skill=reference if math.isfinite(reference) else None,
+        degraded=is_degraded,
+        direction_accuracy=score.direction_accuracy,
+        brier=score.brier,
+        coverage=score.coverage,
+        coverage_level=score.coverage_level,
+    )
