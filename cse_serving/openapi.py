@@ -117,6 +117,10 @@ def example_klines(n: int = 24, start_ms: int = 1_709_251_200_000, hour_ms: int 
 class PredictBodySchema(OpenAPISchemaPlugin):
     """/predict's body: one request, or a batch of them (`anyOf`: with `requests`, the rest is ignored)."""
 
+    @staticmethod
+    def is_plugin_supported_type(value: Any) -> bool:
+        return value is PredictBody
+
     def is_plugin_supported_field(self, field_definition: FieldDefinition) -> bool:
         return field_definition.annotation is PredictBody
 

@@ -11,7 +11,6 @@ from __future__ import annotations
 import dataclasses
 import os
 import re
-import socket
 import subprocess
 import sys
 import threading
@@ -21,7 +20,7 @@ from pathlib import Path
 
 import httpx
 import pytest
-from serving_helpers import bearer
+from serving_helpers import bearer, free_port
 
 from cse_serving.server import server_config
 
@@ -134,12 +133,6 @@ def test_the_documented_predict_examples_are_answered(app_client, document, toke
 # ----------------------------------------------------------------- schemathesis against a real server
 
 
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
-
-
 @pytest.fixture
 def live_url(publish, settings, tokens) -> Iterator[str]:
     """The app on uvicorn with cse's server settings, in a thread; no rate limit or lockout (the run
@@ -152,7 +145,7 @@ def live_url(publish, settings, tokens) -> Iterator[str]:
     publish("ETHUSDT", "classification")
     publish("SOLUSDT", "forecast", members={"a": 0.01})
     app_settings = dataclasses.replace(
-        settings, port=_free_port(), rate_limit="off", auth_lockout="off", scorecard_path=None
+        settings, port=free_port(), rate_limit="off", auth_lockout="off", scorecard_path=None
     )
     server = uvicorn.Server(server_config(create_app(app_settings), app_settings, log_level="warning"))
     thread = threading.Thread(target=server.run, daemon=True)
