@@ -125,7 +125,13 @@ def cse_payload(work: Path, n_klines: int) -> Path:
 
 
 def run_cse(work: Path, store: Path, args: argparse.Namespace) -> dict[str, float]:
-    env = {**os.environ, "CSE_HOME": str(work), "CSE_STORE": str(store), "CSE_SERVING_RATE_LIMIT": "1000000000/minute"}
+    env = {
+        **os.environ,
+        "CSE_HOME": str(work),
+        "CSE_STORE": str(store),
+        "CSE_SERVING_RATE_LIMIT": "1000000000/minute",
+        "CSE_SERVING_ACCESS_LOG": "1" if args.access_log else "0",
+    }
     token = subprocess.run(
         [sys.executable, "-m", "cse_serving", "token", "create", "--name", f"bench{time.time()}"],
         env=env,
@@ -134,8 +140,12 @@ def run_cse(work: Path, store: Path, args: argparse.Namespace) -> dict[str, floa
         text=True,
     ).stdout.strip()
     port = free_port()
+    log = (work / "cse_server.log").open("ab")  # the access log, when on, is written for real, not to a terminal
     server = subprocess.Popen(
-        [sys.executable, "-m", "cse_serving", "serve", "--port", str(port), "--log-level", "warning"], env=env, cwd=ROOT
+        [sys.executable, "-m", "cse_serving", "serve", "--port", str(port), "--log-level", "warning"],
+        env=env,
+        cwd=ROOT,
+        stderr=log,
     )
     try:
         wait_ready(f"http://127.0.0.1:{port}/readyz", server)
@@ -152,6 +162,7 @@ def run_cse(work: Path, store: Path, args: argparse.Namespace) -> dict[str, floa
         return {**result, "rss_mb": rss_mb(server.pid)}
     finally:
         stop(server)
+        log.close()
 
 
 def bare_app(answer: bytes) -> Litestar:
@@ -266,6 +277,7 @@ def main() -> None:
     parser.add_argument("--duration", type=int, default=10)
     parser.add_argument("--conns", type=int, default=8)
     parser.add_argument("--rounds", type=int, default=1, help="alternate cse / bare / seed this many times")
+    parser.add_argument("--access-log", action="store_true", help="run cse with its access log on")
     parser.add_argument("--serve-bare", type=int, metavar="PORT", help=argparse.SUPPRESS)
     parser.add_argument("--answer", type=Path, help=argparse.SUPPRESS)
     args = parser.parse_args()
@@ -319,6 +331,7 @@ def main() -> None:
         "bench_http",
         {
             "wrk": {"threads": 1, "connections": args.conns, "duration_s": args.duration, "warmup_s": 2},
+            "cse_access_log": args.access_log,
             "rounds": rounds,
             "load_before": load,
             "machine": machine_info(),

@@ -204,7 +204,7 @@ def test_schemathesis_finds_no_server_error_and_no_undocumented_answer(live_url,
     run = subprocess.run(command, capture_output=True, text=True, timeout=600, cwd=tmp_path)
     assert run.returncode == 0, run.stdout[-20000:] + run.stderr[-5000:]
     generated = re.search(r"(\d+) generated", run.stdout)
-    assert generated and int(generated.group(1)) >= 10 * EXAMPLES, run.stdout[-3000:]
+    assert generated and int(generated.group(1)) >= 300, run.stdout[-3000:]  # it did run, and broadly
 
 
 def test_a_live_server_fixture_answers(live_url):
