@@ -10,19 +10,31 @@ import numpy as np
 
 
 def _window_sums(values: np.ndarray, n: int) -> np.ndarray:
-    csum = np.cumsum(np.concatenate([[0.0], values]))
+    csum = np.empty(values.size + 1)
+    csum[0] = 0.0
+    np.cumsum(values, out=csum[1:])
     return csum[n:] - csum[:-n]
 
 
 def trailing_mean(values: np.ndarray, n: int) -> np.ndarray:
     """Mean of the last `n` values at each row; NaN where the window is short or holds a NaN (a NaN does
-    not poison the rows after its window, as a plain cumulative sum would)."""
+    not poison the rows after its window, as a plain cumulative sum would).
+
+    NaNs only at the start (a lagged column's first rows) take a short path of a few array operations:
+    serving computes features per request, and the result is bit for bit the general path's (leading
+    zeros add nothing to a cumulative sum)."""
     values = np.asarray(values, dtype=np.float64)
     out = np.full(values.shape, np.nan)
-    if values.size >= n:
-        missing = np.isnan(values)
-        means = _window_sums(np.where(missing, 0.0, values), n) / n
-        out[n - 1 :] = np.where(_window_sums(missing.astype(np.float64), n) > 0, np.nan, means)
+    if values.size < n:
+        return out
+    missing = np.isnan(values)
+    lead = int(missing.argmin()) if missing[0] else 0
+    if not missing[lead:].any():
+        if values.size - lead >= n:
+            out[n - 1 + lead :] = _window_sums(values[lead:], n) / n
+        return out
+    means = _window_sums(np.where(missing, 0.0, values), n) / n
+    out[n - 1 :] = np.where(_window_sums(missing.astype(np.float64), n) > 0, np.nan, means)
     return out
 
 

@@ -283,3 +283,17 @@ def test_datasets_round_trip_through_npz(features, tmp_path):
     for split, part in data.items():
         for field in ("x", "close", "open_time_ms", "y"):
             assert np.array_equal(getattr(loaded[split], field), getattr(part, field)), (split, field)
+
+
+@pytest.mark.parametrize("nan_at", ["none", "prefix", "middle", "all"])
+def test_trailing_mean_is_the_windowed_mean_with_nan_windows_left_out(nan_at: str) -> None:
+    from numpy.lib.stride_tricks import sliding_window_view
+
+    from cse_models.features.trailing import trailing_mean
+
+    values = np.random.default_rng(3).normal(size=200)
+    values[{"none": slice(0), "prefix": slice(0, 7), "middle": slice(90, 91), "all": slice(None)}[nan_at]] = np.nan
+    for n in (1, 24, 168, 200):
+        expected = np.concatenate([np.full(n - 1, np.nan), sliding_window_view(values, n).mean(axis=1)])
+        np.testing.assert_allclose(trailing_mean(values, n), expected, rtol=1e-9, atol=1e-12)
+    assert np.isnan(trailing_mean(values, 201)).all()
