@@ -1,21 +1,40 @@
-"""The one `Definitions` of cse: asset groups by module, checks, resources per deployment, jobs, sensors.
+"""The one `Definitions` of cse: asset groups, checks, resources per deployment, jobs, schedules, sensors.
 
-Adding a domain is one line in ASSET_GROUPS (e.g. `"models": models` for `cse_assets/assets/models.py`);
-its checks go in `checks.py` (or their own module added to CHECK_MODULES), its jobs in `jobs.py` and
-schedules in `schedules.py`. The deployment is chosen by `CSE_DEPLOYMENT` (default "local").
+The environment is read once, here (`CseSettings.from_env`): which deployment's resources, which model
+set. `build_definitions(settings)` is the whole wiring, so tests and tools build the graph for any
+settings without touching the environment. Loading it imports no JAX (a test holds it to that): the
+training and export code is imported inside the asset bodies that run it, and every Dagster process —
+webserver, daemon, run worker, each step — loads these definitions.
+
+Runs execute in one process (`in_process_executor`) — the `refresh` job, `data_refresh` and the UI's
+ad-hoc materializations alike. A run is one symbol partition whose steps mostly form a chain; under the
+default multiprocess executor each of its 14 steps started a Python process that imported Dagster and
+the definitions again. Measured on a BTCUSDT refresh (benchmarks/bench_refresh.py, `executor_comparison`,
+2 CPU cores): 150 s with JAX in the definitions, 110 s without it, 83 s with Dagster's `forkserver` start
+method and the library preloaded, 75 s in one process. Forked steps still compile their JAX functions
+anew, the one parallel pair (evaluation beside training) competes for the same cores, and two JAX
+processes on one GPU would each reserve most of its memory.
+
+Adding a domain: its asset module under `cse_assets/assets/` (a factory when it depends on the model
+specs), its owners and code in `catalog.py`, one line in `build_definitions`; checks on data assets go in
+`checks.py`, jobs in `jobs.py`, schedules in `schedules.py`.
 """
 
 from __future__ import annotations
 
 import os
-from types import ModuleType
+from collections.abc import Callable
 from typing import Any
 
-from dagster import Definitions, load_asset_checks_from_modules, load_assets_from_modules
+from dagster import Definitions, in_process_executor, load_asset_checks_from_modules, load_assets_from_modules
 
 from cse_assets import checks, jobs, schedules
-from cse_assets.assets import data, evaluation, models, publish
+from cse_assets.assets import data
+from cse_assets.assets.evaluation import build_evaluation
+from cse_assets.assets.models import build_models
+from cse_assets.assets.publish import build_published_model
 from cse_assets.io import CseIOManager
+from cse_assets.model_specs import MODEL_SETS
 from cse_assets.partitions import seed_symbols_sensor
 from cse_assets.resources import (
     CseHomeResource,
@@ -25,15 +44,8 @@ from cse_assets.resources import (
     ModelStoreResource,
     TrainingResource,
 )
+from cse_assets.settings import CseSettings
 from cse_models.errors import UnknownNameError
-
-ASSET_GROUPS: dict[str, ModuleType] = {
-    "data": data,
-    "models": models,
-    "evaluation": evaluation,
-    "publish": publish,
-}
-CHECK_MODULES: list[ModuleType] = [checks, models, evaluation]
 
 
 def _resources(source: KlineSourceResource) -> dict[str, Any]:
@@ -49,29 +61,40 @@ def _resources(source: KlineSourceResource) -> dict[str, Any]:
     }
 
 
-RESOURCES_BY_DEPLOYMENT: dict[str, dict[str, Any]] = {
-    "local": _resources(KlineSourceResource()),  # bundled sample: no network
-    "live": _resources(KlineSourceResource(kind="binance", api_url=os.environ.get("CSE_BINANCE_API_URL"))),
+RESOURCES_BY_DEPLOYMENT: dict[str, Callable[[CseSettings], dict[str, Any]]] = {
+    "local": lambda _: _resources(KlineSourceResource()),  # bundled sample: no network
+    "live": lambda settings: _resources(KlineSourceResource(kind="binance", api_url=settings.binance_api_url)),
 }
 
 
-def resources_for(deployment: str) -> dict[str, Any]:
+def resources_for(deployment: str, settings: CseSettings | None = None) -> dict[str, Any]:
+    """The deployment's resources; `settings` gives what they take from the environment (Binance's URL)."""
     try:
-        return RESOURCES_BY_DEPLOYMENT[deployment]
+        build = RESOURCES_BY_DEPLOYMENT[deployment]
     except KeyError:
         known = ", ".join(sorted(RESOURCES_BY_DEPLOYMENT))
         raise UnknownNameError(f"unknown CSE_DEPLOYMENT {deployment!r}; known: {known}") from None
+    return build(settings or CseSettings(deployment=deployment))
 
 
-defs = Definitions(
-    assets=[
-        asset
-        for group, module in ASSET_GROUPS.items()
-        for asset in load_assets_from_modules([module], group_name=group)
-    ],
-    asset_checks=load_asset_checks_from_modules(CHECK_MODULES),
-    jobs=[jobs.data_refresh, jobs.refresh],
-    schedules=[schedules.cse_hourly],
-    sensors=[seed_symbols_sensor],
-    resources=resources_for(os.environ.get("CSE_DEPLOYMENT", "local")),
-)
+def build_definitions(settings: CseSettings) -> Definitions:
+    specs = MODEL_SETS.get(settings.model_set)
+    models = build_models(specs)
+    evaluation = build_evaluation(specs)
+    return Definitions(
+        assets=[
+            *load_assets_from_modules([data]),
+            *models.assets,
+            *evaluation.assets,
+            build_published_model(specs),
+        ],
+        asset_checks=[*load_asset_checks_from_modules([checks]), *models.checks, *evaluation.checks],
+        jobs=[jobs.data_refresh, jobs.refresh],
+        schedules=[schedules.cse_hourly],
+        sensors=[seed_symbols_sensor],
+        resources=resources_for(settings.deployment, settings),
+        executor=in_process_executor,
+    )
+
+
+defs = build_definitions(CseSettings.from_env(os.environ))

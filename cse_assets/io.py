@@ -1,8 +1,6 @@
 """One IO manager for every asset: files under `$CSE_HOME/assets/<asset key>/<partition>.<ext>`, in a
-format chosen by the value's type from a codec registry — Parquet, JSON, npz; never pickle.
-
-Adding a stored type is one `register_codec` call (e.g. model assets registering an orbax checkpoint
-directory codec); an unregistered type fails with the list of types that can be stored.
+format chosen by the value's type from the codec table (`cse_assets.codecs`) — Parquet, JSON, npz; never
+pickle. A type without a codec fails with the list of types that can be stored.
 Files are written to a temporary sibling and renamed into place, so a crashed run never leaves half a
 file where the next run would read it.
 """
@@ -11,61 +9,15 @@ from __future__ import annotations
 
 import os
 import typing
-from collections.abc import Callable
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-import polars as pl
 from dagster import ConfigurableIOManager, InputContext, MetadataValue, OutputContext
 
+from cse_assets.codecs import CODECS, codec_for
 from cse_assets.resources import CseHomeResource
-from cse_models.features.dataset import SplitArrays, load_datasets, save_datasets
-from cse_models.features.scaling import FittedScaler
 
 UNPARTITIONED = "all"
-
-
-@dataclass(frozen=True)
-class Codec:
-    """How one Python type goes to and from a file with extension `ext`."""
-
-    ext: str
-    save: Callable[[Any, Path], None]
-    load: Callable[[Path], Any]
-
-
-CODECS: dict[type, Codec] = {}
-
-
-def register_codec(kind: type, codec: Codec) -> None:
-    if kind in CODECS:
-        raise ValueError(f"a codec for {kind.__qualname__} is already registered")
-    CODECS[kind] = codec
-
-
-def codec_for(kind: type) -> Codec:
-    """The codec of `kind` or of its nearest registered base class."""
-    for base in getattr(kind, "__mro__", (kind,)):
-        if base in CODECS:
-            return CODECS[base]
-    known = ", ".join(sorted(t.__qualname__ for t in CODECS))
-    raise TypeError(f"the cse IO manager cannot store a {kind.__qualname__}; it stores: {known}")
-
-
-register_codec(pl.DataFrame, Codec("parquet", lambda df, path: df.write_parquet(path), pl.read_parquet))
-register_codec(FittedScaler, Codec("scaler.json", lambda scaler, path: scaler.save(path), FittedScaler.load))
-
-
-def _save_datasets(splits: dict, path: Path) -> None:
-    """A dict is stored only as `datasets` (dict[str, SplitArrays]); other values need their own type."""
-    wrong = sorted({type(v).__qualname__ for v in splits.values() if not isinstance(v, SplitArrays)})
-    if wrong:
-        raise TypeError(f"the cse IO manager stores a dict only as dict[str, SplitArrays], not of {', '.join(wrong)}")
-    save_datasets(splits, path)
-
-
-register_codec(dict, Codec("npz", _save_datasets, load_datasets))
 
 
 class CseIOManager(ConfigurableIOManager):

@@ -1,4 +1,7 @@
-"""Jobs over asset selections; schedules that run them live in `schedules.py`."""
+"""Jobs over asset selections; schedules that run them live in `schedules.py`.
+
+Both run a symbol partition's steps in one process: the executor is the code location's
+(`in_process_executor`, chosen and measured in `definitions.py`)."""
 
 from __future__ import annotations
 

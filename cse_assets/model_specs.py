@@ -1,4 +1,5 @@
-"""Which models the graph trains: named spec sets, chosen by `CSE_MODEL_SET` when definitions load.
+"""Which models the graph trains: named spec sets, as data. The set is chosen once, when the definitions
+load (`CseSettings.model_set`, from `CSE_MODEL_SET`).
 
 Each `ModelSpec` (cse_models.specs) becomes a `model_<name>` / `onnx_<name>` asset pair
 (cse_assets/assets/models.py) and a row of the walk-forward leaderboards, keyed by its name, so what the
@@ -6,29 +7,43 @@ evaluation scores is exactly what publication ships.
 - "demo" (default): the multi-head LSTM (small preset) — what `make demo` and `cse_hourly` train.
 - "zoo": every registered architecture at its small `demo()` preset (`make zoo`).
 - "full": every registered architecture at the seed's default sizes.
+
+The architecture names are written out instead of read from `cse_models.models.MODELS`: that registry is
+filled by importing the Flax modules, i.e. JAX, and every Dagster process (webserver, daemon, each run)
+loads these definitions. `test_every_registered_architecture_is_in_the_zoo` keeps the two equal.
 """
 
 from __future__ import annotations
 
-import os
-
-from cse_models.models import MODELS
 from cse_models.registry import Registry
 from cse_models.specs import ModelSpec
+
+ARCHITECTURES: tuple[str, ...] = (
+    "attention_cnn1d",
+    "bidirectional_lstm",
+    "conv_lstm",
+    "financial_cnn1d",
+    "financial_cnn2d",
+    "financial_gru",
+    "financial_lstm",
+    "financial_transformer",
+    "lstm_regressor",
+    "residual_cnn1d",
+    "stacked_lstm",
+    "transformer_decoder",
+    "transformer_encoder",
+    "transformer_with_attention",
+    "transformer_with_cnn",
+)
 
 
 def _asset_name(architecture: str) -> str:
     return architecture.removesuffix("_regressor")
 
 
-MODEL_SETS: Registry[list[ModelSpec]] = Registry("model set")
-MODEL_SETS.add("demo", [ModelSpec("lstm", "lstm_regressor", preset="demo")])
-MODEL_SETS.add("zoo", [ModelSpec(_asset_name(a), a, preset="demo") for a in MODELS.names()])
-MODEL_SETS.add("full", [ModelSpec(_asset_name(a), a) for a in MODELS.names()])
+MODEL_SETS: Registry[tuple[ModelSpec, ...]] = Registry("model set")
+MODEL_SETS.add("demo", (ModelSpec("lstm", "lstm_regressor", preset="demo"),))
+MODEL_SETS.add("zoo", tuple(ModelSpec(_asset_name(a), a, preset="demo") for a in ARCHITECTURES))
+MODEL_SETS.add("full", tuple(ModelSpec(_asset_name(a), a) for a in ARCHITECTURES))
 
-
-def selected_specs() -> list[ModelSpec]:
-    return MODEL_SETS.get(os.environ.get("CSE_MODEL_SET", "demo"))
-
-
-__all__ = ["MODEL_SETS", "ModelSpec", "selected_specs"]
+__all__ = ["ARCHITECTURES", "MODEL_SETS", "ModelSpec"]

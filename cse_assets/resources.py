@@ -20,7 +20,7 @@ from datetime import datetime
 from pathlib import Path
 from typing import Literal
 
-from dagster import ConfigurableResource
+from dagster import ConfigurableResource, InitResourceContext
 
 from cse_models.config import DataConfig
 from cse_models.data.clean import CleaningConfig
@@ -165,7 +165,11 @@ class TrainingResource(ConfigurableResource):
     early stopping), the devices (data-parallel over the first N; None = all), the precision (fp32 or
     bf16 compute with fp32 parameters), and optional overrides. Shared by every model asset. With
     `resume`, a re-run after a crash continues from the crashed run's latest checkpoint (same data and
-    config only: a saved state from other data fails the run rather than resuming silently)."""
+    config only: a saved state from other data fails the run rather than resuming silently).
+
+    Every step that runs JAX (training, walk-forward, export, parity) requires this resource, so that the
+    persistent compilation cache is on before its first compilation: later steps and later runs reuse
+    the compiled functions instead of compiling them again (`cse_models.training.compilation_cache`)."""
 
     budget: str = "demo"
     devices: int | None = None
@@ -177,6 +181,14 @@ class TrainingResource(ConfigurableResource):
     patience: int | None = None
     lr_schedule: str | None = None
     seed: int = 0
+    compilation_cache: bool = True
+    compilation_cache_dir: str | None = None  # None → $CSE_HOME/jax_cache
+
+    def setup_for_execution(self, context: InitResourceContext) -> None:
+        if self.compilation_cache:
+            from cse_models.training.compilation_cache import enable_compilation_cache
+
+            enable_compilation_cache(self.compilation_cache_dir or cse_home_from_env() / "jax_cache")
 
     def config(self) -> TrainingConfig:
         overrides = {

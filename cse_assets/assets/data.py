@@ -7,6 +7,7 @@ Each body calls cse_models and describes the result; the IO manager stores the r
 import polars as pl
 from dagster import AssetExecutionContext, MetadataValue, asset
 
+from cse_assets.catalog import DATA
 from cse_assets.charts import png_markdown, price_chart_png
 from cse_assets.failures import library_errors_as_failure
 from cse_assets.metadata import cleaning_metadata, time_span
@@ -17,7 +18,13 @@ from cse_models.features.dataset import SplitArrays, build_datasets, compute_fea
 from cse_models.features.scaling import FittedScaler
 
 
-@asset(partitions_def=symbols, kinds={"polars"})
+@asset(
+    partitions_def=symbols,
+    kinds={"polars", "parquet"},
+    group_name=DATA.group,
+    owners=DATA.owners,
+    code_version=DATA.code_version,
+)
 def raw_klines(
     context: AssetExecutionContext, kline_source: KlineSourceResource, data_settings: DataSettings
 ) -> pl.DataFrame:
@@ -31,7 +38,13 @@ def raw_klines(
     return raw
 
 
-@asset(partitions_def=symbols, kinds={"polars"})
+@asset(
+    partitions_def=symbols,
+    kinds={"polars", "parquet"},
+    group_name=DATA.group,
+    owners=DATA.owners,
+    code_version=DATA.code_version,
+)
 def klines(context: AssetExecutionContext, raw_klines: pl.DataFrame, data_settings: DataSettings) -> pl.DataFrame:
     """The canonical kline table: sorted, unique, bad ticks handled; the cleaning report is the metadata."""
     with library_errors_as_failure():
@@ -41,7 +54,13 @@ def klines(context: AssetExecutionContext, raw_klines: pl.DataFrame, data_settin
     return clean
 
 
-@asset(partitions_def=symbols, kinds={"polars"})
+@asset(
+    partitions_def=symbols,
+    kinds={"polars", "parquet"},
+    group_name=DATA.group,
+    owners=DATA.owners,
+    code_version=DATA.code_version,
+)
 def features(context: AssetExecutionContext, klines: pl.DataFrame, data_settings: DataSettings) -> pl.DataFrame:
     """The configured feature set (warm-up rows dropped), one row per candle."""
     with library_errors_as_failure():
@@ -52,7 +71,13 @@ def features(context: AssetExecutionContext, klines: pl.DataFrame, data_settings
     return table
 
 
-@asset(partitions_def=symbols, kinds={"json"})
+@asset(
+    partitions_def=symbols,
+    kinds={"json"},
+    group_name=DATA.group,
+    owners=DATA.owners,
+    code_version=DATA.code_version,
+)
 def scaler(context: AssetExecutionContext, features: pl.DataFrame, data_settings: DataSettings) -> FittedScaler:
     """Feature scaler fit on the chronological train segment only (JSON, never pickle)."""
     with library_errors_as_failure():
@@ -68,7 +93,13 @@ def scaler(context: AssetExecutionContext, features: pl.DataFrame, data_settings
     return fitted
 
 
-@asset(partitions_def=symbols, kinds={"numpy"})
+@asset(
+    partitions_def=symbols,
+    kinds={"numpy"},
+    group_name=DATA.group,
+    owners=DATA.owners,
+    code_version=DATA.code_version,
+)
 def datasets(
     context: AssetExecutionContext, features: pl.DataFrame, scaler: FittedScaler, data_settings: DataSettings
 ) -> dict[str, SplitArrays]:

@@ -1,8 +1,10 @@
 """Publication: the parity-checked model whose heads pass the gate — and every trained model as a
-member — with the scaler and manifest, atomically into the model store that serving reads."""
+member — with the scaler and manifest, atomically into the model store that serving reads.
+
+Built by a factory from the same specs as the model assets (`build_published_model`)."""
 
 # No `from __future__ import annotations`: Dagster inspects the context/resource annotations at import.
-import json
+from collections.abc import Sequence
 from dataclasses import asdict
 from datetime import UTC, datetime
 from pathlib import Path
@@ -10,10 +12,10 @@ from pathlib import Path
 from dagster import AssetExecutionContext, AssetIn, AssetsDefinition, Failure, MetadataValue, asset
 
 from cse_assets.assets.evaluation import gate_decisions
+from cse_assets.catalog import PUBLISH
 from cse_assets.charts import forecast_chart_png, png_markdown
 from cse_assets.failures import library_errors_as_failure
-from cse_assets.io import Codec, register_codec
-from cse_assets.model_specs import ModelSpec, selected_specs
+from cse_assets.metadata import heads_table
 from cse_assets.partitions import symbols
 from cse_assets.resources import (
     CseHomeResource,
@@ -24,26 +26,18 @@ from cse_assets.resources import (
 )
 from cse_models.config import DataConfig
 from cse_models.evaluation import Leaderboards
-from cse_models.export.onnx import ExportedModel
+from cse_models.export.exported import ExportedModel
 from cse_models.features.dataset import SplitArrays
 from cse_models.features.heldout import graph_inputs
 from cse_models.features.scaling import FittedScaler
 from cse_models.features.windows import n_windows, target_rows
 from cse_models.publication import PublishRequest, head_verdicts, publish, select_best
-from cse_models.store import HeadVerdict, Manifest, Member
-from cse_models.training.run import TrainedModel
-
-register_codec(
-    Manifest,
-    Codec(
-        "manifest.json",
-        lambda m, path: path.write_text(json.dumps(m.to_dict(), indent=2)),
-        lambda path: Manifest.from_dict(json.loads(path.read_text())),
-    ),
-)
+from cse_models.specs import ModelSpec
+from cse_models.store import Manifest, Member
+from cse_models.training.summary import TrainedModel
 
 
-def build_published_model(specs: list[ModelSpec]) -> AssetsDefinition:
+def build_published_model(specs: Sequence[ModelSpec]) -> AssetsDefinition:
     # Typed ins: the IO manager picks the file format from the input's type.
     ins = {
         "scaler": AssetIn("scaler", dagster_type=FittedScaler),
@@ -54,7 +48,15 @@ def build_published_model(specs: list[ModelSpec]) -> AssetsDefinition:
         ins[f"onnx_{spec.name}"] = AssetIn(f"onnx_{spec.name}", dagster_type=ExportedModel)
         ins[f"model_{spec.name}"] = AssetIn(f"model_{spec.name}", dagster_type=TrainedModel)
 
-    @asset(name="published_model", partitions_def=symbols, kinds={"onnx"}, ins=ins)
+    @asset(
+        name="published_model",
+        partitions_def=symbols,
+        kinds={"onnx"},
+        group_name=PUBLISH.group,
+        owners=PUBLISH.owners,
+        code_version=PUBLISH.code_version,
+        ins=ins,
+    )
     def published_model(
         context: AssetExecutionContext,
         data_settings: DataSettings,
@@ -118,7 +120,7 @@ def build_published_model(specs: list[ModelSpec]) -> AssetsDefinition:
                 "version": manifest.version,
                 **({"predictions_vs_actual": MetadataValue.md(chart)} if chart else {}),
                 "selected": best,
-                "heads": MetadataValue.md(heads_markdown(heads)),
+                "heads": heads_table(heads),
                 **{f"publish/{h.name}": h.publish for h in heads},
                 **{f"forced/{h.name}": h.forced for h in heads},
                 "store": MetadataValue.path(str(model_store.store().series_dir(manifest.symbol, manifest.interval))),
@@ -150,14 +152,3 @@ def forecast_chart(onnx_path: Path, test: SplitArrays, data: DataConfig, symbol:
         times, test.close[rows], close[:, 0], lower[:, 0], upper[:, 0], f"{symbol}: held-back test windows"
     )
     return png_markdown(png, "predictions vs actual")
-
-
-def heads_markdown(heads: tuple[HeadVerdict, ...]) -> str:
-    lines = ["| head | served | skill | reference | DM p | verdict |", "|---|---|---|---|---|---|"]
-    for h in heads:
-        served = "forced" if h.forced else ("yes" if h.publish else "no")
-        lines.append(f"| {h.name} | {served} | {h.skill:+.4f} | {h.reference} | {h.p_value:.3g} | {h.reason} |")
-    return "\n".join(lines)
-
-
-published_model = build_published_model(selected_specs())

@@ -9,8 +9,7 @@ the parity check are the same Python function (`serving_function`).
 
 from __future__ import annotations
 
-import json
-from dataclasses import asdict, dataclass
+from dataclasses import dataclass
 from pathlib import Path
 
 import jax
@@ -23,6 +22,7 @@ from jax2onnx import to_onnx
 from cse_models.config import DataConfig
 from cse_models.errors import ExportParityError
 from cse_models.export import rnn_onnx  # noqa: F401  (registers the native LSTM/GRU plugins)
+from cse_models.export.exported import ExportedModel
 from cse_models.features.scaling import FittedScaler
 from cse_models.heads.calibration import HeadCalibration
 from cse_models.heads.graph import serving_function
@@ -111,25 +111,6 @@ def check_parity(
                     f"(rtol {rtol}, atol {atol})"
                 )
     return ParityReport(tuple(batches), max_abs, max_rel, rtol, atol)
-
-
-@dataclass(frozen=True)
-class ExportedModel:
-    """An exported, parity-checked ONNX file (the `onnx_<name>` asset's value)."""
-
-    path: str
-    model_name: str
-    task: str
-    seq_len: int
-    op_types: list[str]
-    parity: dict
-
-    def to_json(self) -> str:
-        return json.dumps(asdict(self), indent=2)
-
-    @classmethod
-    def from_json(cls, text: str) -> ExportedModel:
-        return cls(**json.loads(text))
 
 
 def export_trained(

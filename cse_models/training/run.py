@@ -7,7 +7,6 @@ heads → validation metrics per head beside each head's reference baseline → 
 from __future__ import annotations
 
 import dataclasses
-import json
 import shutil
 import time
 from collections.abc import Callable
@@ -31,40 +30,11 @@ from cse_models.training.checkpoint import BestCheckpoints, save_model_spec
 from cse_models.training.config import TrainingConfig
 from cse_models.training.history import FitResult
 from cse_models.training.loop import EpochLog, fit
+from cse_models.training.summary import TrainedModel
 
-SUMMARY_FILE = "summary.json"
 CHECKPOINTS_DIR = "checkpoints"
 TRAIN_STATE_DIR = "train_state"
 TENSORBOARD_DIR = "tensorboard"
-
-
-@dataclass(frozen=True)
-class TrainedModel:
-    """What a training run leaves behind, as JSON-friendly data (the asset's output)."""
-
-    directory: str
-    name: str
-    config: dict[str, Any]
-    parameters: int
-    history: list[dict[str, float]]
-    best_epoch: int
-    stopped_early: bool
-    metrics: dict[str, dict[str, Any]]
-    seconds: float
-    devices: int
-    calibration: dict[str, float] | None = None  # forecast task: the HeadCalibration baked into the graph
-
-    def save(self) -> None:
-        (Path(self.directory) / SUMMARY_FILE).write_text(json.dumps(dataclasses.asdict(self), indent=2))
-
-    @classmethod
-    def load(cls, directory: str | Path) -> TrainedModel:
-        return cls(**json.loads((Path(directory) / SUMMARY_FILE).read_text()))
-
-    def head_calibration(self) -> HeadCalibration | None:
-        if self.calibration is None:
-            return None
-        return HeadCalibration(**{**self.calibration, "class_prior": tuple(self.calibration["class_prior"])})
 
 
 def model_config_for(name: str, data_cfg: DataConfig, n_features: int, preset: str = "default", **overrides: Any):

@@ -17,10 +17,11 @@ from dagster import (
     materialize,
 )
 
+from cse_assets import checks
 from cse_assets.assets import data
 from cse_assets.checks import klines_unique_and_monotonic, scaler_fit_on_train_rows_only
-from cse_assets.definitions import CHECK_MODULES, defs, resources_for
-from cse_assets.io import codec_for
+from cse_assets.codecs import codec_for
+from cse_assets.definitions import defs, resources_for
 from cse_assets.partitions import BUNDLED_SYMBOLS, ensure_symbol_partitions, seed_symbols_sensor
 from cse_assets.resources import DataSettings, KlineSourceResource
 from cse_models.errors import UnknownNameError
@@ -28,7 +29,7 @@ from cse_models.features.dataset import load_datasets
 from cse_models.features.scaling import FittedScaler, fit_scaler
 
 DATA_ASSETS = [data.raw_klines, data.klines, data.features, data.scaler, data.datasets]
-CHECKS = load_asset_checks_from_modules(CHECK_MODULES)
+CHECKS = load_asset_checks_from_modules([checks])
 
 
 @pytest.fixture
@@ -95,6 +96,15 @@ def test_klines_metadata_carries_the_cleaning_report_and_a_chart(btc_run) -> Non
     assert meta["rows"] == meta["rows_out"] > 8000
     assert meta["first_open_time"] < meta["last_open_time"]
     assert "data:image/png;base64," in meta["chart"]
+
+
+def test_cleaning_counts_are_a_table_with_bad_ticks_per_reason(btc_run) -> None:
+    meta = _metadata(btc_run[0], "klines")
+    counts = {record.data["what"]: record.data["count"] for record in meta["cleaning_counts"].records}
+    assert counts["duplicates_removed"] == meta["duplicates_removed"] > 0
+    assert counts["rows_out"] == meta["rows_out"]
+    reasons = meta["cleaning_report"]["bad_tick_reasons"]
+    assert {f"bad_ticks/{reason}": n for reason, n in reasons.items()}.items() <= counts.items()
 
 
 def test_every_data_check_passes_on_the_sample(btc_run) -> None:

@@ -9,10 +9,11 @@ import onnxruntime as ort
 import pytest
 from dagster import AssetCheckSeverity, AssetKey, DagsterInstance, materialize
 
-from cse_assets.definitions import defs, resources_for
-from cse_assets.model_specs import selected_specs
+from cse_assets.definitions import build_definitions, resources_for
+from cse_assets.model_specs import MODEL_SETS
 from cse_assets.partitions import ensure_symbol_partitions
 from cse_assets.resources import DataSettings, EvaluationSettings, ModelStoreResource, TrainingResource
+from cse_assets.settings import CseSettings
 from cse_models.data.file_sources import SampleSource
 from cse_models.evaluation.baselines import REFERENCE
 from cse_models.features.dataset import kline_columns
@@ -20,6 +21,7 @@ from cse_models.features.sets import get_feature_set
 from cse_models.heads import HEADS
 from cse_models.store import ModelStore
 
+defs = build_definitions(CseSettings(model_set="demo"))
 STRICT_P = 1e-3  # strict enough that a next-hour price edge fails, loose enough for the volatility head
 
 
@@ -72,6 +74,11 @@ def test_training_metadata_and_run_log_carry_progress_and_per_head_metrics(graph
     assert any(m.startswith("fold 2: lstm epoch 1/1") for m in messages)
 
 
+def test_jax_steps_fill_the_compilation_cache_under_cse_home(graph_run) -> None:
+    _, home, *_ = graph_run
+    assert list((home / "jax_cache").glob("*-cache"))
+
+
 def test_evaluation_metadata_has_a_table_per_head(graph_run) -> None:
     result, *_ = graph_run
     (materialization,) = result.asset_materializations_for_node("evaluation")
@@ -103,6 +110,17 @@ def test_published_version_serves_the_forecast_card_from_raw_klines(graph_run) -
     assert abs(float(np.log(close[0, 0] / last_close)) - float(ret[0, 0])) < 1e-5
 
 
+def test_published_heads_are_a_table_of_verdicts(graph_run) -> None:
+    result, home, *_ = graph_run
+    (published,) = result.asset_materializations_for_node("published_model")
+    rows = {record.data["head"]: record.data for record in published.metadata["heads"].records}
+    manifest, _ = _manifest(home)
+    assert list(rows) == [h.name for h in manifest.heads]
+    for head in manifest.heads:
+        assert rows[head.name]["served"] == ("yes" if head.publish else "no")
+        assert rows[head.name]["verdict"] == head.reason
+
+
 def test_gate_publishes_heads_that_pass_and_withholds_the_others(graph_run) -> None:
     _, home, *_ = graph_run
     manifest, _ = _manifest(home)
@@ -117,7 +135,7 @@ def test_gate_publishes_heads_that_pass_and_withholds_the_others(graph_run) -> N
 def test_the_evaluated_spec_is_the_published_spec(graph_run) -> None:
     result, home, *_ = graph_run
     manifest, _ = _manifest(home)
-    (spec,) = selected_specs()
+    (spec,) = MODEL_SETS.get("demo")
     assert manifest.training["spec"] == spec.as_dict()
     assert manifest.metrics["selected"] == spec.name
     (evaluated,) = result.asset_materializations_for_node("evaluation")
