@@ -10,6 +10,7 @@ unexpected becomes a logged 500 without internals.
 from __future__ import annotations
 
 import asyncio
+import gc
 import logging
 from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
@@ -140,6 +141,9 @@ def create_app(
             "serving %d model(s) from %s; %d failed to load", len(registry), settings.store_root, len(report.failed)
         )
         watcher.start()
+        # Everything loaded so far (libraries, sessions, routes) lives as long as the process: out of the
+        # collector's sight, a full collection no longer walks it, which cut p99 latency under load.
+        gc.freeze()
         try:
             yield
         finally:

@@ -15,6 +15,7 @@ the feature function, one `InferenceSession.run`. Nothing per row beyond buildin
 from __future__ import annotations
 
 import logging
+import operator
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
@@ -116,7 +117,10 @@ class LoadedModel:
             )
         offset = len(klines) - need
         rows = klines[offset:]
-        times = np.fromiter((k.open_time for k in rows), dtype=np.int64, count=need)
+        try:
+            times = np.fromiter(map(_OPEN_TIME, rows), dtype=np.int64, count=need)
+        except TypeError:  # a None: klines sent with the seed's `timestamp`, or without a time
+            times = _opened_ms(rows, offset)
         values = np.array([(k.open, k.high, k.low, k.close, k.volume) for k in rows], dtype=np.float64)
         check_klines(times, values, offset, manifest.interval)
         columns = {"open_time": times, **{name: values[:, i] for i, name in enumerate(_VALUE_COLUMNS)}}
@@ -175,6 +179,19 @@ class LoadedModel:
         (the next candle for horizon 1)."""
         moment = datetime.fromtimestamp((last_open_ms + self.manifest.horizon * self.interval_ms) / 1000, UTC)
         return moment.strftime("%Y-%m-%dT%H:%M:%SZ")
+
+
+_OPEN_TIME = operator.attrgetter("open_time")
+
+
+def _opened_ms(rows: Sequence[Kline], offset: int) -> np.ndarray:
+    """Open times through the `timestamp` alias; DataError naming the first kline that has no time."""
+    missing = next((i for i, k in enumerate(rows) if k.opened_ms is None), None)
+    if missing is not None:
+        raise DataError(
+            f"klines[{offset + missing}] needs `open_time` (unix ms; the seed's `timestamp` is accepted as an alias)"
+        )
+    return np.fromiter((k.opened_ms for k in rows), dtype=np.int64, count=len(rows))
 
 
 def check_klines(times: np.ndarray, values: np.ndarray, offset: int = 0, interval: str | None = None) -> None:

@@ -26,7 +26,7 @@ Version = Annotated[
 Interval = Annotated[str, msgspec.Meta(min_length=1, max_length=8, description="Binance interval, e.g. 1h")]
 
 
-class Kline(msgspec.Struct, kw_only=True):
+class Kline(msgspec.Struct, kw_only=True, gc=False):
     """One closed candle. `open_time` (or the seed's `timestamp`) is unix milliseconds."""
 
     open: float
@@ -42,11 +42,13 @@ class Kline(msgspec.Struct, kw_only=True):
     taker_buy_base: float | None = None
     taker_buy_quote: float | None = None
 
-    def __post_init__(self) -> None:
-        if self.open_time is None:
-            if self.timestamp is None:
-                raise ValueError("a kline needs `open_time` (unix ms; `timestamp` is accepted as an alias)")
-            self.open_time = self.timestamp
+    @property
+    def opened_ms(self) -> int | None:
+        """The open time, from `open_time` or the seed's `timestamp` (None when the kline has neither).
+
+        A property, not a `__post_init__` copy: a hook per kline cost more than the rest of decoding a
+        192-kline body, and only the window builder needs the time of every kline."""
+        return self.open_time if self.open_time is not None else self.timestamp
 
 
 class PredictRequest(msgspec.Struct, kw_only=True):

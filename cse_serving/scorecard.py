@@ -286,9 +286,9 @@ def final_closes(klines: Sequence[Kline], step_ms: int, now_ms: int) -> dict[int
     """open_time → close of the klines closed by `now_ms` whose close can be a truth (finite, positive):
     observe may run before a request's klines are validated, and a bad one must not poison the scores."""
     return {
-        k.open_time: k.close
+        k.opened_ms: k.close
         for k in klines
-        if k.open_time is not None and k.open_time + step_ms <= now_ms and math.isfinite(k.close) and k.close > 0
+        if k.opened_ms is not None and k.opened_ms + step_ms <= now_ms and math.isfinite(k.close) and k.close > 0
     }
 
 

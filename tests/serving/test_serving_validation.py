@@ -52,7 +52,11 @@ def _raw(client, text: str):
         (_with(1, high=[1.0]), 400, ("klines[1].high",)),
         (_with(1, close=True), 400, ("klines[1].close",)),
         (_with(1, open_time="yesterday"), 400, ("klines[1].open_time",)),
-        ([{k: v for k, v in row.items() if k != "open_time"} for row in make_klines()], 400, ("open_time",)),
+        (
+            [{k: v for k, v in row.items() if k != "open_time"} for row in make_klines()],
+            422,
+            ("klines[0]", "open_time"),
+        ),
         ([{k: v for k, v in row.items() if k != "close"} for row in make_klines()], 400, ("close",)),
         ("x", 400, ("klines",)),
     ],
