@@ -74,6 +74,8 @@ def start_server(home: Path) -> subprocess.Popen:
     log = (home / "serving.log").open("ab")
     process = subprocess.Popen(
         [sys.executable, "-m", "cse_serving", "serve", "--host", HOST, "--port", str(PORT)],
+        # /predict without klines fetches them server-side: from the bundled sample here, offline.
+        env={"CSE_SERVING_SOURCE": "sample", **os.environ},
         stdout=log,
         stderr=subprocess.STDOUT,
         start_new_session=True,
@@ -117,6 +119,17 @@ def request_body(home: Path, symbol: str, rows: int = 256) -> dict:
     return {"symbol": symbol, "interval": "1h", "klines": table.to_dicts()}
 
 
+def post_predict(body: bytes, token: str) -> dict:
+    request = urllib.request.Request(
+        f"{BASE_URL}/predict",
+        data=body,
+        method="POST",
+        headers={"Content-Type": "application/json", "Authorization": f"Bearer {token}"},
+    )
+    with urllib.request.urlopen(request, timeout=30) as response:
+        return json.loads(response.read())
+
+
 def main() -> None:
     home = cse_home_from_env().absolute()
     home.mkdir(parents=True, exist_ok=True)
@@ -125,20 +138,21 @@ def main() -> None:
     start_server(home)
     body_path = home / "demo_request.json"
     body_path.write_text(json.dumps(request_body(home, BUNDLED_SYMBOLS[0])))
-    request = urllib.request.Request(
-        f"{BASE_URL}/predict",
-        data=body_path.read_bytes(),
-        method="POST",
-        headers={"Content-Type": "application/json", "Authorization": f"Bearer {token}"},
-    )
-    with urllib.request.urlopen(request, timeout=10) as response:
-        answer = json.loads(response.read())
+    answer = post_predict(body_path.read_bytes(), token)
     print("\n==> the API answers on", BASE_URL, "(OpenAPI at /schema; `make stop` stops it)")
     print(json.dumps(answer, indent=2))
+    fetched = post_predict(json.dumps({"symbol": BUNDLED_SYMBOLS[1]}).encode(), token)
+    print(f"\n==> {BUNDLED_SYMBOLS[1]} without klines (fetched server-side): as of {fetched['as_of']}")
+    print(json.dumps(fetched.get("forecast") or fetched["prediction"], indent=2))
     print("\nTry it yourself (this token is shown once; `cse-serving token create` makes more):")
     print(
         f"  curl -s -X POST {BASE_URL}/predict -H 'Content-Type: application/json' \\\n"
         f"       -H 'Authorization: Bearer {token}' --data @{body_path}"
+    )
+    print("or let the server fetch the latest candles itself (the bundled sample in the demo):")
+    print(
+        f"  curl -s -X POST {BASE_URL}/predict -H 'Content-Type: application/json' \\\n"
+        f"""       -H 'Authorization: Bearer {token}' --data '{{"symbol": "{BUNDLED_SYMBOLS[1]}"}}'"""
     )
 
 
