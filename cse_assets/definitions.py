@@ -13,7 +13,8 @@ the definitions again. Measured on a BTCUSDT refresh (benchmarks/bench_refresh.p
 2 CPU cores): 150 s with JAX in the definitions, 110 s without it, 83 s with Dagster's `forkserver` start
 method and the library preloaded, 75 s in one process. Forked steps still compile their JAX functions
 anew, the one parallel pair (evaluation beside training) competes for the same cores, and two JAX
-processes on one GPU would each reserve most of its memory.
+processes on one GPU would each reserve most of its memory. On Kubernetes, `CSE_EXECUTOR=k8s` runs a pod
+per step instead (`executors.py`, deploy/k8s/).
 
 Adding a domain: its asset module under `cse_assets/assets/` (a factory when it depends on the model
 specs), its owners and code in `catalog.py`, one line in `build_definitions`; checks on data assets go in
@@ -26,13 +27,14 @@ import os
 from collections.abc import Callable
 from typing import Any
 
-from dagster import Definitions, in_process_executor, load_asset_checks_from_modules, load_assets_from_modules
+from dagster import Definitions, load_asset_checks_from_modules, load_assets_from_modules
 
 from cse_assets import checks, jobs, schedules
 from cse_assets.assets import data
 from cse_assets.assets.evaluation import build_evaluation
 from cse_assets.assets.models import build_models
 from cse_assets.assets.publish import build_published_model
+from cse_assets.executors import executor_for
 from cse_assets.io import CseIOManager
 from cse_assets.model_specs import MODEL_SETS
 from cse_assets.partitions import seed_symbols_sensor
@@ -93,7 +95,7 @@ def build_definitions(settings: CseSettings) -> Definitions:
         schedules=[schedules.cse_hourly],
         sensors=[seed_symbols_sensor],
         resources=resources_for(settings.deployment, settings),
-        executor=in_process_executor,
+        executor=executor_for(settings.executor),
     )
 
 

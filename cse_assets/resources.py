@@ -169,7 +169,13 @@ class TrainingResource(ConfigurableResource):
 
     Every step that runs JAX (training, walk-forward, export, parity) requires this resource, so that the
     persistent compilation cache is on before its first compilation: later steps and later runs reuse
-    the compiled functions instead of compiling them again (`cse_models.training.compilation_cache`)."""
+    the compiled functions instead of compiling them again (`cse_models.training.compilation_cache`).
+
+    Multi-host data parallelism (off by default): with `coordinator_address`, `num_processes` and
+    `process_id` set, each process joins the JAX cluster (`jax.distributed.initialize`, through
+    `cse_models.training.sharding.initialize_distributed`) before its first JAX computation, and the data
+    mesh then spans every process's devices. Each process must run the same training step with its own
+    `process_id` (e.g. `EnvVar.int("JOB_COMPLETION_INDEX")` in a Kubernetes Indexed Job)."""
 
     budget: str = "demo"
     devices: int | None = None
@@ -183,12 +189,33 @@ class TrainingResource(ConfigurableResource):
     seed: int = 0
     compilation_cache: bool = True
     compilation_cache_dir: str | None = None  # None → $CSE_HOME/jax_cache
+    coordinator_address: str | None = None  # "host:port" of process 0; None → single host
+    num_processes: int | None = None
+    process_id: int | None = None
+    local_device_ids: list[int] | None = None  # None → every local device
 
     def setup_for_execution(self, context: InitResourceContext) -> None:
+        if self.coordinator_address is not None:
+            self._join_cluster()
         if self.compilation_cache:
             from cse_models.training.compilation_cache import enable_compilation_cache
 
             enable_compilation_cache(self.compilation_cache_dir or cse_home_from_env() / "jax_cache")
+
+    def _join_cluster(self) -> None:
+        if self.num_processes is None or self.process_id is None:
+            raise ConfigError("training.coordinator_address needs num_processes and process_id as well")
+        if not 0 <= self.process_id < self.num_processes:
+            raise ConfigError(
+                f"training.process_id must be in [0, num_processes = {self.num_processes}), got {self.process_id}"
+            )
+        import jax
+
+        if jax.distributed.is_initialized():  # a second run in the same process (in-process executor)
+            return
+        from cse_models.training.sharding import initialize_distributed
+
+        initialize_distributed(self.coordinator_address, self.num_processes, self.process_id, self.local_device_ids)
 
     def config(self) -> TrainingConfig:
         overrides = {

@@ -10,6 +10,7 @@ paths (`CSE_HOME`, `CSE_STORE`) are resolved by the resources when a run uses th
 | `CSE_DEPLOYMENT` | deployment: the resources (`local`: bundled sample; `live`: Binance) | `local` |
 | `CSE_MODEL_SET` | model_set: which specs become model assets (`demo`, `zoo`, `full`) | `demo` |
 | `CSE_BINANCE_API_URL` | binance_api_url: the `live` source's base URL (tests, mirrors) | Binance |
+| `CSE_EXECUTOR` | executor: how a run runs its steps (`in_process`; `k8s`: a pod per step) | `in_process` |
 """
 
 from __future__ import annotations
@@ -25,6 +26,7 @@ class CseSettings:
     deployment: str = "local"
     model_set: str = "demo"
     binance_api_url: str | None = None
+    executor: str = "in_process"
 
     @classmethod
     def from_env(cls, environ: Mapping[str, str]) -> CseSettings:
@@ -32,4 +34,5 @@ class CseSettings:
             deployment=environ.get("CSE_DEPLOYMENT") or cls.deployment,
             model_set=environ.get("CSE_MODEL_SET") or cls.model_set,
             binance_api_url=environ.get("CSE_BINANCE_API_URL") or None,
+            executor=environ.get("CSE_EXECUTOR") or cls.executor,
         )

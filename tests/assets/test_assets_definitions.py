@@ -72,7 +72,7 @@ def test_loading_the_definitions_leaves_jax_out(tmp_path: Path, model_set: str) 
 def test_only_the_settings_read_the_environment_while_definitions_load(tmp_path: Path) -> None:
     readers, names = _probe(ENV_PROBE, tmp_path, CSE_MODEL_SET="zoo", CSE_DEPLOYMENT="live")
     assert readers == "['cse_assets.settings']"
-    assert names == "['CSE_BINANCE_API_URL', 'CSE_DEPLOYMENT', 'CSE_MODEL_SET']"
+    assert names == "['CSE_BINANCE_API_URL', 'CSE_DEPLOYMENT', 'CSE_EXECUTOR', 'CSE_MODEL_SET']"
 
 
 def test_every_run_executes_its_steps_in_one_process() -> None:
@@ -83,7 +83,7 @@ def test_every_run_executes_its_steps_in_one_process() -> None:
 
 
 def test_settings_come_from_the_environment_with_defaults() -> None:
-    assert CseSettings.from_env({}) == CseSettings("local", "demo", None)
+    assert CseSettings.from_env({}) == CseSettings("local", "demo", None, "in_process")
     live = CseSettings.from_env({"CSE_DEPLOYMENT": "live", "CSE_MODEL_SET": "zoo", "CSE_BINANCE_API_URL": "http://x"})
     assert live == CseSettings("live", "zoo", "http://x")
     defs = build_definitions(live)
