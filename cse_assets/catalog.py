@@ -48,6 +48,11 @@ class Domain:
         return source_fingerprint(PACKAGES_ROOT, (*COMMON, *self.sources))
 
 
+# The Dagster pool of every step that runs JAX (training, walk-forward, export, parity). Its limit lives in
+# dagster.yaml (`concurrency: pools:`): on a small machine two symbols training at once only share the
+# cores and double the wall time of both, and on one GPU each JAX process would reserve most of its memory.
+TRAINING_POOL = "training"
+
 DATA = Domain(
     "data",
     ("team:cse-data",),

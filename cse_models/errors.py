@@ -13,6 +13,12 @@ class SourceError(CseError):
     """A kline source could not deliver (ban, exhausted retries, unknown symbol)."""
 
 
+class TransientSourceError(SourceError):
+    """A source failure that a later attempt may not meet: rate limits outlasting the source's own
+    retries, HTTP 5xx, a dropped connection. Orchestrators retry these with back-off; every other
+    SourceError (an unknown symbol, a missing file, a ban) fails the same way until someone acts."""
+
+
 class ConfigError(CseError, ValueError):
     """A configuration value is out of range; the message names the field."""
 

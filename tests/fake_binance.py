@@ -1,8 +1,9 @@
 """A fake Binance REST server on 127.0.0.1 for tests that run the real python-binance client over HTTP.
 
 It serves `GET /api/v3/klines` from a deterministic series (string prices, like Binance), including the
-still-open current candle, and can throttle (429), ban (418) and reject symbols (400). A module of its own
-under tests/ (on sys.path through tests/conftest.py) so the data tests and the serving tests share one fake.
+still-open current candle, and can throttle (429), fail (503), ban (418) and reject symbols (400). A module
+of its own under tests/ (on sys.path through tests/conftest.py) so the data tests and the serving tests
+share one fake.
 """
 
 from __future__ import annotations
@@ -70,6 +71,7 @@ class FakeBinance:
     url: str = ""
     now_ms: int = epoch_ms(NOW)
     throttle_first: int = 0  # answer 429 to this many requests first
+    unavailable_first: int = 0  # answer 503 to this many requests first (after any 429s)
     retry_after: str | None = "1"  # Retry-After header sent with 429/418
     banned: bool = False  # answer 418 to every request
     requests: list[dict[str, str]] = field(default_factory=list)
@@ -85,6 +87,8 @@ class FakeBinance:
                 return 418, {"code": -1003, "msg": "Way too much request weight used; IP banned."}
             if len(self.requests) <= self.throttle_first:
                 return 429, {"code": -1003, "msg": "Too many requests; please use the websocket."}
+            if len(self.requests) <= self.throttle_first + self.unavailable_first:
+                return 503, {"code": -1001, "msg": "Internal error; unable to process your request."}
             status, body = self._klines(query)
             if status == 200:
                 self.served.append(body)

@@ -9,7 +9,7 @@ from dagster import AssetExecutionContext, MetadataValue, asset
 
 from cse_assets.catalog import DATA
 from cse_assets.charts import png_markdown, price_chart_png
-from cse_assets.failures import library_errors_as_failure
+from cse_assets.failures import SOURCE_RETRY_POLICY, library_errors_as_failure
 from cse_assets.metadata import cleaning_metadata, time_span
 from cse_assets.partitions import symbols
 from cse_assets.resources import DataSettings, KlineSourceResource
@@ -24,11 +24,13 @@ from cse_models.features.scaling import FittedScaler
     group_name=DATA.group,
     owners=DATA.owners,
     code_version=DATA.code_version,
+    retry_policy=SOURCE_RETRY_POLICY,
 )
 def raw_klines(
     context: AssetExecutionContext, kline_source: KlineSourceResource, data_settings: DataSettings
 ) -> pl.DataFrame:
-    """Klines as the source delivers them over the configured range — duplicates, gaps and all."""
+    """Klines as the source delivers them over the configured range — duplicates, gaps and all. The only
+    step that talks to the exchange, so the only one with a retry policy (transient source errors only)."""
     symbol, interval = context.partition_key, data_settings.interval
     with library_errors_as_failure():
         source = kline_source.source()

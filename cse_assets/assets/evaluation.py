@@ -12,7 +12,7 @@ import polars as pl
 from dagster import AssetCheckResult, AssetCheckSeverity, AssetExecutionContext, asset, asset_check
 
 from cse_assets.assets import DomainDefinitions
-from cse_assets.catalog import EVALUATION
+from cse_assets.catalog import EVALUATION, TRAINING_POOL
 from cse_assets.failures import library_errors_as_failure
 from cse_assets.metadata import leaderboard_table
 from cse_assets.partitions import symbols
@@ -39,6 +39,7 @@ def build_evaluation(specs: Sequence[ModelSpec]) -> DomainDefinitions:
         group_name=EVALUATION.group,
         owners=EVALUATION.owners,
         code_version=EVALUATION.code_version,
+        pool=TRAINING_POOL,
     )
     def evaluation(
         context: AssetExecutionContext,

@@ -21,7 +21,7 @@ from dagster import (
 )
 
 from cse_assets.assets import DomainDefinitions
-from cse_assets.catalog import MODELS
+from cse_assets.catalog import MODELS, TRAINING_POOL
 from cse_assets.failures import library_errors_as_failure
 from cse_assets.metadata import training_metadata
 from cse_assets.partitions import symbols
@@ -52,6 +52,7 @@ def build_model_assets(spec: ModelSpec) -> DomainDefinitions:
         group_name=MODELS.group,
         owners=MODELS.owners,
         code_version=MODELS.code_version,
+        pool=TRAINING_POOL,
         description=f"{spec.architecture} ({spec.preset} preset{overrides}) trained on the train segment, "
         "early-stopped and calibrated (shrinkage λ, conformal interval) on the validation segment; orbax "
         "checkpoints under $CSE_HOME/models.",
@@ -98,6 +99,7 @@ def build_model_assets(spec: ModelSpec) -> DomainDefinitions:
         group_name=MODELS.group,
         owners=MODELS.owners,
         code_version=MODELS.code_version,
+        pool=TRAINING_POOL,
         description=f"{spec.name} exported to ONNX: raw features and last close in, the forecast card out "
         "(scaler and calibration folded into the graph), parity-checked against JAX.",
         ins={"trained": AssetIn(model_key), "datasets": AssetIn("datasets"), "scaler": AssetIn("scaler")},
@@ -140,6 +142,7 @@ def build_model_assets(spec: ModelSpec) -> DomainDefinitions:
         name="onnx_parity",
         blocking=True,
         partitions_def=symbols,
+        pool=TRAINING_POOL,
         additional_ins={"trained": AssetIn(model_key), "datasets": AssetIn("datasets"), "scaler": AssetIn("scaler")},
         description="onnxruntime agrees with JAX on held-back test windows (rtol 1e-3, atol 1e-5).",
     )

@@ -21,7 +21,7 @@ from requests import RequestException
 
 from cse_models.data.csv_archive import ARCHIVE_COLUMNS
 from cse_models.data.schema import conform, interval_ms, validate_symbol
-from cse_models.errors import ConfigError, DataError, SourceError
+from cse_models.errors import ConfigError, DataError, SourceError, TransientSourceError
 
 logger = logging.getLogger(__name__)
 
@@ -134,7 +134,8 @@ class BinanceSource:
         return rows
 
     def _get_page(self, symbol: str, interval: str, start_ms: int, end_ms: int) -> list[Sequence[Any]]:
-        """One request, retried after 429s; every other failure becomes a SourceError at once."""
+        """One request, retried after 429s; every other failure becomes a SourceError at once (a
+        TransientSourceError when a later attempt may succeed: 429s beyond max_retries, 5xx, network)."""
         for attempt in range(self.max_retries + 1):
             try:
                 return self._client.get_klines(
@@ -144,7 +145,7 @@ class BinanceSource:
                 if exc.status_code != 429:
                     raise _api_error(exc, symbol, interval) from exc
                 if attempt == self.max_retries:
-                    raise SourceError(
+                    raise TransientSourceError(
                         f"Binance: HTTP 429 (rate limited) fetching {symbol} {interval}; "
                         f"gave up after {self.max_retries} retries"
                     ) from exc
@@ -159,7 +160,7 @@ class BinanceSource:
                 )
                 self._sleep(wait_s)
             except (BinanceRequestException, RequestException) as exc:
-                raise SourceError(f"Binance: request for {symbol} {interval} failed: {exc}") from exc
+                raise TransientSourceError(f"Binance: request for {symbol} {interval} failed: {exc}") from exc
         raise AssertionError("unreachable: the retry loop returns or raises")  # pragma: no cover
 
     def _retry_wait(self, exc: BinanceAPIException) -> float:
@@ -189,6 +190,10 @@ def _api_error(exc: BinanceAPIException, symbol: str, interval: str) -> SourceEr
         return SourceError(f"Binance: HTTP 418, this IP is banned for ignoring rate limits{until}; not retrying")
     if exc.code == INVALID_SYMBOL_CODE:
         return SourceError(f"Binance: unknown symbol {symbol!r} ({exc.message})")
+    if exc.status_code >= 500:  # Binance's own failure or overload: worth another attempt later
+        return TransientSourceError(
+            f"Binance: HTTP {exc.status_code} fetching {symbol} {interval}: code {exc.code}: {exc.message}"
+        )
     return SourceError(f"Binance: HTTP {exc.status_code} fetching {symbol} {interval}: code {exc.code}: {exc.message}")
 
 

@@ -18,7 +18,7 @@ from fake_binance import HOUR, NOW, SERIES_START, FakeBinance, epoch_ms, fake_kl
 from cse_models.data.binance import BinanceSource
 from cse_models.data.schema import KLINE_SCHEMA
 from cse_models.data.sources import KlineSource, TimeRange
-from cse_models.errors import ConfigError, DataError, SourceError
+from cse_models.errors import ConfigError, DataError, SourceError, TransientSourceError
 
 
 @pytest.fixture
@@ -145,6 +145,25 @@ def test_418_ban_fails_at_once_without_retrying(
 
     assert len(fake.requests) == 1
     assert sleeps == []
+
+
+def test_a_5xx_and_429s_beyond_the_retries_are_transient_a_ban_and_an_unknown_symbol_are_not(
+    fake: FakeBinance, make_source: Callable[..., BinanceSource]
+) -> None:
+    """What an orchestrator may retry later (cse_assets.failures) is told apart by type, not message."""
+    fake.unavailable_first = 1
+    with pytest.raises(TransientSourceError, match="HTTP 503"):
+        make_source().fetch("BTCUSDT", "1h", NOW - 5 * HOUR, NOW)
+    fake.requests.clear()
+    fake.unavailable_first, fake.throttle_first = 0, 10**9
+    with pytest.raises(TransientSourceError, match="429"):
+        make_source(max_retries=1).fetch("BTCUSDT", "1h", NOW - 5 * HOUR, NOW)
+    fake.throttle_first = 0
+    for symbol, banned in (("BTCUSDT", True), ("NOSUCHCOIN", False)):
+        fake.banned = banned
+        with pytest.raises(SourceError) as raised:
+            make_source().fetch(symbol, "1h", NOW - 5 * HOUR, NOW)
+        assert not isinstance(raised.value, TransientSourceError)
 
 
 def test_unknown_symbol_raises_source_error_naming_it(
