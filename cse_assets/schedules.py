@@ -34,6 +34,7 @@ from dagster import (
     schedule,
 )
 
+from cse_assets.catalog import TRAINING_POOL
 from cse_assets.jobs import refresh
 from cse_assets.partitions import symbols
 from cse_assets.resources import DataSettings, KlineSourceResource
@@ -102,6 +103,16 @@ def symbol_decisions(
     ]
 
 
+def ensure_pool_limit(instance: DagsterInstance, pool: str) -> None:
+    """Give `pool` the instance's default limit (dagster.yaml `concurrency: pools: default_limit`) if it
+    has no limit yet. Dagster writes a pool's default limit lazily, in the queue daemon's iteration that
+    first sees a run using it, and does not enforce it in that iteration: on a fresh instance the first
+    tick's runs for two symbols would both start training. A limit set by hand is left alone."""
+    storage = instance.event_log_storage
+    if storage.supports_global_concurrency_limits and pool not in {p.name for p in storage.get_pool_limits()}:
+        storage.initialize_concurrency_limit_to_default(pool)
+
+
 @schedule(
     name="cse_hourly",
     cron_schedule="5 * * * *",  # five minutes past: the previous hour's candle has closed everywhere
@@ -122,5 +133,6 @@ def cse_hourly(
     stale = [d.symbol for d in decisions if d.refresh]
     if not stale:
         return SkipReason("nothing to refresh: " + "; ".join(d.reason for d in decisions))
+    ensure_pool_limit(context.instance, TRAINING_POOL)
     hour = context.scheduled_execution_time.strftime("%Y%m%dT%H")
     return [RunRequest(run_key=f"{key}-{hour}", partition_key=key) for key in stale]

@@ -5,15 +5,17 @@ later attempt may succeed, and the instance queues runs and holds JAX steps to o
 from __future__ import annotations
 
 import shutil
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import pytest
+import yaml
 from dagster import (
     Backoff,
     DagsterEventType,
     DagsterInstance,
+    DagsterRunStatus,
     Jitter,
     RunRequest,
     SkipReason,
@@ -21,11 +23,14 @@ from dagster import (
     instance_for_test,
     materialize,
 )
+from dagster._core.test_utils import create_test_daemon_workspace_context, load_remote_repo
+from dagster._core.workspace.load_target import ModuleTarget
+from dagster._daemon.run_coordinator.queued_run_coordinator_daemon import QueuedRunCoordinatorDaemon
 from fake_binance import FakeBinance, epoch_ms, serve_fake_binance
 
 from cse_assets.assets import data
 from cse_assets.catalog import TRAINING_POOL
-from cse_assets.definitions import build_definitions, resources_for
+from cse_assets.definitions import build_definitions, defs, resources_for
 from cse_assets.partitions import ensure_symbol_partitions
 from cse_assets.resources import DataSettings, KlineSourceResource
 from cse_assets.schedules import cse_hourly
@@ -208,3 +213,49 @@ def test_published_model_has_a_freshness_policy_and_nothing_else_does() -> None:
     policies = {spec.key.to_user_string(): spec.freshness_policy for a in defs.assets for spec in a.specs}
     assert [k for k, policy in policies.items() if policy is not None] == ["published_model"]
     assert policies["published_model"].fail_window.to_timedelta() == timedelta(hours=3)
+
+
+def _queued_run(instance: DagsterInstance, remote_repo, job_name: str, symbol: str) -> str:
+    """A run as the scheduler or the UI submits it: QUEUED, with the code location's origins."""
+    remote_job = remote_repo.get_full_job(job_name)
+    run = instance.create_run_for_job(
+        job_def=defs.resolve_job_def(job_name),
+        status=DagsterRunStatus.QUEUED,
+        tags={"dagster/partition": symbol},
+        remote_job_origin=remote_job.get_remote_origin(),
+        job_code_origin=remote_job.get_python_origin(),
+    )
+    return run.run_id
+
+
+def test_the_queue_daemon_starts_one_training_run_at_a_time_beside_a_data_run(tmp_path: Path) -> None:
+    """The hourly tick's two refreshes and a data-only refresh, queued on an instance with dagster.yaml's
+    queue and pool settings; one iteration of Dagster's own queue daemon (the run launcher only records)."""
+    settings: Mapping = yaml.safe_load((ROOT / "dagster.yaml").read_text())
+    overrides = {
+        "run_coordinator": settings["run_coordinator"],
+        "concurrency": settings["concurrency"],
+        "run_launcher": {"module": "dagster._core.test_utils", "class": "MockedRunLauncher"},
+    }
+    target = ModuleTarget(
+        module_name="cse_assets.definitions", attribute="defs", working_directory=str(ROOT), location_name="cse"
+    )
+    with (
+        instance_for_test(overrides=overrides) as instance,
+        create_test_daemon_workspace_context(target, instance) as workspace,
+    ):
+        ensure_symbol_partitions(instance, ["BTCUSDT", "ETHUSDT"])
+        assert _requested(_tick(instance, KlineSourceResource())) == ["BTCUSDT", "ETHUSDT"]
+        repo = load_remote_repo(workspace, "__repository__")
+        runs = {
+            "refresh BTCUSDT": _queued_run(instance, repo, "refresh", "BTCUSDT"),
+            "refresh ETHUSDT": _queued_run(instance, repo, "refresh", "ETHUSDT"),
+            "data_refresh BTCUSDT": _queued_run(instance, repo, "data_refresh", "BTCUSDT"),
+        }
+        list(QueuedRunCoordinatorDaemon(interval_seconds=1).run_iteration(workspace))
+        status = {name: instance.get_run_by_id(run_id).status for name, run_id in runs.items()}
+    assert status == {
+        "refresh BTCUSDT": DagsterRunStatus.STARTING,
+        "refresh ETHUSDT": DagsterRunStatus.QUEUED,  # waits for the training pool's one slot
+        "data_refresh BTCUSDT": DagsterRunStatus.STARTING,  # no JAX step: the queue's second run
+    }
