@@ -3,27 +3,42 @@ format chosen by the value's type from the codec table (`cse_assets.codecs`) —
 pickle. A type without a codec fails with the list of types that can be stored.
 Files are written to a temporary sibling and renamed into place, so a crashed run never leaves half a
 file where the next run would read it.
+
+With `url` (or `$CSE_ASSETS_URL`, read when a run uses it) set to an fsspec URL such as
+`s3://bucket/assets`, the same files go to `<url>/<asset key>/<partition>.<ext>` instead: each is written
+to a local temporary file by its codec and uploaded in one PUT (an object is replaced whole, so a reader
+sees the old value or the new one), and read back through a local temporary copy. Endpoint and
+credentials as for the model store (`CSE_STORE_S3_ENDPOINT`, `AWS_*`; cse_models/store_objects.py).
 """
 
 from __future__ import annotations
 
 import os
+import tempfile
 import typing
 from pathlib import Path
 from typing import Any
 
 from dagster import ConfigurableIOManager, InputContext, MetadataValue, OutputContext
 
-from cse_assets.codecs import CODECS, codec_for
+from cse_assets.codecs import CODECS, Codec, codec_for
 from cse_assets.resources import CseHomeResource
+from cse_models.store_objects import object_filesystem
 
 UNPARTITIONED = "all"
 
 
 class CseIOManager(ConfigurableIOManager):
-    """Stores asset values as files under the cse home; see the module docstring for the layout."""
+    """Stores asset values as files under the cse home, or under `url`; see the module docstring."""
 
     home: CseHomeResource
+    url: str | None = None  # None → $CSE_ASSETS_URL → files under $CSE_HOME/assets
+
+    def _remote_root(self) -> str | None:
+        return self.url or os.environ.get("CSE_ASSETS_URL") or None
+
+    def _remote_key(self, root: str, context: InputContext | OutputContext, name: str) -> str:
+        return "/".join([root.rstrip("/"), *context.asset_key.path, name])
 
     def asset_dir(self, context: InputContext | OutputContext) -> Path:
         return self.home.assets_dir.joinpath(*context.asset_key.path)
@@ -35,6 +50,9 @@ class CseIOManager(ConfigurableIOManager):
         if obj is None:  # assets whose effect is elsewhere (e.g. a publish to the model store)
             return
         codec = codec_for(type(obj))
+        if root := self._remote_root():
+            self._upload(context, root, obj, codec)
+            return
         path = self.asset_dir(context) / f"{self._stem(context)}.{codec.ext}"
         path.parent.mkdir(parents=True, exist_ok=True)
         tmp = path.with_name(f".{path.stem}.{os.getpid()}.tmp.{codec.ext}")
@@ -50,12 +68,39 @@ class CseIOManager(ConfigurableIOManager):
         directory = self.asset_dir(context)
         wanted = _annotated_type(context)
         candidates = [codec_for(wanted)] if wanted is not None else list(CODECS.values())
+        if root := self._remote_root():
+            return self._download(context, root, stem, candidates)
         for codec in candidates:
             if (path := directory / f"{stem}.{codec.ext}").is_file():
                 return codec.load(path)
         raise FileNotFoundError(
             f"{context.asset_key.to_user_string()} [{stem}] has not been materialized: "
             f"no {' / '.join(f'{stem}.{c.ext}' for c in candidates)} in {directory}"
+        )
+
+    def _upload(self, context: OutputContext, root: str, obj: Any, codec: Codec) -> None:
+        fs, _ = object_filesystem(root)
+        name = f"{self._stem(context)}.{codec.ext}"
+        key = self._remote_key(root, context, name)
+        with tempfile.TemporaryDirectory(prefix="cse-io-") as work:
+            local = Path(work) / name
+            codec.save(obj, local)
+            fs.put_file(str(local), key)  # one PUT: the object is replaced whole
+            size = local.stat().st_size
+        context.add_output_metadata({"path": MetadataValue.path(key), "bytes": size})
+
+    def _download(self, context: InputContext, root: str, stem: str, candidates: list[Codec]) -> Any:
+        fs, _ = object_filesystem(root)
+        for codec in candidates:
+            key = self._remote_key(root, context, f"{stem}.{codec.ext}")
+            if fs.exists(key):
+                with tempfile.TemporaryDirectory(prefix="cse-io-") as work:
+                    local = Path(work) / f"{stem}.{codec.ext}"
+                    fs.get_file(key, str(local))
+                    return codec.load(local)
+        raise FileNotFoundError(
+            f"{context.asset_key.to_user_string()} [{stem}] has not been materialized: "
+            f"no {' / '.join(f'{stem}.{c.ext}' for c in candidates)} under {self._remote_key(root, context, '')}"
         )
 
 

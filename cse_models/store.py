@@ -16,7 +16,11 @@ it, so a kill mid-delete leaves nothing half-deleted in sight. What a killed pro
 which every publication runs first. The pin lives here, not in a server's memory, so that serving,
 its restarts and retention all see the same one.
 
-Pure stdlib: serving imports this module and must not pull in jax.
+`ModelStore(root)` takes a local directory or an fsspec URL (`s3://bucket/prefix`); a URL gives an
+`ObjectModelStore` (cse_models/store_objects.py), which keeps the same contract where nothing can be
+renamed: a version's objects first and its manifest.json last, LATEST and PINNED as single objects.
+
+Pure stdlib: serving imports this module and must not pull in jax (fsspec comes in only for a URL).
 """
 
 from __future__ import annotations
@@ -48,7 +52,13 @@ _VERSION_RE = re.compile(r"^\d{8}T\d{6}Z-[0-9a-f]{8}$")
 _TRASH_RE = re.compile(r"^\.trash-(?P<version>\d{8}T\d{6}Z-[0-9a-f]{8})-[0-9a-f]{8}$")
 _PUBLISH_TEMP_PREFIX = ".tmp-"
 _POINTER_TEMP_RE = re.compile(rf"^\.({LATEST}|{PINNED})\.[0-9a-f]{{8}}\.tmp$")  # what _write_atomic leaves
+_URL_RE = re.compile(r"^[a-z][a-z0-9+.-]*://")
 STALE_AFTER_S = 15 * 60.0
+
+
+def is_store_url(root: str | Path) -> bool:
+    """Whether a store root is an fsspec URL (`s3://bucket/prefix`) rather than a local directory."""
+    return isinstance(root, str) and bool(_URL_RE.match(root))
 
 
 def new_version(now: datetime | None = None) -> str:
@@ -213,10 +223,17 @@ def _remove(path: Path) -> None:
 
 
 class ModelStore:
-    """A local-directory model store.
+    """A local-directory model store; given a URL root, an `ObjectModelStore` (same API, same contract).
 
     `stale_after_s` is how long a temporary entry must have been left untouched before `clean_stale`
     takes its writer for dead: a younger one may belong to a publisher still writing (tests pass 0)."""
+
+    def __new__(cls, root: str | Path, **kwargs: Any) -> ModelStore:
+        if cls is ModelStore and is_store_url(root):
+            from cse_models.store_objects import ObjectModelStore  # fsspec only for a URL root
+
+            return super().__new__(ObjectModelStore)
+        return super().__new__(cls)
 
     def __init__(self, root: str | Path, *, stale_after_s: float = STALE_AFTER_S) -> None:
         if stale_after_s < 0:

@@ -1,7 +1,9 @@
 """Serving configuration as one frozen dataclass, read once from the environment.
 
 Environment variables (all optional):
-  CSE_STORE             model store root (default $CSE_HOME/store)
+  CSE_STORE             model store root: a directory (default $CSE_HOME/store) or an s3://bucket/prefix URL
+                        (endpoint and credentials: CSE_STORE_S3_ENDPOINT, AWS_*; local cache CSE_STORE_CACHE —
+                        see cse_models/store_objects.py)
   CSE_HOME              working directory of cse (default ./.cse)
   CSE_SERVING_HOST      bind address (default 127.0.0.1: never exposed unless asked)
   CSE_SERVING_PORT      port (default 8000)
@@ -34,6 +36,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from cse_models.errors import ConfigError
+from cse_models.store import is_store_url
 
 _FALSE = {"0", "false", "off", "no"}
 
@@ -42,9 +45,14 @@ def _cse_home(env: Mapping[str, str]) -> Path:
     return Path(env.get("CSE_HOME") or ".cse")
 
 
-def _default_store(env: Mapping[str, str] | None = None) -> Path:
+def _store_root(root: str | Path) -> Path | str:
+    """A local store root as a Path; an object-store URL (s3://...) stays a string."""
+    return root if is_store_url(root) else Path(root)
+
+
+def _default_store(env: Mapping[str, str] | None = None) -> Path | str:
     env = os.environ if env is None else env
-    return Path(env["CSE_STORE"]) if env.get("CSE_STORE") else _cse_home(env) / "store"
+    return _store_root(env["CSE_STORE"]) if env.get("CSE_STORE") else _cse_home(env) / "store"
 
 
 def _default_scorecard(env: Mapping[str, str] | None = None) -> Path | None:
@@ -68,7 +76,7 @@ class Settings:
     ([1, 24, 9] windows): thread hand-off costs more than it saves, and uvicorn workers scale out instead.
     """
 
-    store_root: Path = field(default_factory=_default_store)
+    store_root: Path | str = field(default_factory=_default_store)  # a directory or an s3:// URL
     host: str = "127.0.0.1"
     port: int = 8000
     auth: bool = True
@@ -93,7 +101,7 @@ class Settings:
     access_log: bool = False
 
     def __post_init__(self) -> None:
-        object.__setattr__(self, "store_root", Path(self.store_root))
+        object.__setattr__(self, "store_root", _store_root(self.store_root))
         object.__setattr__(self, "db_path", Path(self.db_path))
         if not 0 <= self.port <= 65535:
             raise ConfigError(f"port must be in 0..65535, got {self.port}")
