@@ -2,8 +2,9 @@
 and reused by every later process and run on the machine.
 
 On small budgets about half of a training step's time is XLA compilation, not training, and an hourly
-refresh compiles the same functions at the same shapes as the hour before. With the cache the next BTCUSDT refresh on the demo budget took 31–37 s instead of the first one's
-59–75 s (benchmarks/bench_refresh.py, 2 CPU cores). JAX keys each entry by the computation, the compile
+refresh compiles the same functions at the same shapes as the hour before. With the cache the next
+BTCUSDT refresh on the demo budget took 31–37 s instead of the first one's 59–75 s
+(benchmarks/bench_refresh.py, 2 CPU cores). JAX keys each entry by the computation, the compile
 options and the backend, so a changed model or a new JAX version simply misses.
 """
 
