@@ -1,9 +1,9 @@
 """`TrainingResource` joins a JAX cluster from its config (`jax.distributed.initialize` through
 `cse_models.training.sharding.initialize_distributed`), and does nothing of the kind by default.
 
-Real on CPU, in fresh interpreters (a process joins once): one process with a local coordinator, and two
-processes that find each other through it and see each other's device. Not tested here: training across
-hosts (GPU nodes and a cluster are needed for that)."""
+Real on CPU, in fresh interpreters (a process joins once): one process with a local coordinator, a Dagster
+run whose resource joins before its asset computes, and two processes that find each other through the
+coordinator and form one mesh. Not tested here: training across hosts (that needs a cluster of nodes)."""
 
 from __future__ import annotations
 
@@ -49,10 +49,10 @@ def _free_port() -> int:
         return sock.getsockname()[1]
 
 
-def _start(config: dict, tmp_path: Path) -> subprocess.Popen[str]:
+def _start(config: dict, tmp_path: Path, script: str = JOIN) -> subprocess.Popen[str]:
     env = {"PYTHONPATH": str(ROOT), "PATH": "/usr/bin:/bin", "CSE_HOME": str(tmp_path), "JAX_PLATFORMS": "cpu"}
     return subprocess.Popen(
-        [sys.executable, "-c", JOIN, json.dumps(config)],
+        [sys.executable, "-c", script, json.dumps(config)],
         cwd=tmp_path,
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,
@@ -93,6 +93,28 @@ def test_two_processes_form_one_cluster_and_one_mesh(tmp_path: Path) -> None:
         assert result["process_count"] == 2
         assert result["device_count"] == 2 * result["local_device_count"]
         assert result["mesh_devices"] == result["device_count"]  # the data mesh spans both processes
+
+
+MATERIALIZE = """
+import json, sys
+import jax
+from dagster import asset, materialize
+from cse_assets.resources import TrainingResource
+
+@asset
+def cluster(training: TrainingResource) -> dict:
+    return {"initialized": jax.distributed.is_initialized(), "process_count": jax.process_count()}
+
+config = json.loads(sys.argv[1])
+result = materialize([cluster], resources={"training": TrainingResource(compilation_cache=False, **config)})
+print(json.dumps(result.output_for_node("cluster")))
+"""
+
+
+def test_a_dagster_run_joins_the_cluster_before_the_asset_computes(tmp_path: Path) -> None:
+    config = {"coordinator_address": f"127.0.0.1:{_free_port()}", "num_processes": 1, "process_id": 0}
+    process = _start(config, tmp_path, MATERIALIZE)
+    assert _result(process) == {"initialized": True, "process_count": 1}
 
 
 @pytest.mark.parametrize(

@@ -25,9 +25,11 @@ from cse_models.errors import UnknownNameError
 
 ROOT = Path(__file__).resolve().parents[2]
 K8S_INSTANCE = ROOT / "deploy" / "k8s" / "dagster.yaml"
+POSTGRES_PROFILE = ROOT / "deploy" / "dagster-postgres.yaml"
 ENV = {
     "DAGSTER_PG_HOST": "postgres",
-    "DAGSTER_PG_USER": "dagster",
+    "DAGSTER_PG_PORT": "5432",
+    "DAGSTER_PG_USERNAME": "dagster",
     "DAGSTER_PG_PASSWORD": "secret",
     "DAGSTER_PG_DB": "dagster",
     "CSE_IMAGE": "registry.example/cse-dagster:1",
@@ -64,8 +66,8 @@ def test_the_k8s_instance_is_valid_for_dagster(tmp_path: Path) -> None:
 
 
 def test_a_misspelt_instance_key_fails_dagsters_validation(k8s_yaml: dict[str, Any], tmp_path: Path) -> None:
-    k8s_yaml["run_queu"] = k8s_yaml.pop("run_queue")
-    with pytest.raises(DagsterInvalidConfigError, match="run_queu"):
+    k8s_yaml["concurency"] = k8s_yaml.pop("concurrency")
+    with pytest.raises(DagsterInvalidConfigError, match="concurency"):
         _instance(k8s_yaml, tmp_path)
 
 
@@ -96,8 +98,24 @@ def test_the_storage_config_matches_dagster_postgres_schema(
     storage = process_config(DagsterPostgresStorage.config_type(), k8s_yaml["storage"]["postgres"])
     assert storage.success, storage.errors
     assert storage.value["postgres_db"]["hostname"] == "postgres"
+    assert storage.value["postgres_db"]["scheme"] == "postgresql+psycopg2"  # the installed driver
     broken = {"postgres_db": {**k8s_yaml["storage"]["postgres"]["postgres_db"], "hostnme": "x"}}
     assert not validate_config(DagsterPostgresStorage.config_type(), broken).success
+
+
+def test_the_storage_is_the_postgres_profile_tested_against_a_real_server(k8s_yaml: dict[str, Any]) -> None:
+    profile = yaml.safe_load(POSTGRES_PROFILE.read_text())
+    assert k8s_yaml["storage"] == profile["storage"]
+
+
+def test_the_run_pods_get_every_postgres_variable_the_storage_reads(k8s_yaml: dict[str, Any]) -> None:
+    read = {
+        field["env"] for field in k8s_yaml["storage"]["postgres"]["postgres_db"].values() if isinstance(field, dict)
+    }
+    launcher = k8s_yaml["run_launcher"]["config"]
+    passed = set(launcher["env_vars"]) | {"DAGSTER_PG_PASSWORD"}  # the password from postgres_password_secret
+    assert launcher["postgres_password_secret"]
+    assert read == {name for name in passed if name.startswith("DAGSTER_PG_")}
 
 
 def test_the_launcher_builds_from_the_instance_config_without_a_cluster(
