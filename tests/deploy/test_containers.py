@@ -321,3 +321,9 @@ def test_the_dagster_image_carries_the_postgres_instance_the_compose_env_fills(c
     assert validate_config(DagsterPostgresStorage.config_type(), storage).success
     read = {field["env"] for field in storage["postgres_db"].values() if isinstance(field, dict)}
     assert read <= set(compose["services"]["dagster-daemon"]["environment"])
+
+
+def test_the_k8s_run_pods_find_the_instance_where_the_dagster_image_keeps_it() -> None:
+    launcher = yaml.safe_load((DEPLOY / "k8s" / "dagster.yaml").read_text())["run_launcher"]["config"]
+    env = " ".join(arg for op, arg in _instructions(DAGSTER_DOCKERFILE) if op == "ENV")
+    assert f"DAGSTER_HOME={launcher['dagster_home']}" in env
