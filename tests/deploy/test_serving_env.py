@@ -2,8 +2,7 @@
 deploy/requirements-serving.txt (installed by pip from the configured index, as the Dockerfile does) and
 copies of cse_models/ and cse_serving/ only. The service starts there, answers /healthz and serves a
 /predict from a published model — in a directory and on S3 (moto's server, as compose's MinIO) — and the
-environment holds no jax, flax or dagster. `slow`: it installs
-about 60 packages (CSE_SLOW=1)."""
+environment holds no jax, flax or dagster. `slow` (CSE_SLOW=1): it installs about 60 packages."""
 
 from __future__ import annotations
 
