@@ -20,11 +20,11 @@ $(DAGSTER_HOME)/dagster.yaml: dagster.yaml
 
 ## demo: install, materialize the whole graph for the bundled symbols, publish, serve on 127.0.0.1:8000
 demo: $(VENV)/.installed $(DAGSTER_HOME)/dagster.yaml
-	$(PY) -m cse_assets.demo
+	$(PY) -m cse_demo
 
 ## zoo: like demo, but trains every registered architecture (small presets) and publishes the best
 zoo: $(VENV)/.installed $(DAGSTER_HOME)/dagster.yaml
-	CSE_MODEL_SET=zoo $(PY) -m cse_assets.demo
+	CSE_MODEL_SET=zoo $(PY) -m cse_demo
 
 ## test: the test suite (checks marked `slow` are skipped unless CSE_SLOW=1; tests/conftest.py)
 test: $(VENV)/.installed

@@ -1,8 +1,13 @@
-"""`make demo`: materialize the whole graph for the bundled symbols, publish, serve, and show a request.
+"""`cse-demo` (`make demo`): materialize the whole graph for the bundled symbols, publish, serve, and show a
+request — each part used the way its users use it.
 
-Runs the `refresh` job in this process against the instance in $DAGSTER_HOME (so the runs appear in
-`make ui`), creates a demo API token, starts `cse-serving serve` on 127.0.0.1:8000 in the background
-(its PID in $CSE_HOME/serving.pid; `make stop` ends it), sends one real prediction and prints the curl.
+- the graph through Dagster's API: the `refresh` job of `cse_assets.definitions`, run in this process against
+  the instance in $DAGSTER_HOME (so the runs appear in `make ui`); the published heads are read from the
+  `published_model` materialization's metadata;
+- the API through its command: `cse-serving token create` for a demo token, `cse-serving serve` on
+  127.0.0.1:8000 in the background (its PID in $CSE_HOME/serving.pid; `make stop` ends it);
+- predictions over HTTP, as a client: one with the latest klines of the bundled sample, cleaned by the same
+  `clean_klines` the klines asset applies, and one without klines that the server fetches itself.
 """
 
 from __future__ import annotations
@@ -23,13 +28,17 @@ from dagster import DagsterInstance
 
 from cse_assets.definitions import defs
 from cse_assets.partitions import BUNDLED_SYMBOLS, ensure_symbol_partitions
-from cse_assets.resources import ModelStoreResource, cse_home_from_env
+from cse_assets.resources import cse_home_from_env
+from cse_models.data.clean import clean_klines
+from cse_models.data.file_sources import SampleSource
 
 HOST, PORT = "127.0.0.1", 8000
 BASE_URL = f"http://{HOST}:{PORT}"
+INTERVAL = "1h"
 # The UI keeps the full event log; the console shows warnings only. Publication is NOT forced: a version is
 # published when at least one head of the model beats its naive reference out of sample.
 DEMO_RUN_CONFIG = {"loggers": {"console": {"config": {"log_level": "WARNING"}}}}
+HEAD_STATES = {"yes": "served", "no": "withheld", "forced": "forced"}
 
 
 def materialize_all(instance: DagsterInstance) -> None:
@@ -46,12 +55,21 @@ def materialize_all(instance: DagsterInstance) -> None:
         published = result.asset_materializations_for_node("published_model")
         if not published:
             sys.exit(f"{symbol}: no head passed the promotion gate, nothing was published; see `make ui`")
-        version = published[0].metadata["version"].value
+        metadata = published[0].metadata
+        version = metadata["version"].value
         print(f"    published version {version} in {time.perf_counter() - started:.0f} s; heads (walk-forward):")
-        manifest = ModelStoreResource().store().read_manifest(symbol, "1h", version)
-        for head in manifest.heads:
-            verdict = "served" if head.publish else "withheld"
-            print(f"      {head.name:<10} skill {head.skill:+.2%} vs {head.reference:<18} {verdict}: {head.reason}")
+        for row in (record.data for record in metadata["heads"].records):
+            head, reference, state = row["head"], row["reference"], HEAD_STATES[row["served"]]
+            print(f"      {head:<10} skill {row['skill']:+.2%} vs {reference:<18} {state}: {row['verdict']}")
+
+
+def create_token(name: str) -> str:
+    """A user token from `cse-serving token create`, which prints it once on stdout."""
+    command = [sys.executable, "-m", "cse_serving", "token", "create", "--name", name]
+    done = subprocess.run(command, capture_output=True, text=True, check=False)
+    if done.returncode != 0:
+        sys.exit(f"`cse-serving token create` failed (code {done.returncode}): {done.stderr.strip()}")
+    return done.stdout.strip()
 
 
 def stop_previous_server(pid_file: Path) -> None:
@@ -93,21 +111,11 @@ def start_server(home: Path) -> subprocess.Popen:
     sys.exit(f"the API server did not become ready; see {home / 'serving.log'}")
 
 
-def create_token(home: Path) -> str:
-    from cse_serving.auth import TokenStore
-    from cse_serving.settings import Settings
-
-    store = TokenStore(Settings.from_env().db_path)
-    try:
-        return store.create(f"demo-{datetime.now(UTC):%Y%m%dT%H%M%S}")
-    finally:
-        store.close()
-
-
-def request_body(home: Path, symbol: str, rows: int = 256) -> dict:
-    """The latest clean klines of `symbol` from the `klines` asset, in Binance's REST field names."""
-    klines = pl.read_parquet(home / "assets" / "klines" / f"{symbol}.parquet").tail(rows)
-    table = klines.select(
+def request_body(symbol: str, rows: int = 256) -> dict:
+    """A /predict body as a client builds it: the latest `rows` klines of `symbol` from the bundled sample (the
+    demo's source), cleaned as the klines asset cleans them, times as unix ms in Binance's REST field names."""
+    clean, _ = clean_klines(SampleSource().fetch(symbol, INTERVAL, None, None), INTERVAL)
+    table = clean.tail(rows).select(
         pl.col("open_time").dt.epoch("ms"),
         "open",
         "high",
@@ -116,7 +124,7 @@ def request_body(home: Path, symbol: str, rows: int = 256) -> dict:
         "volume",
         pl.col("close_time").dt.epoch("ms"),
     )
-    return {"symbol": symbol, "interval": "1h", "klines": table.to_dicts()}
+    return {"symbol": symbol, "interval": INTERVAL, "klines": table.to_dicts()}
 
 
 def post_predict(body: bytes, token: str) -> dict:
@@ -130,20 +138,7 @@ def post_predict(body: bytes, token: str) -> dict:
         return json.loads(response.read())
 
 
-def main() -> None:
-    home = cse_home_from_env().absolute()
-    home.mkdir(parents=True, exist_ok=True)
-    materialize_all(DagsterInstance.get())
-    token = create_token(home)
-    start_server(home)
-    body_path = home / "demo_request.json"
-    body_path.write_text(json.dumps(request_body(home, BUNDLED_SYMBOLS[0])))
-    answer = post_predict(body_path.read_bytes(), token)
-    print("\n==> the API answers on", BASE_URL, "(OpenAPI at /schema; `make stop` stops it)")
-    print(json.dumps(answer, indent=2))
-    fetched = post_predict(json.dumps({"symbol": BUNDLED_SYMBOLS[1]}).encode(), token)
-    print(f"\n==> {BUNDLED_SYMBOLS[1]} without klines (fetched server-side): as of {fetched['as_of']}")
-    print(json.dumps(fetched.get("forecast") or fetched["prediction"], indent=2))
+def print_curls(token: str, body_path: Path, fetched_symbol: str) -> None:
     print("\nTry it yourself (this token is shown once; `cse-serving token create` makes more):")
     print(
         f"  curl -s -X POST {BASE_URL}/predict -H 'Content-Type: application/json' \\\n"
@@ -152,9 +147,25 @@ def main() -> None:
     print("or let the server fetch the latest candles itself (the bundled sample in the demo):")
     print(
         f"  curl -s -X POST {BASE_URL}/predict -H 'Content-Type: application/json' \\\n"
-        f"""       -H 'Authorization: Bearer {token}' --data '{{"symbol": "{BUNDLED_SYMBOLS[1]}"}}'"""
+        f"""       -H 'Authorization: Bearer {token}' --data '{{"symbol": "{fetched_symbol}"}}'"""
     )
 
 
-if __name__ == "__main__":
-    main()
+def main() -> int:
+    home = cse_home_from_env().absolute()
+    home.mkdir(parents=True, exist_ok=True)
+    with DagsterInstance.get() as instance:
+        materialize_all(instance)
+    token = create_token(f"demo-{datetime.now(UTC):%Y%m%dT%H%M%S}")
+    start_server(home)
+    given, fetched_symbol = BUNDLED_SYMBOLS[0], BUNDLED_SYMBOLS[1]
+    body_path = home / "demo_request.json"
+    body_path.write_text(json.dumps(request_body(given)))
+    answer = post_predict(body_path.read_bytes(), token)
+    print("\n==> the API answers on", BASE_URL, "(OpenAPI at /schema; `make stop` stops it)")
+    print(json.dumps(answer, indent=2))
+    fetched = post_predict(json.dumps({"symbol": fetched_symbol}).encode(), token)
+    print(f"\n==> {fetched_symbol} without klines (fetched server-side): as of {fetched['as_of']}")
+    print(json.dumps(fetched.get("forecast") or fetched["prediction"], indent=2))
+    print_curls(token, body_path, fetched_symbol)
+    return 0
