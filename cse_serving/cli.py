@@ -19,6 +19,8 @@ from collections.abc import Sequence
 from cse_models.errors import CseError
 from cse_serving.settings import Settings
 
+DB_HELP = "token database: a SQLite path or a postgresql:// URL (default $CSE_SERVING_DB or $CSE_HOME/serving.db)"
+
 
 def _parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="cse-serving", description="cse prediction API")
@@ -28,7 +30,7 @@ def _parser() -> argparse.ArgumentParser:
     serve.add_argument("--host", help="bind address (default $CSE_SERVING_HOST or 127.0.0.1)")
     serve.add_argument("--port", type=int, help="port (default $CSE_SERVING_PORT or 8000)")
     serve.add_argument("--store", help="model store root (default $CSE_STORE or $CSE_HOME/store)")
-    serve.add_argument("--db", help="token database (default $CSE_HOME/serving.db)")
+    serve.add_argument("--db", help=DB_HELP)
     serve.add_argument("--no-auth", action="store_true", help="disable token checks (local demos only)")
     serve.add_argument("--log-level", default="info", choices=["debug", "info", "warning", "error"])
     serve.add_argument(
@@ -44,7 +46,7 @@ def _parser() -> argparse.ArgumentParser:
     limits.add_argument("--auth-lockout-seconds", type=float, help="how long a lockout lasts (300)")
 
     token = commands.add_parser("token", help="manage API tokens")
-    token.add_argument("--db", help="token database (default $CSE_HOME/serving.db)")
+    token.add_argument("--db", help=DB_HELP)
     actions = token.add_subparsers(dest="action", required=True)
     create = actions.add_parser("create", help="create a token and print it once")
     create.add_argument("--name", required=True)
@@ -57,6 +59,7 @@ def _parser() -> argparse.ArgumentParser:
 
 def _serve(args: argparse.Namespace) -> int:
     from cse_serving.app import create_app
+    from cse_serving.auth import TokenStore
     from cse_serving.server import serve
 
     settings = Settings.from_env(
@@ -74,6 +77,10 @@ def _serve(args: argparse.Namespace) -> int:
         auth_lockout=args.auth_lockout,
         auth_lockout_s=args.auth_lockout_seconds,
     )
+    if settings.auth:
+        # An unreachable token database (a wrong password) fails here in one line, not as a traceback from
+        # uvicorn's lifespan.
+        TokenStore(settings.db_path).close()
     # A shell starts background jobs with SIGINT ignored; restore the defaults so `kill -INT`/`-TERM` work
     # (uvicorn installs its own graceful handlers on top while it serves).
     signal.signal(signal.SIGINT, signal.default_int_handler)

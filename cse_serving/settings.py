@@ -8,7 +8,9 @@ Environment variables (all optional):
   CSE_SERVING_HOST      bind address (default 127.0.0.1: never exposed unless asked)
   CSE_SERVING_PORT      port (default 8000)
   CSE_SERVING_AUTH      "0"/"false"/"off" disables token checks (local demos only)
-  CSE_SERVING_DB        token database (default $CSE_HOME/serving.db)
+  CSE_SERVING_DB        token database: a SQLite file (default $CSE_HOME/serving.db) or a
+                        postgresql://user:password@host:port/database URL, whose `tokens` table (created if
+                        missing) replicas share; a password may also come from PGPASSWORD or ~/.pgpass
   CSE_SERVING_MAX_BODY  request body limit in bytes (default 1 MiB)
   CSE_ORT_INTRA_THREADS / CSE_ORT_INTER_THREADS  onnxruntime threads per session (default 1)
   CSE_SERVING_WATCH_SECONDS  how often the store watcher polls LATEST/PINNED (default 5; 0 = off)
@@ -63,9 +65,19 @@ def _default_scorecard(env: Mapping[str, str] | None = None) -> Path | None:
     return Path(raw) if raw else _cse_home(env) / "scorecard.db"
 
 
-def _default_db(env: Mapping[str, str] | None = None) -> Path:
+def is_postgres_url(location: str | Path) -> bool:
+    """Whether a token database location is a PostgreSQL URL (postgresql:// or postgres://), not a path."""
+    return isinstance(location, str) and location.partition("://")[0].lower() in ("postgresql", "postgres")
+
+
+def _db_location(location: str | Path) -> Path | str:
+    """A SQLite path as a Path; a PostgreSQL URL stays a string (Path would fold its `//`)."""
+    return location if is_postgres_url(location) else Path(location)
+
+
+def _default_db(env: Mapping[str, str] | None = None) -> Path | str:
     env = os.environ if env is None else env
-    return Path(env["CSE_SERVING_DB"]) if env.get("CSE_SERVING_DB") else _cse_home(env) / "serving.db"
+    return _db_location(env["CSE_SERVING_DB"]) if env.get("CSE_SERVING_DB") else _cse_home(env) / "serving.db"
 
 
 @dataclass(frozen=True)
@@ -80,7 +92,7 @@ class Settings:
     host: str = "127.0.0.1"
     port: int = 8000
     auth: bool = True
-    db_path: Path = field(default_factory=_default_db)
+    db_path: Path | str = field(default_factory=_default_db)  # a SQLite file or a postgresql:// URL
     max_body_bytes: int = 1_048_576
     ort_intra_op_threads: int = 1
     ort_inter_op_threads: int = 1
@@ -102,7 +114,7 @@ class Settings:
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "store_root", _store_root(self.store_root))
-        object.__setattr__(self, "db_path", Path(self.db_path))
+        object.__setattr__(self, "db_path", _db_location(self.db_path))
         if not 0 <= self.port <= 65535:
             raise ConfigError(f"port must be in 0..65535, got {self.port}")
         if self.max_body_bytes < 1024:
