@@ -125,7 +125,7 @@ def create_app(
         app.state.tokens = tokens
         if tokens is not None and tokens.count_active() == 0:
             log.warning(
-                "auth is on and %s holds no active token: create one with `cse-serving token create`", settings.db_path
+                "auth is on and %s holds no active token: create one with `cse-serving token create`", tokens.where
             )
         live = (
             LiveScorecard(
