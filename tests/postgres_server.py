@@ -21,6 +21,8 @@ from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
+import pytest
+
 USER = "cse"
 DATABASE = "postgres"
 
@@ -119,3 +121,17 @@ def running_postgres(bin_dir: Path) -> Iterator[PostgresServer]:
                 os.kill(pid, signal.SIGKILL)
                 _wait_gone(pid, 5)
         shutil.rmtree(root, ignore_errors=True)
+
+
+@contextmanager
+def postgres_for_tests() -> Iterator[PostgresServer]:
+    """A running server for a test module; without Debian's binaries a skip locally and a failure in CI
+    (where .ci/run installs them, so their absence is a broken setup, not a reason to skip)."""
+    bin_dir = postgres_bin_dir()
+    if bin_dir is None:
+        reason = "PostgreSQL server binaries (initdb, pg_ctl) not found: apt-get install -y postgresql"
+        if os.environ.get("CI"):
+            pytest.fail(f"{reason} (.ci/run installs them)")
+        pytest.skip(reason)
+    with running_postgres(bin_dir) as server:
+        yield server

@@ -12,7 +12,7 @@ from pathlib import Path
 import psycopg2
 import pytest
 from dagster import AssetKey, DagsterInstance, DagsterRunStatus, materialize
-from postgres_server import DATABASE, USER, PostgresServer, postgres_bin_dir, running_postgres
+from postgres_server import DATABASE, USER, PostgresServer, postgres_for_tests
 
 from cse_assets.assets import data
 from cse_assets.definitions import resources_for
@@ -25,13 +25,7 @@ ASSETS = [data.raw_klines, data.klines, data.features]
 
 @pytest.fixture(scope="module")
 def postgres() -> Iterator[PostgresServer]:
-    bin_dir = postgres_bin_dir()
-    if bin_dir is None:
-        reason = "PostgreSQL server binaries (initdb, pg_ctl) not found: apt-get install -y postgresql"
-        if os.environ.get("CI"):
-            pytest.fail(f"{reason} (.ci/run installs them)")
-        pytest.skip(reason)
-    with running_postgres(bin_dir) as server:
+    with postgres_for_tests() as server:
         yield server
 
 

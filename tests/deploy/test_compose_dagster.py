@@ -23,7 +23,7 @@ from pathlib import Path
 import pytest
 import yaml
 from dagster import DagsterInstance
-from postgres_server import DATABASE, USER, PostgresServer, postgres_bin_dir, running_postgres
+from postgres_server import DATABASE, USER, PostgresServer, postgres_for_tests
 
 ROOT = Path(__file__).resolve().parents[2]
 COMPOSE = ROOT / "deploy" / "compose.yaml"
@@ -32,13 +32,7 @@ JOBS_QUERY = "{ repositoriesOrError { ... on RepositoryConnection { nodes { name
 
 @pytest.fixture(scope="module")
 def postgres() -> Iterator[PostgresServer]:
-    bin_dir = postgres_bin_dir()
-    if bin_dir is None:
-        reason = "PostgreSQL server binaries (initdb, pg_ctl) not found: apt-get install -y postgresql"
-        if os.environ.get("CI"):
-            pytest.fail(f"{reason} (.ci/run installs them)")
-        pytest.skip(reason)
-    with running_postgres(bin_dir) as server:
+    with postgres_for_tests() as server:
         yield server
 
 

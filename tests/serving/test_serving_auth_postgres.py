@@ -16,7 +16,7 @@ from pathlib import Path
 
 import psycopg2
 import pytest
-from postgres_server import USER, PostgresServer, postgres_bin_dir, running_postgres
+from postgres_server import USER, PostgresServer, postgres_for_tests
 from psycopg2 import sql
 from serving_helpers import REPO_ROOT, bearer
 
@@ -31,13 +31,7 @@ PASSWORD = "right-horse-battery"
 
 @pytest.fixture(scope="module")
 def postgres() -> Iterator[PostgresServer]:
-    bin_dir = postgres_bin_dir()
-    if bin_dir is None:
-        reason = "PostgreSQL server binaries (initdb, pg_ctl) not found: apt-get install -y postgresql"
-        if os.environ.get("CI"):
-            pytest.fail(f"{reason} (.ci/run installs them)")
-        pytest.skip(reason)
-    with running_postgres(bin_dir) as server:
+    with postgres_for_tests() as server:
         yield server
 
 
