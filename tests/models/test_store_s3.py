@@ -4,29 +4,21 @@ publisher SIGKILLed at random moments never leaves a partial version visible or 
 
 from __future__ import annotations
 
-import os
-import queue
 import random
 import secrets
-import signal
-import subprocess
-import sys
-import threading
-import time
 from collections import Counter
 from datetime import UTC, datetime
 from pathlib import Path
 
 import pytest
 from moto_s3 import running_moto_s3
-from test_store_faults import INTERVAL, SYMBOL, _manifest, _read_lines, _sources, _violations
+from store_fault_harness import INTERVAL, SYMBOL, manifest_for, published_files, run_and_kill, violations
 
 from cse_models.errors import StoreError, UnknownNameError
 from cse_models.store import MANIFEST, ModelStore, new_version
 from cse_models.store_objects import PRUNING, ObjectModelStore
 
 PUBLISHER = Path(__file__).with_name("store_s3_publisher_proc.py")
-REPO = Path(__file__).resolve().parents[2]
 KILLS = 10
 KEEP = 2
 
@@ -50,7 +42,7 @@ def _publish(store: ModelStore, tmp_path: Path, payload: bytes, second: int, kee
     src = tmp_path / f"src-{second}.onnx"
     src.write_bytes(payload)
     version = new_version(datetime(2030, 1, 1, 0, 0, second, tzinfo=UTC))
-    store.publish(_manifest(version), {"model.onnx": src}, keep=keep)
+    store.publish(manifest_for(version), {"model.onnx": src}, keep=keep)
     return version
 
 
@@ -122,59 +114,30 @@ def _leftovers(store: ObjectModelStore) -> list[str]:
     return sorted(p for p in prefixes if f"{p}/{MANIFEST}" not in objects or f"{p}/{PRUNING}" in objects)
 
 
-def _run_and_kill(args: list[str], env: dict[str, str], target: str, skip: int, delay_s: float) -> str:
-    """Start the publisher, wait for the (skip+1)-th `target` marker, sleep `delay_s`, SIGKILL it;
-    → the last marker it printed (the phase it died in)."""
-    proc = subprocess.Popen(
-        [sys.executable, str(PUBLISHER), *args], stdout=subprocess.PIPE, text=True, cwd=REPO, env=env
-    )
-    lines: queue.Queue = queue.Queue()
-    reader = threading.Thread(target=_read_lines, args=(proc.stdout, lines), daemon=True)
-    reader.start()
-    last, seen = "", 0
-    try:
-        deadline = time.monotonic() + 30
-        while seen <= skip:
-            line = lines.get(timeout=max(deadline - time.monotonic(), 0.01))
-            assert line is not None, f"the publisher exited on its own (rc={proc.wait()}) after {last!r}"
-            last = line
-            seen += line == target
-        time.sleep(delay_s)
-    finally:
-        proc.send_signal(signal.SIGKILL)
-        proc.wait()
-        reader.join(timeout=10)
-    while (line := lines.get_nowait()) is not None:
-        last = line
-    return last
-
-
 def test_s3_publisher_killed_at_10_random_points_leaves_no_partial_version_visible(s3_url, tmp_path):
     rng = random.Random(20261214)
-    src = _sources(tmp_path / "src", rng)
+    src = published_files(tmp_path / "src", rng)
     store = ModelStore(s3_url)
     pinned = new_version(datetime(2029, 1, 1, tzinfo=UTC))
-    store.publish(_manifest(pinned), src, keep=KEEP)
+    store.publish(manifest_for(pinned), src, keep=KEEP)
     store.pin(SYMBOL, INTERVAL, pinned)
-    env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(REPO), os.environ.get("PYTHONPATH", "")])}
-
     phases: Counter[str] = Counter()
     for kill in range(KILLS):
         target = "prune" if kill % 2 else "publish"
         args = [s3_url, str(tmp_path / "src"), str(KEEP), str(kill * 100_000)]
-        phases[_run_and_kill(args, env, target, skip=rng.randint(0, 1), delay_s=rng.uniform(0, 0.15))] += 1
-        problems = _violations(store, pinned)
+        phases[run_and_kill(PUBLISHER, args, target, skip=rng.randint(0, 1), delay_s=rng.uniform(0, 0.15))] += 1
+        problems = violations(store, pinned)
         assert problems == [], f"after kill {kill + 1} (phases so far {dict(phases)}): {problems}"
 
     leftovers = _leftovers(store)
     removed = ObjectModelStore(s3_url, stale_after_s=0).clean_stale(SYMBOL, INTERVAL)
     final = new_version(datetime(2031, 1, 1, tzinfo=UTC))
-    store.publish(_manifest(final), src, keep=KEEP)
+    store.publish(manifest_for(final), src, keep=KEEP)
     report = f"kills per phase {dict(phases)}, leftovers before clean {leftovers}"
     print(report)
     assert sorted(removed) == leftovers, report
     assert _leftovers(store) == [], report
     assert phases["prune"] + phases["idle"] > 0 and phases["publish"] > 0, report
     assert store.latest(SYMBOL, INTERVAL) == final
-    assert _violations(store, pinned) == []
+    assert violations(store, pinned) == []
     assert store.versions(SYMBOL, INTERVAL)[-1] == final and pinned in store.versions(SYMBOL, INTERVAL)
