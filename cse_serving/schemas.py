@@ -310,3 +310,11 @@ class ReadinessReport(msgspec.Struct, kw_only=True):
     status: str
     models: int
     series: list[SeriesReadiness] = msgspec.field(default_factory=list)
+
+
+class KlineList(msgspec.Struct, kw_only=True):
+    """The latest closed candles of a series as the server-side source serves them, oldest first."""
+
+    symbol: str
+    interval: str
+    klines: list[Kline]

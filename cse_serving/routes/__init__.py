@@ -1,18 +1,31 @@
 """HTTP controllers, one module per concern (DESIGN.md §5)."""
 
 from cse_serving.routes.health import HealthController
+from cse_serving.routes.klines import KlinesController
 from cse_serving.routes.metrics import MetricsController
 from cse_serving.routes.models import ModelsController
 from cse_serving.routes.monitoring import MonitoringController
+from cse_serving.routes.page import PageController, static_files
 from cse_serving.routes.predict import PredictController
 
-CONTROLLERS = [HealthController, PredictController, ModelsController, MetricsController, MonitoringController]
+CONTROLLERS = [
+    HealthController,
+    PredictController,
+    ModelsController,
+    MetricsController,
+    MonitoringController,
+    KlinesController,
+    PageController,
+    static_files,
+]
 
 __all__ = [
     "CONTROLLERS",
     "HealthController",
+    "KlinesController",
     "MetricsController",
     "ModelsController",
     "MonitoringController",
+    "PageController",
     "PredictController",
 ]
