@@ -151,3 +151,19 @@ def test_the_page_shows_prices_forecast_leaderboard_and_scorecard(server, browse
     page.reload()
     expect(page.locator("#chart canvas")).to_have_count(1)
     assert errors == []
+
+
+def test_an_empty_store_says_no_model_is_loaded(tmp_path, browser_context):
+    expect = pytest.importorskip("playwright.sync_api").expect
+    helpers = _serving_helpers()
+    tokens = TokenStore(tmp_path / "home" / "serving.db")
+    token = tokens.create("alice")
+    tokens.close()
+    env = {"CSE_HOME": str(tmp_path / "home"), "CSE_STORE": str(tmp_path / "store"), "CSE_SERVING_WATCH_SECONDS": "0"}
+    with helpers.real_server(env, "--log-level", "warning") as url:
+        page = browser_context.pages[0] if browser_context.pages else browser_context.new_page()
+        page.goto(url + "/")
+        page.get_by_label("API token").fill(token)
+        page.get_by_role("button", name="Use token").click()
+        expect(page.locator("#error")).to_contain_text("No model is loaded")
+        expect(page.get_by_label("Symbol and interval")).to_be_disabled()
