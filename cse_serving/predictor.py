@@ -127,7 +127,7 @@ class Predictor:
         if self.scorecard is not None:
             try:
                 self._score(resolved, answers)
-            except sqlite3.Error:
+            except (sqlite3.Error, CseError):  # the scorecard must never cost a client its answer
                 log.exception("the live scorecard could not record; the answers were served")
 
     def _score(self, resolved: list[_Resolved], answers: list[PredictResponse]) -> None:
