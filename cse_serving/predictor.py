@@ -92,7 +92,10 @@ class Predictor:
                 klines = await self._fetch(model)
             window = model.window(klines)
         except CseError as exc:
-            raise _labelled(exc, index, count) from exc
+            labelled = _labelled(exc, index, count)
+            if labelled is exc:
+                raise
+            raise labelled from exc
         return _Resolved(model, klines, window, request.members)  # type: ignore[arg-type]
 
     async def _fetch(self, model: LoadedModel) -> Sequence[Kline]:
