@@ -18,42 +18,29 @@ import time
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
-from cse_models.store import Manifest, ModelStore, TensorSpec, new_version
+from store_fault_harness import manifest_for
 
-SYMBOL, INTERVAL = "BTCUSDT", "1h"
+from cse_models.store import ModelStore, new_version
 
 
-class MarkedStore(ModelStore):
-    """A ModelStore that announces its phases on stdout."""
+class PhaseMarkers:
+    """Mixed into a store: announces its phases on stdout, so the test knows where a kill lands."""
 
     def clean_stale(self, symbol: str, interval: str) -> list[str]:
         print("clean", flush=True)
-        removed = super().clean_stale(symbol, interval)
+        removed = super().clean_stale(symbol, interval)  # type: ignore[misc]
         print("publish", flush=True)
         return removed
 
     def prune(self, symbol: str, interval: str, *, keep: int, pinned: tuple[str, ...] = ()) -> list[str]:
         print("prune", flush=True)
-        removed = super().prune(symbol, interval, keep=keep, pinned=pinned)
+        removed = super().prune(symbol, interval, keep=keep, pinned=pinned)  # type: ignore[misc]
         print("idle", flush=True)
         return removed
 
 
-def manifest(version: str) -> Manifest:
-    return Manifest(
-        symbol=SYMBOL,
-        interval=INTERVAL,
-        version=version,
-        created_at=datetime.now(UTC).isoformat(),
-        task="regression",
-        feature_set="mur9",
-        feature_names=["close"],
-        seq_len=24,
-        horizon=1,
-        warmup=0,
-        inputs=[TensorSpec("features", "float32", ["batch", 24, 1])],
-        outputs=[TensorSpec("close", "float32", ["batch", 1])],
-    )
+class MarkedStore(PhaseMarkers, ModelStore):
+    """A local ModelStore that announces its phases."""
 
 
 def slow_unlinks(delay_s: float) -> None:
@@ -75,7 +62,7 @@ def main(root: str, source: str, keep: str, first_second: str, slow_unlink_s: st
     print("ready", flush=True)
     for i in range(1_000_000):
         print("publish", flush=True)
-        store.publish(manifest(new_version(start + timedelta(seconds=i))), files, keep=int(keep))
+        store.publish(manifest_for(new_version(start + timedelta(seconds=i))), files, keep=int(keep))
 
 
 if __name__ == "__main__":

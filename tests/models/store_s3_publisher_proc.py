@@ -14,26 +14,15 @@ import sys
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
-from store_publisher_proc import manifest
+from store_fault_harness import manifest_for
+from store_publisher_proc import PhaseMarkers
 
 from cse_models.store import new_version
 from cse_models.store_objects import ObjectModelStore
 
 
-class MarkedObjectStore(ObjectModelStore):
-    """An ObjectModelStore that announces its phases on stdout."""
-
-    def clean_stale(self, symbol: str, interval: str) -> list[str]:
-        print("clean", flush=True)
-        removed = super().clean_stale(symbol, interval)
-        print("publish", flush=True)
-        return removed
-
-    def prune(self, symbol: str, interval: str, *, keep: int, pinned: tuple[str, ...] = ()) -> list[str]:
-        print("prune", flush=True)
-        removed = super().prune(symbol, interval, keep=keep, pinned=pinned)
-        print("idle", flush=True)
-        return removed
+class MarkedObjectStore(PhaseMarkers, ObjectModelStore):
+    """An ObjectModelStore that announces its phases."""
 
 
 def main(url: str, source: str, keep: str, first_second: str) -> None:
@@ -43,7 +32,7 @@ def main(url: str, source: str, keep: str, first_second: str) -> None:
     print("ready", flush=True)
     for i in range(1_000_000):
         print("publish", flush=True)
-        store.publish(manifest(new_version(start + timedelta(seconds=i))), files, keep=int(keep))
+        store.publish(manifest_for(new_version(start + timedelta(seconds=i))), files, keep=int(keep))
 
 
 if __name__ == "__main__":

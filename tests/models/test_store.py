@@ -9,27 +9,15 @@ from datetime import UTC, datetime
 from pathlib import Path
 
 import pytest
+from store_fault_harness import manifest_for
 
 from cse_models import store as store_module
 from cse_models.errors import StoreError, UnknownNameError
-from cse_models.store import LATEST, MANIFEST, PINNED, Manifest, ModelStore, TensorSpec, is_version, new_version
+from cse_models.store import LATEST, MANIFEST, PINNED, Manifest, ModelStore, is_version, new_version
 
 
 def _manifest(version: str | None = None) -> Manifest:
-    return Manifest(
-        symbol="BTCUSDT",
-        interval="1h",
-        version=version or new_version(),
-        created_at="2026-01-01T00:00:00+00:00",
-        task="regression",
-        feature_set="mur9",
-        feature_names=["close"],
-        seq_len=24,
-        horizon=1,
-        warmup=0,
-        inputs=[TensorSpec("features", "float32", ["batch", 24, 1])],
-        outputs=[TensorSpec("close", "float32", ["batch", 1])],
-    )
+    return manifest_for(version or new_version())
 
 
 def _publish(store: ModelStore, tmp_path: Path, payload: bytes = b"onnx-bytes", second: int = 0, **kw) -> Manifest:
