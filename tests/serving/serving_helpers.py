@@ -339,6 +339,22 @@ def tokens(settings: Settings) -> dict[str, str]:
         store.close()
 
 
+def assert_error(response, status: int, *fragments: str) -> dict:
+    """The JSON error body `{status_code, detail}` with `status`, whose detail holds every fragment."""
+    assert response.status_code == status, response.text
+    body = response.json()
+    assert set(body) == {"status_code", "detail"}
+    assert body["status_code"] == status
+    for fragment in fragments:
+        assert fragment in body["detail"], body["detail"]
+    return body
+
+
+def post_raw(client, path: str, body: bytes):
+    """POST bytes as they are (not re-encoded by the client) with a JSON content type."""
+    return client.post(path, content=body, headers={"Content-Type": "application/json"})
+
+
 def bearer(token: str) -> dict[str, str]:
     return {"Authorization": f"Bearer {token}"}
 

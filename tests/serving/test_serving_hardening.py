@@ -12,7 +12,16 @@ from collections.abc import Iterator
 
 import httpx
 import pytest
-from serving_helpers import bearer, make_klines, manifest_for, real_server, regression_onnx, version_at
+from serving_helpers import (
+    assert_error,
+    bearer,
+    make_klines,
+    manifest_for,
+    post_raw,
+    real_server,
+    regression_onnx,
+    version_at,
+)
 
 from cse_models.store import ModelStore
 from cse_serving.auth import TokenStore
@@ -28,45 +37,31 @@ def client(publish, client_factory, tokens):
     return client
 
 
-def _post_raw(client, path: str, body: bytes):
-    return client.post(path, content=body, headers={"Content-Type": "application/json"})
-
-
-def _assert_error(response, status: int, *fragments: str) -> dict:
-    assert response.status_code == status, response.text
-    body = response.json()
-    assert set(body) == {"status_code", "detail"}
-    assert body["status_code"] == status
-    for fragment in fragments:
-        assert fragment in body["detail"], body["detail"]
-    return body
-
-
 # ----------------------------------------------------------------- F1: undecodable bodies
 
 
 @pytest.mark.parametrize("path", BODY_ROUTES)
 def test_invalid_utf8_in_a_json_string_is_400(client, path):
-    _assert_error(_post_raw(client, path, b'{"symbol": "BTC\xff\xfeUSDT", "version": "x\xc3"}'), 400, "UTF-8")
+    assert_error(post_raw(client, path, b'{"symbol": "BTC\xff\xfeUSDT", "version": "x\xc3"}'), 400, "UTF-8")
 
 
 @pytest.mark.parametrize("path", BODY_ROUTES)
 def test_invalid_utf8_outside_a_string_is_400(client, path):
-    _assert_error(_post_raw(client, path, b'{"symbol": "BTCUSDT"\xff}'), 400)
+    assert_error(post_raw(client, path, b'{"symbol": "BTCUSDT"\xff}'), 400)
 
 
 @pytest.mark.parametrize("path", BODY_ROUTES)
 @pytest.mark.parametrize("depth", [1000, 100_000])
 def test_deeply_nested_json_is_400(client, path, depth):
     nested = b"[" * depth + b"]" * depth
-    _assert_error(_post_raw(client, path, b'{"data": ' + nested + b', "klines": ' + nested + b"}"), 400, "deep")
+    assert_error(post_raw(client, path, b'{"data": ' + nested + b', "klines": ' + nested + b"}"), 400, "deep")
 
 
 @pytest.mark.parametrize("path", BODY_ROUTES)
 def test_deeply_nested_object_in_an_ignored_field_is_400(client, path):
     depth = 5000
     nested = b'{"a":' * depth + b"1" + b"}" * depth
-    _assert_error(_post_raw(client, path, b'{"pad": ' + nested + b', "version": "latest"}'), 400, "deep")
+    assert_error(post_raw(client, path, b'{"pad": ' + nested + b', "version": "latest"}'), 400, "deep")
 
 
 # ----------------------------------------------------------------- F8: no silent coercion
@@ -77,45 +72,45 @@ def test_quoted_number_in_a_kline_is_422_naming_the_field(client, field):
     klines = make_klines()
     klines[2][field] = str(klines[2][field])
     response = client.post("/predict", json={"symbol": "BTCUSDT", "klines": klines})
-    _assert_error(response, 422, f"klines[2].{field}", "number")
+    assert_error(response, 422, f"klines[2].{field}", "number")
 
 
 def test_quoted_30000_is_not_read_as_a_price(client):
     klines = make_klines()
     klines[5]["close"] = "30000"
-    _assert_error(client.post("/predict", json={"symbol": "BTCUSDT", "klines": klines}), 422, "klines[5].close")
+    assert_error(client.post("/predict", json={"symbol": "BTCUSDT", "klines": klines}), 422, "klines[5].close")
 
 
 def test_quoted_open_time_is_422(client):
     klines = make_klines()
     klines[1]["open_time"] = str(klines[1]["open_time"])
-    _assert_error(client.post("/predict", json={"symbol": "BTCUSDT", "klines": klines}), 422, "klines[1].open_time")
+    assert_error(client.post("/predict", json={"symbol": "BTCUSDT", "klines": klines}), 422, "klines[1].open_time")
 
 
 def test_quoted_boolean_is_422(client):
     response = client.post("/predict", json={"symbol": "BTCUSDT", "klines": make_klines(), "members": "true"})
-    _assert_error(response, 422, "members", "true or false")
+    assert_error(response, 422, "members", "true or false")
 
 
 def test_quoted_number_in_the_seed_endpoint_is_422(client):
     klines = make_klines(alias=True)
     klines[0]["volume"] = "12.5"
     response = client.post("/predictions/deep_learning", json={"data": klines, "symbol": "BTCUSDT"})
-    _assert_error(response, 422, "data[0].volume")
+    assert_error(response, 422, "data[0].volume")
 
 
 def test_quoted_number_in_a_batch_is_422(client):
     klines = make_klines()
     klines[3]["low"] = "99"
     body = {"requests": [{"symbol": "BTCUSDT", "klines": make_klines()}, {"symbol": "BTCUSDT", "klines": klines}]}
-    _assert_error(client.post("/predict", json=body), 422, "requests[1].klines[3].low")
+    assert_error(client.post("/predict", json=body), 422, "requests[1].klines[3].low")
 
 
 def test_a_non_numeric_string_stays_a_400_type_error(client):
     klines = make_klines()
     klines[1]["open"] = "abc"
     response = client.post("/predict", json={"symbol": "BTCUSDT", "klines": klines})
-    _assert_error(response, 400, "Expected `float`, got `str`", "klines[1].open")
+    assert_error(response, 400, "Expected `float`, got `str`", "klines[1].open")
 
 
 def test_seed_aliases_and_extra_fields_still_decode(client):
@@ -205,7 +200,7 @@ def test_access_log_is_off_by_default(client, records):
 
 
 def test_no_body_error_detail_echoes_bytes_beyond_a_short_reason(client):
-    body = _assert_error(_post_raw(client, "/predict", b'{"symbol": "' + b"\xff" * 5000 + b'"}'), 400)
+    body = assert_error(post_raw(client, "/predict", b'{"symbol": "' + b"\xff" * 5000 + b'"}'), 400)
     assert len(json.dumps(body)) < 300
 
 

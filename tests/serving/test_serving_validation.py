@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 
 import pytest
-from serving_helpers import SEQ_LEN, bearer, make_klines
+from serving_helpers import SEQ_LEN, assert_error, bearer, make_klines, post_raw
 
 
 @pytest.fixture
@@ -20,19 +20,6 @@ def _with(index: int, **changes) -> list[dict]:
     klines = make_klines()
     klines[index] = {**klines[index], **changes}
     return klines
-
-
-def _assert_error(response, status: int, *fragments: str) -> None:
-    assert response.status_code == status, response.text
-    body = response.json()
-    assert set(body) == {"status_code", "detail"}
-    assert body["status_code"] == status
-    for fragment in fragments:
-        assert fragment in body["detail"], body["detail"]
-
-
-def _raw(client, text: str):
-    return client.post("/predict", content=text.encode(), headers={"Content-Type": "application/json"})
 
 
 @pytest.mark.parametrize(
@@ -82,89 +69,89 @@ def _raw(client, text: str):
 )
 def test_bad_klines_are_rejected_with_a_reason(client, klines, status, fragments):
     response = client.post("/predict", json={"symbol": "BTCUSDT", "klines": klines})
-    _assert_error(response, status, *fragments)
+    assert_error(response, status, *fragments)
 
 
 def test_nan_token_in_json_is_malformed(client):
     text = json.dumps({"symbol": "BTCUSDT", "klines": make_klines()})
     first_open = repr(make_klines()[0]["open"])
     assert first_open in text
-    _assert_error(_raw(client, text.replace(first_open, "NaN", 1)), 400)
+    assert_error(post_raw(client, "/predict", text.replace(first_open, "NaN", 1).encode()), 400)
 
 
 def test_huge_number_overflowing_to_inf_is_rejected(client):
     text = json.dumps({"symbol": "BTCUSDT", "klines": make_klines()})
     first_open = repr(make_klines()[0]["open"])
-    response = _raw(client, text.replace(first_open, "1e999", 1))
+    response = post_raw(client, "/predict", text.replace(first_open, "1e999", 1).encode())
     assert 400 <= response.status_code < 500
     assert set(response.json()) == {"status_code", "detail"}
 
 
 def test_malformed_json_is_400(client):
-    _assert_error(_raw(client, '{"symbol": "BTCUSDT", "klines": ['), 400)
+    assert_error(post_raw(client, "/predict", b'{"symbol": "BTCUSDT", "klines": ['), 400)
 
 
 def test_empty_body_is_400(client):
-    _assert_error(_raw(client, ""), 400, "body is required")
+    assert_error(post_raw(client, "/predict", b""), 400, "body is required")
 
 
 def test_array_body_is_400(client):
-    _assert_error(client.post("/predict", json=[1, 2]), 400, "object")
+    assert_error(client.post("/predict", json=[1, 2]), 400, "object")
 
 
 def test_symbol_of_wrong_type_is_400(client):
-    _assert_error(client.post("/predict", json={"symbol": 5, "klines": make_klines()}), 400, "symbol")
+    assert_error(client.post("/predict", json={"symbol": 5, "klines": make_klines()}), 400, "symbol")
 
 
 def test_missing_symbol_is_422(client):
-    _assert_error(client.post("/predict", json={"klines": make_klines()}), 422, "symbol")
+    assert_error(client.post("/predict", json={"klines": make_klines()}), 422, "symbol")
 
 
 def test_missing_klines_says_fetching_is_not_configured(client):
-    _assert_error(client.post("/predict", json={"symbol": "BTCUSDT"}), 422, "not configured", "24")
+    assert_error(client.post("/predict", json={"symbol": "BTCUSDT"}), 422, "not configured", "24")
 
 
 def test_unknown_symbol_is_404_listing_loaded_models(client):
-    _assert_error(
+    assert_error(
         client.post("/predict", json={"symbol": "DOGEUSDT", "klines": make_klines()}), 404, "DOGEUSDT", "BTCUSDT 1h"
     )
 
 
 def test_unknown_interval_is_404(client):
     response = client.post("/predict", json={"symbol": "BTCUSDT", "interval": "7m", "klines": make_klines()})
-    _assert_error(response, 404, "7m", "BTCUSDT 1h")
+    assert_error(response, 404, "7m", "BTCUSDT 1h")
 
 
 def test_ten_megabyte_body_is_413(client):
     body = b'{"symbol": "BTCUSDT", "pad": "' + b"x" * 10_000_000 + b'"}'
-    _assert_error(client.post("/predict", content=body, headers={"Content-Type": "application/json"}), 413)
+    assert_error(client.post("/predict", content=body, headers={"Content-Type": "application/json"}), 413)
 
 
 def test_empty_batch_is_422(client):
-    _assert_error(client.post("/predict", json={"requests": []}), 422, "requests")
+    assert_error(client.post("/predict", json={"requests": []}), 422, "requests")
 
 
 def test_bad_pin_body_is_400(publish, client_factory, tokens):
     client = client_factory()
     response = client.post("/models/BTCUSDT/1h/pin", json={"ver": 1}, headers=bearer(tokens["admin"]))
-    _assert_error(response, 400, "version")
+    assert_error(response, 400, "version")
 
 
 @pytest.mark.parametrize("open_time", [-1, 2**63 - 1, 2**64])
 def test_open_time_out_of_range_is_400(client, open_time):
     response = client.post("/predict", json={"symbol": "BTCUSDT", "klines": _with(23, open_time=open_time)})
-    _assert_error(response, 400, "klines[23].open_time")
+    assert_error(response, 400, "klines[23].open_time")
 
 
 def test_prices_beyond_float32_are_422_not_500(client):
     klines = [{**row, "open": 1e300, "high": 1e300} for row in make_klines()]
-    _assert_error(client.post("/predict", json={"symbol": "BTCUSDT", "klines": klines}), 422, "float32")
+    assert_error(client.post("/predict", json={"symbol": "BTCUSDT", "klines": klines}), 422, "float32")
 
 
 def test_symbol_longer_than_any_market_is_400(client):
-    _assert_error(client.post("/predict", json={"symbol": "B" * 1000, "klines": make_klines()}), 400, "symbol")
+    assert_error(client.post("/predict", json={"symbol": "B" * 1000, "klines": make_klines()}), 400, "symbol")
 
 
 def test_pin_with_a_path_like_symbol_is_400(client, tokens):
     response = client.post("/models/%2e%2e/1h/pin", json={"version": "latest"}, headers=bearer(tokens["admin"]))
-    _assert_error(response, 400, "symbol")
+    assert_error(response, 400, "symbol")
