@@ -87,18 +87,13 @@ class ServingMetrics:
         self._last_load = Gauge(
             "cse_model_last_load_timestamp_seconds", "Unix time of the last load per outcome.", OUTCOME, registry=r
         )
-        self._served: dict[SeriesKey, int] = {}
         self._confidence_sum: dict[SeriesKey, float] = {}
         self._latest: dict[SeriesKey, PredictResponse] = {}
-        self._latency_sum: dict[str, float] = {}
-        self._latency_count: dict[str, int] = {}
 
     # ----------------------------------------------------------------- recording
     def observe_request(self, method: str, path: str, status: str, seconds: float) -> None:
         self._requests.labels(method, path, status).inc()
         self._latency.labels(path).observe(seconds)
-        self._latency_sum[path] = self._latency_sum.get(path, 0.0) + seconds
-        self._latency_count[path] = self._latency_count.get(path, 0) + 1
 
     def observe_answers(self, model: LoadedModel, answers: Sequence[PredictResponse], seconds: float) -> None:
         """Count answers of one model version, keep the last one, sum direction confidences."""
@@ -106,7 +101,6 @@ class ServingMetrics:
         labels = (*key, model.version)
         self._predictions.labels(*labels).inc(len(answers))
         self._prediction_latency.labels(*labels).observe(seconds)
-        self._served[key] = self._served.get(key, 0) + len(answers)
         self._latest[key] = answers[-1]
         confidences = [a.prediction.confidence for a in answers if a.prediction.confidence is not None]
         if confidences:
@@ -124,23 +118,35 @@ class ServingMetrics:
 
     # ----------------------------------------------------------------- reading
     def served(self, key: SeriesKey) -> int:
-        return self._served.get(key, 0)
+        """Predictions answered for a series since start, every version together (read off the counter)."""
+        return int(_total(self._predictions, "_total", {"symbol": key[0], "interval": key[1]}))
 
     def mean_confidence(self, key: SeriesKey) -> float | None:
         """Mean max-probability of the direction answers of a series since start (None without any)."""
-        total, served = self._confidence_sum.get(key), self._served.get(key, 0)
+        total, served = self._confidence_sum.get(key), self.served(key)
         return total / served if total is not None and served else None
 
     def latest(self) -> list[PredictResponse]:
         return [self._latest[key] for key in sorted(self._latest)]
 
     def mean_latency_ms(self, path: str) -> float | None:
-        """Mean handling time of a route template since start, in ms (None before its first request)."""
-        count = self._latency_count.get(path, 0)
-        return self._latency_sum[path] / count * 1e3 if count else None
+        """Mean handling time of a route template since start, in ms (None before its first request),
+        read off the latency histogram."""
+        count = _total(self._latency, "_count", {"path": path})
+        return _total(self._latency, "_sum", {"path": path}) / count * 1e3 if count else None
 
     def render(self) -> bytes:
         return generate_latest(self.registry)
+
+
+def _total(metric: Counter | Histogram, suffix: str, labels: dict[str, str]) -> float:
+    """The sum of a metric's `suffix` samples (`_total`, `_sum`, `_count`) whose labels include `labels`."""
+    return sum(
+        sample.value
+        for family in metric.collect()
+        for sample in family.samples
+        if sample.name.endswith(suffix) and labels.items() <= sample.labels.items()
+    )
 
 
 class LiveScores(Protocol):
