@@ -122,6 +122,11 @@ class Manifest:
     metrics: dict[str, Any] = field(default_factory=dict)
     training: dict[str, Any] = field(default_factory=dict)
     packages: dict[str, str] = field(default_factory=dict)
+    # The published model is an ensemble: method, members' weights, each member's graph outputs inside
+    # model.onnx and why the ensemble (not its best member) was chosen. Empty for a single model.
+    ensemble: dict[str, Any] = field(default_factory=dict)
+    # Other encodings of model.onnx serving may run instead, by name ("int8"): file, parity delta, skill.
+    variants: dict[str, dict[str, Any]] = field(default_factory=dict)
     files: dict[str, str] = field(default_factory=dict)  # relative path → sha256
     schema_version: int = SCHEMA_VERSION
 
