@@ -15,7 +15,7 @@ from cse_models.heads.layout import SIGMA_FEATURE
 from cse_serving.engine import LoadedModel, Window
 from cse_serving.registry import ModelRegistry
 from cse_serving.schemas import Kline, LiveModelScore, PredictResponse
-from cse_serving.scorecard import HoldBand, LiveScore, Scorecard, degraded
+from cse_serving.scorecard import HoldBand, LiveScore, Scorecard, ScoredPoint, degraded
 
 GAUGES = {
     "skill": ("cse_live_skill", "Live price skill vs persistence, 1 − MAE / MAE(persistence)."),
@@ -71,6 +71,11 @@ class LiveScorecard:
             window: _model_score(score, reference, degraded(score, reference, margin=self.margin))
             for window, score in self.scorecard.summary(*model.key, version=model.version).items()
         }
+
+    def recent_points(self, symbol: str, interval: str, *, limit: int) -> list[ScoredPoint]:
+        """The series' latest scored predictions of every version, oldest first (the page's chart of
+        predicted vs realized closes)."""
+        return self.scorecard.recent_points(symbol, interval, limit=limit)
 
     def gauges(self, registry: ModelRegistry) -> Iterator[tuple[str, str, dict[str, str], float]]:
         """(name, help, labels, value) per serving version and window, for `monitoring.StateCollector`."""

@@ -91,6 +91,11 @@ _SCORED = """
     WHERE symbol = ? AND interval = ? AND (? IS NULL OR version = ?) AND target_ms >= ?
       AND realized_close IS NOT NULL
 """
+_RECENT_SCORED = """
+    SELECT version, target_ms, last_close, close, lower, upper, realized_close FROM predictions
+    WHERE symbol = ? AND interval = ? AND (? IS NULL OR version = ?) AND realized_close IS NOT NULL
+    ORDER BY target_ms DESC, id DESC LIMIT ?
+"""
 
 
 @dataclass(frozen=True)
@@ -122,6 +127,19 @@ class HoldBand:
     def label(self, log_return: float) -> int:
         """Sell 0 / Hold 1 / Buy 2, the index into CLASS_NAMES."""
         return 2 if log_return > self.buy_above else 0 if log_return < self.sell_below else 1
+
+
+class ScoredPoint(msgspec.Struct, frozen=True, kw_only=True):
+    """One served prediction beside the close that came true: `close`, `lower` and `upper` are null where
+    the version withheld that head; `last_close` is what persistence predicted."""
+
+    version: str
+    target_ms: int
+    last_close: float
+    close: float | None
+    lower: float | None
+    upper: float | None
+    realized_close: float
 
 
 class LiveScore(msgspec.Struct, frozen=True, kw_only=True):
@@ -277,6 +295,27 @@ class Scorecard:
             rows = self._conn.execute(_SCORED, (symbol, interval, version, version, since)).fetchall()
         table = np.array(rows, dtype=np.float64).reshape(len(rows), 11)
         return {name: live_score(table[table[:, 0] >= now_ms - seconds * 1000]) for name, seconds in windows.items()}
+
+    def recent_points(self, symbol: str, interval: str, *, limit: int, version: str | None = None) -> list[ScoredPoint]:
+        """The latest `limit` scored predictions of a series, oldest first; `version` None pools every
+        version (two versions that predicted the same candle both appear). Only scored rows: a prediction
+        whose candle has not closed yet stays out, so this never shows a forecast still to come."""
+        if limit < 1:
+            raise ConfigError(f"limit must be ≥ 1, got {limit}")
+        with self._lock:
+            rows = self._conn.execute(_RECENT_SCORED, (symbol, interval, version, version, limit)).fetchall()
+        return [
+            ScoredPoint(
+                version=version,
+                target_ms=target,
+                last_close=last,
+                close=close,
+                lower=lower,
+                upper=upper,
+                realized_close=realized,
+            )
+            for version, target, last, close, lower, upper, realized in reversed(rows)
+        ]
 
     def _now_ms(self) -> int:
         return int(self._clock() * 1000)

@@ -28,6 +28,15 @@ Environment variables (all optional):
   CSE_SERVING_AUTH_LOCKOUT  bad tokens from one client that lock it out, e.g. 20/minute (default); off
   CSE_SERVING_AUTH_LOCKOUT_SECONDS  how long a lockout lasts (default 300)
   CSE_SERVING_ACCESS_LOG  "1"/"true"/"on": one log line per request (default off)
+  CSE_SERVING_PUBLIC_PAGE  "1"/"true"/"on": the web page's read-only views answer without a token (default
+                        off): GET /leaderboard, /klines/{symbol}/{interval} and /scorecard/{symbol}/{interval}
+                        — the published versions' walk-forward leaderboards, recent candles and predictions
+                        already scored against their closed candle, i.e. history. Everything else keeps its
+                        token: /predict (a forecast still to come is what a token buys, and each costs
+                        inference), /predictions/latest (fresh forecasts), /models (operator detail: load
+                        errors, pins), /metrics/deep_learning and the admin routes. A token, when sent, is
+                        still checked (a wrong one is a 401, never silently ignored); the rate limit keys
+                        anonymous callers by address.
 """
 
 from __future__ import annotations
@@ -111,6 +120,7 @@ class Settings:
     auth_lockout: str = "20/minute"
     auth_lockout_s: float = 300.0
     access_log: bool = False
+    public_page: bool = False
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "store_root", _store_root(self.store_root))
@@ -187,6 +197,7 @@ class Settings:
             "auth_lockout": env.get("CSE_SERVING_AUTH_LOCKOUT") or "20/minute",
             "auth_lockout_s": decimal("CSE_SERVING_AUTH_LOCKOUT_SECONDS", 300.0),
             "access_log": (env.get("CSE_SERVING_ACCESS_LOG") or "0").strip().lower() not in _FALSE,
+            "public_page": (env.get("CSE_SERVING_PUBLIC_PAGE") or "0").strip().lower() not in _FALSE,
         }
         values.update({k: v for k, v in overrides.items() if v is not None})
         return cls(**values)  # type: ignore[arg-type]

@@ -2,11 +2,13 @@
 
 from cse_serving.routes.health import HealthController
 from cse_serving.routes.klines import KlinesController
+from cse_serving.routes.leaderboard import LeaderboardController
 from cse_serving.routes.metrics import MetricsController
 from cse_serving.routes.models import ModelsController
 from cse_serving.routes.monitoring import MonitoringController
 from cse_serving.routes.page import PageController, static_files
 from cse_serving.routes.predict import PredictController
+from cse_serving.routes.scorecard import ScorecardController
 
 CONTROLLERS = [
     HealthController,
@@ -15,6 +17,8 @@ CONTROLLERS = [
     MetricsController,
     MonitoringController,
     KlinesController,
+    LeaderboardController,
+    ScorecardController,
     PageController,
     static_files,
 ]
@@ -23,9 +27,11 @@ __all__ = [
     "CONTROLLERS",
     "HealthController",
     "KlinesController",
+    "LeaderboardController",
     "MetricsController",
     "ModelsController",
     "MonitoringController",
     "PageController",
     "PredictController",
+    "ScorecardController",
 ]

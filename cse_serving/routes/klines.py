@@ -1,5 +1,5 @@
 """The recent candles the server-side source serves (what /predict without klines predicts from), read-only:
-the web page charts them under the forecast card."""
+the web page charts them as candles under the forecast card. One of the page's views (`require_reader`)."""
 
 from __future__ import annotations
 
@@ -9,10 +9,9 @@ from litestar import Controller, get
 from litestar.params import Parameter
 
 from cse_models.errors import DataError
-from cse_serving.auth import require_token
-from cse_serving.openapi import error_responses
 from cse_serving.predictor import Predictor
 from cse_serving.registry import ModelRegistry
+from cse_serving.routes.page import PUBLIC_NOTE, READER_SECURITY, reader_responses, require_reader
 from cse_serving.schemas import KlineList
 
 MAX_KLINES = 1000
@@ -20,7 +19,8 @@ MAX_KLINES = 1000
 
 class KlinesController(Controller):
     tags = ("predictions",)
-    guards = (require_token,)
+    guards = (require_reader,)
+    security = READER_SECURITY
 
     @get(
         "/klines/{symbol:str}/{interval:str}",
@@ -29,9 +29,9 @@ class KlinesController(Controller):
         description=(
             "The latest `limit` closed klines of a loaded series, oldest first, from the source /predict fetches "
             "from when a body has no klines (cached until the next candle closes). 422 when no source is "
-            "configured (`CSE_SERVING_SOURCE`)."
+            "configured (`CSE_SERVING_SOURCE`)." + PUBLIC_NOTE
         ),
-        responses=error_responses(422),
+        responses=reader_responses(422),
     )
     async def recent(
         self,
