@@ -1,0 +1,79 @@
+"""What the web-page tests share: the serving tests' model builders and fixtures (tests/serving/serving_helpers.py,
+loaded by path under their own module name so that both folders can run in one session) and a manifest as
+publication writes it, with stored leaderboards."""
+
+from __future__ import annotations
+
+import importlib.util
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[2]
+
+
+def _load_serving_helpers():
+    spec = importlib.util.spec_from_file_location("web_serving_helpers", ROOT / "tests/serving/serving_helpers.py")
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+serving_helpers = _load_serving_helpers()
+
+
+def board_row(name: str, kind: str, metric: str, value: float, reference_value: float, p: float | None) -> dict:
+    """One row of a stored leaderboard as `Leaderboard.as_dict()` writes it (the fields the page reads)."""
+    return {
+        "name": name,
+        "kind": kind,
+        "metrics": {metric: value},
+        "skill": 1.0 - value / reference_value,
+        "dm": {"p_value_model_better": 1.0 if p is None else p},
+    }
+
+
+STORED_BOARDS = {
+    "price": {
+        "reference": "persistence",
+        "info": {"first_target": "2024-01-08 00:00", "last_target": "2024-12-30 23:00"},
+        "rows": [
+            board_row("cnn", "model", "mae", 95.0, 100.0, 0.01),
+            board_row("lstm", "model", "mae", 97.0, 100.0, 0.04),
+            board_row("persistence", "baseline", "mae", 100.0, 100.0, None),
+            board_row("drift", "baseline", "mae", 100.4, 100.0, 0.7),
+            board_row("moving_average", "baseline", "mae", 131.0, 100.0, 1.0),
+        ],
+    },
+    "direction": {
+        "reference": "class_frequencies",
+        "rows": [
+            board_row("class_frequencies", "baseline", "brier", 0.66, 0.66, None),
+            board_row("cnn", "model", "brier", 0.65, 0.66, 0.2),
+            board_row("majority", "baseline", "brier", 0.9, 0.66, 1.0),
+        ],
+    },
+}
+
+
+def published_manifest(symbol: str, version: str, *, heads: dict[str, bool], boards: bool = True):
+    """A forecast manifest as publication writes it: the selected model ("cnn") with its walk-forward metrics,
+    members with weights, an ensemble record and — with `boards` — every head's stored leaderboard for the
+    price and direction heads (baselines included); the interval and volatility heads keep only their verdict."""
+    import dataclasses
+
+    from cse_models.store import Member
+
+    manifest = serving_helpers.forecast_manifest(symbol, version, heads=heads)
+    metrics = {
+        **manifest.metrics,
+        "selected": "cnn",
+        "walk_forward": {"price": {"mae": 95.0}, "interval": {"winkler": 300.0, "coverage": 0.81}},
+        "walk_forward_skill": {"price": 0.05},
+        "data_range": {"start": "2024-01-01T00:00:00Z", "end": "2024-12-31T23:00:00Z"},
+        **({"leaderboards": STORED_BOARDS} if boards else {}),
+    }
+    return dataclasses.replace(
+        manifest,
+        metrics=metrics,
+        members=[Member("cnn", "cnn", 0.7), Member("lstm", "lstm", 0.3)],
+        ensemble={"method": "weighted", "weights": {"cnn": 0.7, "lstm": 0.3}},
+    )
