@@ -1,39 +1,38 @@
 """After fitting: calibrate the forecast heads on the validation slice, and forecast a segment through the
 exact function that is exported (`heads.graph.serving_function`).
 
-Both the graph's training run (`run.train_model`) and each walk-forward fold (`evaluation.trained`) call
-these, so the λ and conformal quantile that a fold is scored with are found the same way as the ones
-that are published.
+Every member kind calls these — the graph's training run (`run.train_model`), each walk-forward fold
+(`evaluation.trained`) and the classical members (`cse_models.classical`) — so the λ, direction weight
+and conformal quantile that a fold is scored with are found the same way as the ones that are published,
+whatever produced the raw outputs. `calibrate_outputs` works on raw outputs `[n, 5]` and needs no JAX;
+JAX is imported only by the functions that run a Flax module.
 """
 
 from __future__ import annotations
 
 from dataclasses import replace
+from typing import TYPE_CHECKING
 
-import jax
-import jax.numpy as jnp
 import numpy as np
-from flax import nnx
 
 from cse_models.config import DataConfig
 from cse_models.features.dataset import SplitArrays
-from cse_models.features.heldout import graph_inputs
 from cse_models.features.scaling import FittedScaler
-from cse_models.features.windows import n_windows
 from cse_models.heads.calibration import HeadCalibration, conformal_halfwidth, fit_direction_weight, fit_shrink
-from cse_models.heads.graph import serving_function
-from cse_models.heads.layout import input_names, outputs_by_head
 from cse_models.heads.targets import label_frequencies
-from cse_models.training.loop import predict_windows
+
+if TYPE_CHECKING:
+    from flax import nnx
 
 
-def calibrate_heads(
-    model: nnx.Module, train: SplitArrays, val: SplitArrays, data_cfg: DataConfig, scaler: FittedScaler
+def calibrate_outputs(
+    out: np.ndarray, train: SplitArrays, val: SplitArrays, data_cfg: DataConfig, scaler: FittedScaler
 ) -> HeadCalibration:
-    """λ minimising the validation price MAE; the direction weight α minimising the validation Brier score
+    """Raw outputs of the validation windows `[n, 5]` (ẑ, range ratio, 3 class logits) → the calibration:
+    λ minimising the validation price MAE; the direction weight α minimising the validation Brier score
     against the train class frequencies; then the conformal half-width, in trailing σ·√h, of the shrunk
     forecast's residuals over the latest `calibration_windows` validation windows."""
-    out = np.asarray(predict_windows(model, val, data_cfg), dtype=np.float64)
+    out = np.asarray(out, dtype=np.float64)
     z_hat = out[:, 0]
     t = val.targets(data_cfg, scaler.feature_names)
     prior = label_frequencies(train.y)
@@ -54,6 +53,15 @@ def calibrate_heads(
     )
 
 
+def calibrate_heads(
+    model: nnx.Module, train: SplitArrays, val: SplitArrays, data_cfg: DataConfig, scaler: FittedScaler
+) -> HeadCalibration:
+    """A Flax model's raw outputs on every validation window, calibrated by `calibrate_outputs`."""
+    from cse_models.training.loop import predict_windows
+
+    return calibrate_outputs(predict_windows(model, val, data_cfg), train, val, data_cfg, scaler)
+
+
 def predict_heads(
     model: nnx.Module,
     split: SplitArrays,
@@ -63,6 +71,13 @@ def predict_heads(
     batch_size: int = 1024,
 ) -> dict[str, np.ndarray]:
     """Every window of a segment through the serving function → head forecasts (`outputs_by_head`)."""
+    import jax
+
+    from cse_models.features.heldout import graph_inputs
+    from cse_models.features.windows import n_windows
+    from cse_models.heads.graph import serving_function
+    from cse_models.heads.layout import input_names, outputs_by_head
+
     model.eval()
     fn = jax.jit(serving_function(model, scaler, data_cfg, calibration))
     count = n_windows(split.close.shape[0], data_cfg.seq_len, data_cfg.horizon)
@@ -70,7 +85,7 @@ def predict_heads(
     names = input_names(data_cfg.task)
     chunks = []
     for start in range(0, count, batch_size):
-        batch = [jnp.asarray(inputs[name][start : start + batch_size]) for name in names]
+        batch = [inputs[name][start : start + batch_size] for name in names]
         chunks.append([np.asarray(o) for o in fn(*batch)])
     outputs = [np.concatenate([chunk[i] for chunk in chunks]) for i in range(len(chunks[0]))]
     return outputs_by_head(data_cfg.task, outputs)
