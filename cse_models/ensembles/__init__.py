@@ -1,0 +1,21 @@
+"""Ensembles of forecast members (Flax networks and classical models alike): weighted, stacking and
+voting, fit on the members' out-of-sample validation forecasts, scored walk-forward like any model, and
+exported as ONE ONNX graph holding every member (`compose`). numpy at import; jax/optax only while
+fitting, onnx only while composing."""
+
+from cse_models.ensembles.config import EnsembleConfig
+from cse_models.ensembles.fitted import COMBINED_HEADS, FittedEnsemble
+from cse_models.ensembles.kinds import ENSEMBLES, fit_ensemble
+from cse_models.ensembles.rows import EnsembleLeakageError, FitRows, check_after_training, segment_fit_rows
+
+__all__ = [
+    "COMBINED_HEADS",
+    "ENSEMBLES",
+    "EnsembleConfig",
+    "EnsembleLeakageError",
+    "FitRows",
+    "FittedEnsemble",
+    "check_after_training",
+    "fit_ensemble",
+    "segment_fit_rows",
+]

@@ -1,0 +1,132 @@
+"""The spaces an ensemble combines its members in, head by head, and the way back to a forecast card.
+
+- price: log returns log(closeᵢ / last close). Averaging returns, not closes, keeps the ensemble
+  level-free like its members (and a sum of weights 1 of identical members is that member exactly).
+- volatility: log ranges, so the combined range is a weighted geometric mean (ranges are log-normal-ish
+  and a mean of logs is not dragged by one member's spike).
+- direction: probabilities `[n, m, 3]`.
+- interval: re-centred on the ensemble's return with the members' mean half-width (in log price) times
+  a conformal factor fitted on the ensemble's own residuals (`fit_interval_scale`): the members' widths
+  say which windows are wilder, the factor makes the ensemble's own coverage right.
+
+`stack_forecasts` (numpy, walk-forward form: head → array) and `stack_nodes` (ONNX, the members' card
+outputs inside the composed graph) compute the same stacks; `card_from` / `card_nodes` the way back.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from typing import TYPE_CHECKING
+
+import numpy as np
+
+from cse_models.errors import DataError
+from cse_models.heads.calibration import conformal_halfwidth
+
+if TYPE_CHECKING:
+    from cse_models.ensembles.graph_builder import GraphBuilder
+
+Forecasts = Mapping[str, np.ndarray]  # head → forecasts, as walk-forward forecasters return them
+
+
+@dataclass(frozen=True)
+class Stacks:
+    """Members' forecasts in the combining spaces, members along axis 1."""
+
+    returns: np.ndarray  # [n, m]
+    log_ranges: np.ndarray  # [n, m]
+    probabilities: np.ndarray  # [n, m, 3]
+    halfwidths: np.ndarray  # [n, m] half the log width of each member's interval
+
+    def rows(self, index: np.ndarray | slice) -> Stacks:
+        return Stacks(self.returns[index], self.log_ranges[index], self.probabilities[index], self.halfwidths[index])
+
+
+def stack_forecasts(forecasts: Mapping[str, Forecasts], members: Sequence[str], last_close: np.ndarray) -> Stacks:
+    missing = [name for name in members if name not in forecasts]
+    if missing:
+        raise DataError(f"ensemble members {missing} have no forecasts; got {sorted(forecasts)}")
+    picked = [forecasts[name] for name in members]
+    return Stacks(
+        returns=np.stack([np.log(f["price"] / last_close) for f in picked], axis=1),
+        log_ranges=np.stack([np.log(f["volatility"]) for f in picked], axis=1),
+        probabilities=np.stack([f["direction"] for f in picked], axis=1),
+        halfwidths=np.stack(
+            [0.5 * (np.log(f["interval"][:, 1]) - np.log(f["interval"][:, 0])) for f in picked], axis=1
+        ),
+    )
+
+
+def card_from(
+    ret: np.ndarray,
+    log_range: np.ndarray,
+    probabilities: np.ndarray,
+    stacks: Stacks,
+    interval_scale: float,
+    last_close: np.ndarray,
+) -> dict[str, np.ndarray]:
+    """Combined spaces → head forecasts (walk-forward form)."""
+    half = interval_scale * stacks.halfwidths.mean(axis=1)
+    return {
+        "price": last_close * np.exp(ret),
+        "interval": np.stack([last_close * np.exp(ret - half), last_close * np.exp(ret + half)], axis=1),
+        "volatility": np.exp(log_range),
+        "direction": probabilities,
+    }
+
+
+def fit_interval_scale(ret: np.ndarray, true_return: np.ndarray, stacks: Stacks, level: float) -> float:
+    """Split conformal on the ensemble's own residuals: the factor k such that |r − r̂| ≤ k·mean halfwidth
+    on a `level` share of the fitting rows (finite-sample quantile, `heads.calibration`)."""
+    scores = np.abs(true_return - ret) / np.maximum(stacks.halfwidths.mean(axis=1), 1e-12)
+    return conformal_halfwidth(scores, level)
+
+
+@dataclass(frozen=True)
+class StackNames:
+    """The ONNX value names of the stacks inside the composed graph."""
+
+    returns: str  # [B, m]
+    log_ranges: str  # [B, m]
+    probabilities: str  # [B, m, 3]
+    mean_halfwidth: str  # [B, 1]
+
+
+def stack_nodes(g: GraphBuilder, member_outputs: Sequence[Mapping[str, str]], last_close: str) -> StackNames:
+    """The same stacks from each member's card outputs (`close`, `lower`, `upper`, `volatility`,
+    `probabilities`: value names inside the composed graph)."""
+    one = g.const([1], np.int64, "axis")
+    returns, ranges, probabilities, halves = [], [], [], []
+    for out in member_outputs:
+        returns.append(g.op("Log", g.op("Div", out["close"], last_close)))
+        ranges.append(g.op("Log", out["volatility"]))
+        probabilities.append(g.op("Unsqueeze", out["probabilities"], one))
+        width = g.op("Log", g.op("Div", out["upper"], out["lower"]))
+        halves.append(g.op("Mul", width, g.const(0.5, hint="half")))
+    return StackNames(
+        returns=g.op("Concat", *returns, axis=1),
+        log_ranges=g.op("Concat", *ranges, axis=1),
+        probabilities=g.op("Concat", *probabilities, axis=1),
+        mean_halfwidth=g.op("ReduceMean", g.op("Concat", *halves, axis=1), one, keepdims=1),
+    )
+
+
+def card_nodes(
+    g: GraphBuilder,
+    ret: str,
+    log_range: str,
+    probabilities: str,
+    stacks: StackNames,
+    interval_scale: float,
+    last_close: str,
+    outputs: Mapping[str, str],
+) -> None:
+    """Combined spaces → the card's graph outputs (`outputs`: card output → graph output name)."""
+    half = g.op("Mul", stacks.mean_halfwidth, g.const(interval_scale, hint="interval_scale"))
+    g.op("Mul", last_close, g.op("Exp", ret), output=outputs["close"])
+    g.identity(ret, outputs["return"])
+    g.op("Mul", last_close, g.op("Exp", g.op("Sub", ret, half)), output=outputs["lower"])
+    g.op("Mul", last_close, g.op("Exp", g.op("Add", ret, half)), output=outputs["upper"])
+    g.op("Exp", log_range, output=outputs["volatility"])
+    g.identity(probabilities, outputs["probabilities"])
