@@ -8,6 +8,7 @@ from typing import Any
 import polars as pl
 
 from cse_models.config import DataConfig
+from cse_models.ensembles.config import EnsembleConfig
 from cse_models.evaluation.folds import WalkForwardConfig
 from cse_models.evaluation.report import Leaderboards, build_leaderboards
 from cse_models.evaluation.walk_forward import Progress, default_forecasters, run_walk_forward
@@ -20,17 +21,21 @@ def evaluate_walk_forward(
     config: WalkForwardConfig | None = None,
     *,
     models: Sequence[ModelSpec] = (),
+    ensembles: Sequence[EnsembleConfig] = (),
     budget: str = "tiny",
     dm_loss: str = "absolute",
     info: dict[str, Any] | None = None,
     on_progress: Progress | None = None,
 ) -> Leaderboards:
-    """Walk-forward the task's baselines and the model specs (retrained per fold on `budget`) over
+    """Walk-forward the task's baselines, the model specs (retrained per fold on `budget`) and ensembles of
+    them (fit per fold on the members' validation forecasts) over
     `features` (the table of `compute_features`) and rank them, head by head. Raises DataError for too few
     rows (saying how many are needed), a gap longer than a fold's test block, or constant prices."""
     data_cfg = data_cfg or DataConfig.honest()
     config = config or WalkForwardConfig()
-    forecasters = default_forecasters(data_cfg.task, models, budget=budget, on_progress=on_progress)
+    forecasters = default_forecasters(
+        data_cfg.task, models, ensembles=ensembles, budget=budget, on_progress=on_progress
+    )
     result = run_walk_forward(features, data_cfg, config, forecasters, on_progress=on_progress)
     settings = {
         "budget": budget,

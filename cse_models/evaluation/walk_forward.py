@@ -17,7 +17,8 @@ import numpy as np
 import polars as pl
 
 from cse_models.config import DataConfig, Task
-from cse_models.errors import DataError
+from cse_models.ensembles.config import EnsembleConfig
+from cse_models.errors import ConfigError, DataError
 from cse_models.evaluation.baselines import BASELINES, Forecaster, baseline_names
 from cse_models.evaluation.folds import Fold, FoldData, WalkForwardConfig, build_fold_data, walk_forward_folds
 from cse_models.features.dataset import SplitArrays
@@ -163,16 +164,32 @@ def default_forecasters(
     task: Task,
     models: Sequence[ModelSpec] = (),
     *,
+    ensembles: Sequence[EnsembleConfig] = (),
     budget: str = "tiny",
     on_progress: Progress | None = None,
 ) -> dict[str, Forecaster]:
-    """The task's baselines (each head's reference first) and the model specs, each trained per fold on a
-    budget exactly as the graph trains it for publication (`trained.trained_forecaster`)."""
+    """The task's baselines (each head's reference first), the model specs, each trained per fold on a
+    budget exactly as the graph trains it for publication (`trained.trained_forecaster`), then the
+    ensembles of those models, fit per fold on their validation forecasts (`ensembled`)."""
+    from cse_models.evaluation.ensembled import MemberForecasts, ensemble_forecaster
     from cse_models.evaluation.trained import trained_forecaster
     from cse_models.training.config import budget as training_budget
 
     forecasters: dict[str, Forecaster] = {name: BASELINES.get(name).forecaster() for name in baseline_names(task)}
     train_cfg = training_budget(budget)
+    memory = MemberForecasts()
+    names = {spec.name for spec in models}
+    for cfg in ensembles:
+        unknown = sorted(set(cfg.members) - names)
+        if unknown or task != "forecast":
+            raise ConfigError(
+                f"ensemble {cfg.name!r}: members {unknown} are not among the models {sorted(names)}"
+                if unknown
+                else f"ensembles combine forecast cards; task {task!r} has none"
+            )
     for spec in models:
-        forecasters[spec.name] = trained_forecaster(spec, train_cfg, on_progress=on_progress)
+        trained = trained_forecaster(spec, train_cfg, on_progress=on_progress, on_fitted=memory.on_fitted(spec.name))
+        forecasters[spec.name] = memory.keeping(spec.name, trained)
+    for cfg in ensembles:
+        forecasters[cfg.name] = ensemble_forecaster(cfg, memory)
     return forecasters
