@@ -36,3 +36,8 @@ class ExportParityError(CseError):
 
 class StoreError(CseError):
     """The model store is missing a file, or a file fails its checksum."""
+
+
+class QuantizationError(CseError):
+    """A quantized variant of an exported graph is refused: it differs from the fp32 graph beyond its
+    stated tolerance, or nothing in the graph was quantized."""

@@ -8,6 +8,11 @@ features are level-free, so the price level enters only there) and returns close
 volatility `[batch, 1]` and probabilities `[batch, 3]`. Features come from `cse_models.features.sets` —
 the very function training used. How a row becomes an answer is `cse_serving.answers`.
 
+With `Settings.int8` (CSE_SERVING_INT8) a version whose manifest lists `variants["int8"]` is served from
+that file (`model.int8.onnx`: the same inputs and outputs, dynamically quantized, its parity and skill
+against fp32 recorded beside it — `cse_models.export.quantize`), verified by sha256 like every file;
+otherwise, and for members, `model.onnx`. `LoadedModel.encoding` says which one runs.
+
 Per request the Python work is: one list comprehension over the klines, a handful of vectorized checks,
 the feature function, one `InferenceSession.run`. Nothing per row beyond building the array.
 """
@@ -37,6 +42,8 @@ from cse_serving.settings import Settings
 log = logging.getLogger(__name__)
 
 TASKS = tuple(DECODERS)
+FP32 = "fp32"
+INT8 = "int8"
 _VALUE_COLUMNS = ("open", "high", "low", "close", "volume")
 _FLOAT32_MAX = float(np.finfo(np.float32).max)
 _FLOAT32_TINY = float(np.finfo(np.float32).tiny)
@@ -92,6 +99,10 @@ class LoadedModel:
     interval_ms: int
     loaded_at: datetime
     members: dict[str, ort.InferenceSession] = field(default_factory=dict)
+    model_file: str = MODEL_FILE
+    """The file `session` runs, relative to the version: model.onnx or a variant's file."""
+    encoding: str = FP32
+    """Which encoding runs: "fp32" (model.onnx) or the variant's name ("int8")."""
 
     @property
     def version(self) -> str:
@@ -274,10 +285,11 @@ def load_model(store: ModelStore, symbol: str, interval: str, version: str, sett
         decoder = DECODERS[manifest.task](manifest)
     except StoreError as exc:
         raise StoreError(f"{where}: {exc}") from exc
-    session = make_session(root / MODEL_FILE, settings)
-    inputs = _input_roles(manifest, root / MODEL_FILE)
-    output_names = _output_names(manifest, root / MODEL_FILE)
-    _check_io(session, manifest, inputs, output_names, root / MODEL_FILE)
+    encoding, model_file = served_file(manifest, settings, where)
+    session = make_session(root / model_file, settings)
+    inputs = _input_roles(manifest, root / model_file)
+    output_names = _output_names(manifest, root / model_file)
+    _check_io(session, manifest, inputs, output_names, root / model_file)
     members = {
         Path(rel).stem: make_session(root / rel, settings)
         for rel in sorted(manifest.files)
@@ -295,9 +307,27 @@ def load_model(store: ModelStore, symbol: str, interval: str, version: str, sett
         interval_ms=step,
         loaded_at=datetime.now(UTC),
         members=members,
+        model_file=model_file,
+        encoding=encoding,
     )
     _smoke_test(model)
     return model
+
+
+def served_file(manifest: Manifest, settings: Settings, where: str) -> tuple[str, str]:
+    """(encoding, file) to serve: the int8 variant's file when `settings.int8` and the manifest lists one,
+    else ("fp32", model.onnx). The variant's file must be one of the version's sha256-verified files, at
+    the version's top level; StoreError otherwise (the version fails to load rather than serve fp32
+    silently under a setting that asked for int8 and a manifest that promised it)."""
+    if not settings.int8 or INT8 not in manifest.variants:
+        return FP32, MODEL_FILE
+    file = manifest.variants[INT8].get("file")
+    if not isinstance(file, str) or "/" in file or not file.endswith(".onnx") or file not in manifest.files:
+        raise StoreError(
+            f"{where}: variants['int8'] names file {file!r}, which is not an .onnx file among the version's "
+            f"sha256-verified files {sorted(manifest.files)}"
+        )
+    return INT8, file
 
 
 def _input_roles(manifest: Manifest, path: Path) -> dict[str, str]:

@@ -210,7 +210,7 @@ class ModelRegistry:
         kept = (model, *(m for m in state.loaded if m.version != model.version))[: self.settings.keep_versions]
         previous = state.serving.version if state.serving else "nothing"
         if previous != model.version:
-            log.info("%s %s now serves %s (was %s)", *state.key, model.version, previous)
+            log.info("%s %s now serves %s %s (was %s)", *state.key, model.version, model.encoding, previous)
         failure = state.failure if state.target != model.version else None
         return replace(state, serving=model, loaded=kept, failure=failure, at=datetime.now(UTC))
 

@@ -30,6 +30,8 @@ Environment variables (all optional):
   CSE_SERVING_ACCESS_LOG  "1"/"true"/"on": one log line per request (default off)
   CSE_SERVING_PUBLIC_PAGE  "1"/"true"/"on": the web page's read-only views answer without a token (default
                         off): GET /leaderboard, /klines/{symbol}/{interval} and /scorecard/{symbol}/{interval}
+  CSE_SERVING_INT8      "1"/"true"/"on": serve a version's int8 variant (model.int8.onnx, sha256-verified) when
+                        its manifest lists variants["int8"], else model.onnx (default off: model.onnx)
                         — the published versions' walk-forward leaderboards, recent candles and predictions
                         already scored against their closed candle, i.e. history. Everything else keeps its
                         token: /predict (a forecast still to come is what a token buys, and each costs
@@ -121,6 +123,7 @@ class Settings:
     auth_lockout_s: float = 300.0
     access_log: bool = False
     public_page: bool = False
+    int8: bool = False
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "store_root", _store_root(self.store_root))
@@ -198,6 +201,7 @@ class Settings:
             "auth_lockout_s": decimal("CSE_SERVING_AUTH_LOCKOUT_SECONDS", 300.0),
             "access_log": (env.get("CSE_SERVING_ACCESS_LOG") or "0").strip().lower() not in _FALSE,
             "public_page": (env.get("CSE_SERVING_PUBLIC_PAGE") or "0").strip().lower() not in _FALSE,
+            "int8": (env.get("CSE_SERVING_INT8") or "0").strip().lower() not in _FALSE,
         }
         values.update({k: v for k, v in overrides.items() if v is not None})
         return cls(**values)  # type: ignore[arg-type]
