@@ -14,7 +14,7 @@ from pathlib import Path
 
 from litestar import Controller, Response, get
 from litestar.connection import ASGIConnection
-from litestar.datastructures import CacheControlHeader
+from litestar.datastructures import CacheControlHeader, State
 from litestar.handlers.base import BaseRouteHandler
 from litestar.openapi.datastructures import ResponseSpec
 from litestar.static_files import create_static_files_router
@@ -23,6 +23,8 @@ from cse_serving.auth import presented_token, require_token
 from cse_serving.openapi import BEARER, error_responses
 
 STATIC_DIR = Path(__file__).resolve().parents[1] / "static"
+PUBLIC_META_OFF = b'<meta name="cse-public-page" content="off">'
+PUBLIC_META_ON = b'<meta name="cse-public-page" content="on">'
 
 SECURITY_HEADERS = {
     "Content-Security-Policy": (
@@ -69,9 +71,14 @@ class PageController(Controller):
     include_in_schema = False
 
     @get("/", media_type="text/html; charset=utf-8", sync_to_thread=False)
-    def page(self) -> Response[bytes]:
+    def page(self, state: State) -> Response[bytes]:
+        """The page; in public mode it says so in a meta tag, so the page loads its views without asking
+        for a token first (and without a refused request in the browser's console)."""
+        html = (STATIC_DIR / "index.html").read_bytes()
+        if state.settings.public_page:
+            html = html.replace(PUBLIC_META_OFF, PUBLIC_META_ON)
         return Response(
-            (STATIC_DIR / "index.html").read_bytes(),
+            html,
             media_type="text/html; charset=utf-8",
             headers={**SECURITY_HEADERS, "Cache-Control": "no-cache"},
         )

@@ -1,9 +1,11 @@
-// cse web page: calls the same API as any client, with the token kept in this tab's sessionStorage.
+// cse web page: calls the same API as any client, with the token kept in this tab's sessionStorage. Its
+// read-only views (/leaderboard, /klines, /scorecard) answer without a token when the server runs in public
+// mode (the page's <meta name="cse-public-page">); the forecast itself (/predict) always needs a token.
 "use strict";
 (function () {
   const TOKEN_KEY = "cse.token";
   const $ = (id) => document.getElementById(id);
-  const state = { models: [], live: {}, chart: null };
+  const state = { series: [], charts: {}, publicPage: false };
 
   class ApiError extends Error {
     constructor(status, detail) { super(detail); this.status = status; }
@@ -12,7 +14,8 @@
   function token() { return sessionStorage.getItem(TOKEN_KEY) || ""; }
 
   async function api(path, body) {
-    const init = { headers: { Authorization: "Bearer " + token(), Accept: "application/json" } };
+    const init = { headers: { Accept: "application/json" } };
+    if (token()) init.headers.Authorization = "Bearer " + token();
     if (body !== undefined) {
       init.method = "POST";
       init.headers["Content-Type"] = "application/json";
@@ -30,6 +33,7 @@
   }
 
   function explain(err, what) {
+    if (err.status === 401 && !token()) return "This server needs an API token to show " + what + ": enter it above.";
     if (err.status === 401) return "The token was refused (401): it is unknown or revoked. Enter a valid API token.";
     if (err.status === 429) return "Too many requests (429): wait a moment and try again.";
     return "Could not load " + what + " (" + (err.status || "network") + "): " + err.message;
@@ -43,17 +47,25 @@
   });
   function utc(value) {
     if (value === null || value === undefined) return "—";
-    const date = new Date(value);
+    const date = new Date(typeof value === "string" && /^\d{4}-\d\d-\d\d \d\d:\d\d$/.test(value) ? value.replace(" ", "T") + "Z" : value);
     return isNaN(date) ? String(value) : UTC.format(date) + " UTC";
   }
   function quote(symbol) {
     const m = /(USDT|USDC|BUSD|USD|EUR|BTC|ETH)$/.exec(symbol);
-    return m ? m[1] : "";
+    return m ? m[1] : "quote currency";
   }
-  function num(value, digits) {
-    return value === null || value === undefined || !isFinite(value) ? "—" : Number(value).toFixed(digits);
+  const missing = (v) => v === null || v === undefined || !isFinite(v);
+  function num(value, digits) { return missing(value) ? "—" : Number(value).toFixed(digits); }
+  function price(value, unit) {
+    if (missing(value)) return "—";
+    const digits = Math.abs(value) >= 1 ? { minimumFractionDigits: 2, maximumFractionDigits: 2 } : { maximumSignificantDigits: 6 };
+    return Number(value).toLocaleString("en-US", digits) + (unit ? " " + unit : "");
   }
-  function pct(value, digits) { return value === null || value === undefined ? "—" : num(100 * value, digits) + " %"; }
+  function pct(value, digits) { return missing(value) ? "—" : num(100 * value, digits) + " %"; }
+  function signedPct(value) {
+    if (missing(value)) return "—";
+    return (value > 0 ? "▲ +" : value < 0 ? "▼ " : "") + num(100 * value, 1) + " %";
+  }
 
   function fill(el, pairs) {
     el.replaceChildren();
@@ -64,233 +76,268 @@
       el.append(dt, dd);
     }
   }
-  function row(tbody, cells) {
+  function row(tbody, cells, cls) {
     const tr = document.createElement("tr");
-    for (const [text, cls] of cells) {
+    if (cls) tr.className = cls;
+    for (const [text, tdClass] of cells) {
       const td = document.createElement("td"); td.textContent = text;
-      if (cls) td.className = cls;
+      if (tdClass) td.className = tdClass;
       tr.append(td);
     }
     tbody.append(tr);
   }
 
-  async function loadModels() {
+  async function loadSeries() {
     fail("");
     say("Loading models…");
-    let list;
+    let boards;
     try {
-      list = await api("/models");
+      boards = await api("/leaderboard");
     } catch (err) {
       fail(explain(err, "the models"));
+      if (err.status === 401) sessionStorage.removeItem(TOKEN_KEY);  // a refused token is not sent again
       say(err.status === 401 ? "Enter your API token to load the models." : "");
       return;
     }
-    state.models = list.models.filter((m) => m.version);
+    state.series = boards.series;
     const select = $("series");
+    const previous = select.value;
     select.replaceChildren();
-    for (const m of state.models) {
+    for (const s of state.series) {
       const option = document.createElement("option");
-      option.value = m.symbol + " " + m.interval;
-      option.textContent = m.symbol + " · " + m.interval;
+      option.value = s.symbol + " " + s.interval;
+      option.textContent = s.symbol + " · " + s.interval;
       select.append(option);
     }
-    select.disabled = $("refresh").disabled = state.models.length === 0;
-    if (!state.models.length) {
+    if (state.series.some((s) => s.symbol + " " + s.interval === previous)) select.value = previous;
+    select.disabled = $("refresh").disabled = state.series.length === 0;
+    if (!state.series.length) {
       say("");
       fail("No model is loaded on this server: publish one to the model store (or ask its operator).");
       return;
-    }
-    try {
-      const deep = await api("/metrics/deep_learning");
-      state.live = {};
-      for (const m of deep.models) state.live[m.symbol + " " + m.interval] = m.live || {};
-    } catch (err) {
-      state.live = {};
-      fail(explain(err, "the live scorecard"));
     }
     await showSeries();
   }
 
   function selected() {
-    return state.models.find((m) => m.symbol + " " + m.interval === $("series").value);
+    return state.series.find((s) => s.symbol + " " + s.interval === $("series").value);
   }
 
+  const path = (kind, s, limit) =>
+    "/" + kind + "/" + encodeURIComponent(s.symbol) + "/" + encodeURIComponent(s.interval) + "?limit=" + limit;
+
   async function showSeries() {
-    const model = selected();
-    if (!model) return;
+    const series = selected();
+    if (!series) return;
     fail("");
-    say("Loading " + model.symbol + " " + model.interval + "…");
-    const [klines, answer] = await Promise.allSettled([
-      api("/klines/" + encodeURIComponent(model.symbol) + "/" + encodeURIComponent(model.interval) + "?limit=120"),
-      api("/predict", { symbol: model.symbol, interval: model.interval }),
+    say("Loading " + series.symbol + " " + series.interval + "…");
+    const asked = token() ? api("/predict", { symbol: series.symbol, interval: series.interval }) : Promise.resolve(null);
+    const [klines, scorecard, answer] = await Promise.allSettled([
+      api(path("klines", series, 120)), api(path("scorecard", series, 48)), asked,
     ]);
     const problems = [];
     if (klines.status === "rejected") problems.push(explain(klines.reason, "the recent candles"));
+    if (scorecard.status === "rejected") problems.push(explain(scorecard.reason, "the live scorecard"));
     if (answer.status === "rejected") problems.push(explain(answer.reason, "the forecast"));
     fail(problems.join(" "));
     const candles = klines.status === "fulfilled" ? klines.value.klines : [];
     const predicted = answer.status === "fulfilled" ? answer.value : null;
-    drawChart(model, candles, predicted);
-    showCard(model, predicted);
-    showLeaderboard(model);
-    showLive(model);
-    showModel(model);
-    say("Showing " + model.symbol + " " + model.interval + (predicted ? ", forecast for " + utc(predicted.as_of) : "") + ".");
+    drawCandles(series, candles, predicted);
+    showCard(series, predicted);
+    showLeaderboard(series);
+    showLive(series, scorecard.status === "fulfilled" ? scorecard.value : null);
+    showModel(series);
+    say("Showing " + series.symbol + " " + series.interval + (predicted ? ", forecast for the candle opening " + utc(predicted.as_of) :
+      token() ? "" : " (public view: enter an API token to see the forecast)") + ".");
   }
 
-  function drawChart(model, candles, predicted) {
-    const el = $("chart");
-    const xs = candles.map((k) => (k.open_time ?? k.timestamp) / 1000);
-    const closes = candles.map((k) => k.close);
-    const forecast = closes.map(() => null);
-    const lower = closes.map(() => null);
-    const upper = closes.map(() => null);
+  const narrow = () => window.innerWidth < 600;
+
+  function replaceChart(name, make) {
+    if (state.charts[name]) { state.charts[name].destroy(); delete state.charts[name]; }
+    if (typeof uPlot !== "undefined" && make) state.charts[name] = make();
+  }
+
+  function forecastGlyph(predicted) {
     const card = predicted && predicted.forecast;
-    if (card && card.close !== null) {
-      const at = Date.parse(predicted.as_of) / 1000;
-      if (xs.length) forecast[forecast.length - 1] = closes[closes.length - 1];
-      xs.push(at); closes.push(null); forecast.push(card.close);
-      lower.push(card.interval ? card.interval.lower : null);
-      upper.push(card.interval ? card.interval.upper : null);
-    }
-    el.dataset.points = String(xs.length);
-    el.dataset.symbol = model.symbol;
-    el.dataset.lastClose = candles.length ? String(candles[candles.length - 1].close) : "";
-    el.setAttribute("aria-label", candles.length
-      ? model.symbol + " closes, " + candles.length + " candles to " + utc(xs[candles.length - 1] * 1000) +
-        ", last close " + num(candles[candles.length - 1].close, 2) + " " + quote(model.symbol) +
-        (card && card.close !== null ? ", forecast next close " + num(card.close, 2) : "")
-      : "No candles: the server has no kline source configured");
-    if (state.chart) { state.chart.destroy(); state.chart = null; }
-    if (!xs.length || typeof uPlot === "undefined") return;
-    const unit = quote(model.symbol);
-    const opts = {
-      width: Math.max(280, el.clientWidth),
-      height: window.innerWidth < 600 ? 240 : 320,
-      tzDate: (ts) => uPlot.tzDate(new Date(ts * 1000), "Etc/UTC"),
-      scales: { x: { time: true } },
-      axes: [{}, { label: "Price (" + unit + ")", size: 70 }],
-      series: [
-        { label: "Time (UTC)" },
-        { label: "Close", stroke: "#0072b2", width: 2 },
-        { label: "Forecast", stroke: "#d55e00", width: 2, points: { show: true, size: 8, fill: "#d55e00" } },
-        { label: "Band low", stroke: "#e69f00", dash: [6, 4], points: { show: true, size: 7 } },
-        { label: "Band high", stroke: "#e69f00", dash: [6, 4], points: { show: true, size: 7 } },
-      ],
+    if (!card) return null;
+    return {
+      x: Date.parse(predicted.as_of) / 1000,
+      close: card.close,
+      lower: card.interval ? card.interval.lower : null,
+      upper: card.interval ? card.interval.upper : null,
+      volatility: card.volatility,
+      probabilities: card.direction ? card.direction.probabilities : null,
     };
-    state.chart = new uPlot(opts, [xs, closes, forecast, lower, upper], el);
   }
 
-  function showCard(model, predicted) {
+  function drawCandles(series, candles, predicted) {
+    const el = $("chart");
+    const unit = quote(series.symbol);
+    const glyph = forecastGlyph(predicted);
+    const last = candles.length ? candles[candles.length - 1] : null;
+    el.dataset.points = String(candles.length);
+    el.dataset.symbol = series.symbol;
+    el.dataset.lastClose = last ? String(last.close) : "";
+    el.setAttribute("aria-label", last
+      ? series.symbol + " " + series.interval + " candles: " + candles.length + " to " + utc(last.open_time ?? last.timestamp) +
+        ", last close " + price(last.close, unit) + (glyph && glyph.close !== null ? "; predicted next close " + price(glyph.close, unit) +
+        (glyph.lower !== null ? " in " + price(glyph.lower) + " – " + price(glyph.upper, unit) : "") : "")
+      : "No candles: the server has no kline source configured");
+    replaceChart("candles", candles.length && (() => cseCharts.candles(el, candles, glyph, unit, narrow())));
+  }
+
+  function showCard(series, predicted) {
     const card = predicted && predicted.forecast;
-    const unit = quote(model.symbol);
+    const unit = quote(series.symbol);
     const direction = $("direction");
-    if (!predicted) { fill($("card"), [["Forecast", "unavailable"]]); direction.hidden = true; return; }
+    direction.hidden = true;
+    if (!predicted) {
+      fill($("card"), [["Forecast", token() ? "unavailable" : "needs an API token: this public view shows history only"]]);
+      return;
+    }
     if (!card) {
       fill($("card"), [["Prediction", JSON.stringify(predicted.prediction)], ["For candle opening", utc(predicted.as_of)]]);
-      direction.hidden = true;
       return;
     }
     const change = card.close !== null ? card.close - card.last_close : null;
-    const trend = change === null ? "" : change >= 0 ? "up" : "down";
     fill($("card"), [
       ["For candle opening", utc(predicted.as_of)],
-      ["Last close", num(card.last_close, 2) + " " + unit],
+      ["Last close", price(card.last_close, unit)],
       ["Next close", card.close === null ? "withheld (price head not published)" :
-        num(card.close, 2) + " " + unit + " (" + (change >= 0 ? "▲ +" : "▼ ") + num(change, 2) + ", " +
-        pct(card["return"], 2) + " log return)", trend],
-      ["Interval", card.interval ? num(card.interval.lower, 2) + " – " + num(card.interval.upper, 2) + " " + unit +
+        price(card.close, unit) + " (" + (change >= 0 ? "▲ +" : "▼ ") + price(change, unit) + ", " + pct(card["return"], 2) + " log return)",
+        change === null ? "" : change >= 0 ? "up" : "down"],
+      ["Interval", card.interval ? price(card.interval.lower) + " – " + price(card.interval.upper, unit) +
         " (" + pct(card.interval.level, 0) + " coverage)" : "withheld (interval head not published)"],
       ["Volatility", card.volatility === null ? "withheld (volatility head not published)" :
         pct(card.volatility, 2) + " expected high–low range (log)"],
       ["Model version", predicted.model_version],
     ]);
-    if (!card.direction) { direction.hidden = true; return; }
+    if (!card.direction) return;
     direction.hidden = false;
     const p = card.direction.probabilities;
     $("direction-label").textContent = "Direction: " + card.direction["class"] + " — " +
-      Object.entries(p).map(([k, v]) => k + " " + pct(v, 0)).join(", ");
+      ["sell", "hold", "buy"].map((k) => k + " " + pct(p[k], 0)).join(", ");
     for (const name of ["sell", "hold", "buy"]) $("bar-" + name).style.width = 100 * (p[name] || 0) + "%";
   }
 
-  function showLeaderboard(model) {
-    const tbody = $("leaderboard").querySelector("tbody");
-    tbody.replaceChildren();
-    for (const h of model.heads || []) {
-      row(tbody, [
-        [h.name, h.publish ? "published" : ""],
-        [h.skill === null ? "—" : pct(h.skill, 1), h.skill !== null && h.skill > 0 ? "up" : ""],
-        [h.reference || "—"],
-        [num(h.p_value, 3)],
-        [h.publish ? "✔ published" + (h.forced ? " (forced)" : "") : "✘ withheld", h.publish ? "published" : ""],
-        [h.reason || "", "reason"],
-      ]);
-    }
-    if (!(model.heads || []).length) row(tbody, [["no per-head verdicts (not a forecast model)"]]);
-    const weights = model.metrics && (model.metrics.weights || (model.metrics.ensemble && model.metrics.ensemble.weights));
-    $("members").textContent = (model.members && model.members.length ? "Ensemble members: " + model.members.join(", ") + ". " : "") +
-      (weights ? "Weights: " + JSON.stringify(weights) : "");
+  const PRICED_HEADS = new Set(["price", "interval"]);
+
+  function verdict(head) {
+    if (head.publish) return "✔ published" + (head.forced ? " (forced)" : "") + " — " + head.reason;
+    return "✘ withheld — " + head.reason;
   }
 
-  function showLive(model) {
+  function showLeaderboard(series) {
+    const tbody = $("leaderboard").querySelector("tbody");
+    tbody.replaceChildren();
+    const unit = quote(series.symbol);
+    for (const head of series.heads) {
+      head.rows.forEach((r, i) => {
+        const kind = r.kind + (r.name === head.reference ? " (reference)" : "");
+        const error = r.metric.toUpperCase() + " " + (PRICED_HEADS.has(head.head) ? price(r.value, unit) : num(r.value, 4));
+        const classes = [i === 0 ? "head-start" : "", r.published ? "published" : "", r.kind === "baseline" ? "baseline" : ""];
+        row(tbody, [
+          [head.head],
+          [(r.published ? "★ " : "") + r.name],
+          [kind],
+          [r.name === head.reference ? "0 (by definition)" : signedPct(r.skill), "num"],
+          [error, "num"],
+          [num(r.p_value, 3), "num"],
+          [r.published ? verdict(head) : r.kind === "baseline" ? "naive baseline" : "not published", "reason"],
+        ], classes.filter(Boolean).join(" "));
+      });
+      if (!head.complete) {
+        row(tbody, [[head.head], ["Only the reference baseline is recorded for this head (its error follows from the model's skill)", "reason"]], "note");
+      }
+    }
+    if (!series.heads.length) row(tbody, [["no per-head verdicts (not a forecast model)"]]);
+    const weights = Object.entries(series.weights || {});
+    $("weights").textContent = weights.length
+      ? (series.ensemble_method ? "Ensemble (" + series.ensemble_method + ") weights: " : "Member weights: ") +
+        weights.map(([name, w]) => name + " " + pct(w, 0)).join(", ") + "."
+      : "";
+  }
+
+  function showLive(series, scorecard) {
     const tbody = $("live").querySelector("tbody");
     tbody.replaceChildren();
-    const windows = state.live[model.symbol + " " + model.interval] || {};
-    const names = Object.keys(windows);
-    for (const w of names) {
-      const s = windows[w];
+    const unit = quote(series.symbol);
+    const windows = scorecard ? scorecard.windows : {};
+    for (const [name, s] of Object.entries(windows)) {
       row(tbody, [
-        [w], [String(s.n)], [num(s.mae, 4)], [num(s.mae_persistence, 4)],
-        [s.skill === null ? "—" : pct(s.skill, 1)], [s.walk_forward_skill === null ? "—" : pct(s.walk_forward_skill, 1)],
-        [s.coverage === null ? "—" : pct(s.coverage, 0) + (s.coverage_level ? " of " + pct(s.coverage_level, 0) : "")],
-        [s.direction_accuracy === null ? "—" : pct(s.direction_accuracy, 0)],
+        [name], [String(s.n), "num"], [price(s.mae, unit), "num"], [price(s.mae_persistence, unit), "num"],
+        [signedPct(s.skill), "num"], [signedPct(s.walk_forward_skill), "num"],
+        [missing(s.coverage) ? "—" : pct(s.coverage, 0) + (s.coverage_level ? " of " + pct(s.coverage_level, 0) : ""), "num"],
+        [pct(s.direction_accuracy, 0), "num"],
         [s.degraded ? "▼ degraded" : "ok", s.degraded ? "down" : ""],
       ]);
     }
-    if (!names.length) row(tbody, [["no live predictions scored yet (or the scorecard is off)"]]);
+    if (!Object.keys(windows).length) {
+      row(tbody, [[scorecard && !scorecard.enabled ? "the scorecard is off on this server" : "no live predictions scored yet"]]);
+    }
+    const el = $("live-chart");
+    const points = scorecard ? scorecard.points : [];
+    el.dataset.points = String(points.length);
+    el.setAttribute("aria-label", points.length
+      ? points.length + " scored predictions of " + series.symbol + " to " + utc(points[points.length - 1].target_ms) +
+        ": last predicted " + price(points[points.length - 1].close, unit) + ", realized " + price(points[points.length - 1].realized_close, unit)
+      : "No scored predictions yet");
+    el.hidden = !points.length;
+    $("live-chart-heading").textContent = "Predicted vs realized closes" + (points.length ? "" : ": none scored yet");
+    replaceChart("live", points.length && (() => cseCharts.live(el, points, unit, narrow())));
   }
 
   function flatMetrics(metrics, prefix, out) {
     for (const [k, v] of Object.entries(metrics || {})) {
+      if (!prefix && (k === "leaderboards" || k === "data_range")) continue;  // shown as the leaderboard and the range
       if (v !== null && typeof v === "object" && !Array.isArray(v)) flatMetrics(v, prefix + k + ".", out);
       else out.push([prefix + k, typeof v === "number" ? num(v, 4) : String(v)]);
     }
     return out;
   }
 
-  function showModel(model) {
+  function showModel(series) {
+    const range = series.data_range;
     fill($("model"), [
-      ["Series", model.symbol + " " + model.interval],
-      ["Version", model.version],
-      ["Trained (created)", utc(model.created_at)],
-      ["Loaded", utc(model.loaded_at)],
-      ["Task", model.task || "—"],
-      ["Features", (model.feature_set || "—") + ", window " + model.seq_len + " candles"],
-      ["Pinned", model.pinned ? "yes" : "no"],
-      ...flatMetrics(model.metrics, "", []),
+      ["Series", series.symbol + " " + series.interval],
+      ["Version", series.version],
+      ["Trained (published)", utc(series.created_at)],
+      ["Data range", range ? utc(range[0]) + " → " + utc(range[1]) : "not recorded in the manifest"],
+      ["Task", series.task + (series.selected ? ", selected model " + series.selected : "")],
+      ["Features", series.feature_set + ", window " + series.seq_len + " candles, horizon " + series.horizon],
+      ...flatMetrics(series.metrics, "", []),
     ]);
   }
 
+  function resizeCharts() {
+    for (const [name, chart] of Object.entries(state.charts)) {
+      const el = $(name === "live" ? "live-chart" : "chart");
+      const size = cseCharts.chartSize(el, narrow());
+      chart.setSize(name === "live" ? { width: size.width, height: narrow() ? 200 : 240 } : size);
+    }
+  }
+
   function start() {
+    const meta = document.querySelector('meta[name="cse-public-page"]');
+    state.publicPage = !!meta && meta.content === "on";
     $("token-form").addEventListener("submit", (event) => {
       event.preventDefault();
       const value = $("token").value.trim();
       $("token").value = "";
       if (!value) return;
       sessionStorage.setItem(TOKEN_KEY, value);
-      loadModels();
+      loadSeries();
     });
-    $("forget").addEventListener("click", () => { sessionStorage.removeItem(TOKEN_KEY); say("Token forgotten."); });
+    $("forget").addEventListener("click", () => {
+      sessionStorage.removeItem(TOKEN_KEY);
+      say("Token forgotten." + (state.publicPage ? " The public view stays; forecasts need a token." : ""));
+    });
     $("series").addEventListener("change", showSeries);
     $("refresh").addEventListener("click", showSeries);
     let resizing = null;
-    window.addEventListener("resize", () => {
-      clearTimeout(resizing);
-      resizing = setTimeout(() => {
-        if (state.chart) state.chart.setSize({ width: Math.max(280, $("chart").clientWidth), height: window.innerWidth < 600 ? 240 : 320 });
-      }, 100);
-    });
-    if (token()) loadModels();
+    window.addEventListener("resize", () => { clearTimeout(resizing); resizing = setTimeout(resizeCharts, 100); });
+    if (token() || state.publicPage) loadSeries();
   }
 
   document.addEventListener("DOMContentLoaded", start);

@@ -1,18 +1,19 @@
 """The web page (`GET /`) in a real browser: Debian's Chromium driven by Playwright against `cse-serving serve`
-on 127.0.0.1, with published forecast models for BTCUSDT and ETHUSDT and the bundled sample as the
-server-side kline source. Screenshots at 1280 and 390 px go to tests/artifacts/ (git-ignored).
+on 127.0.0.1, with published forecast models for BTCUSDT and ETHUSDT (their manifests carry stored leaderboards
+with baselines and ensemble weights), a live scorecard holding scored BTCUSDT predictions, and the bundled sample
+as the server-side kline source. Screenshots at 1280 and 390 px go to tests/artifacts/ (git-ignored).
 
 Playwright's own browser download is not used: .ci/run installs Debian's `chromium` package; where
 /usr/bin/chromium is absent the test is skipped."""
 
 from __future__ import annotations
 
-import importlib.util
 from collections.abc import Iterator
 from pathlib import Path
 
 import httpx
 import pytest
+from web_helpers import fill_scorecard, published_manifest, serving_helpers
 
 from cse_models.store import ModelStore
 from cse_serving.auth import TokenStore
@@ -30,38 +31,43 @@ CHROMIUM_ARGS = [
     "--no-first-run",
 ]
 ALL_HEADS = {"price": True, "interval": True, "volatility": True, "direction": True}
+SAMPLE_LAST_CLOSE = {"BTCUSDT": 37_584.76, "ETHUSDT": 2_620.87}
 
 pytestmark = pytest.mark.skipif(not CHROMIUM.exists(), reason="needs Debian's chromium at /usr/bin/chromium")
 
 
-def _serving_helpers():
-    """tests/serving/serving_helpers.py by path: its forecast model builders and `real_server`."""
-    spec = importlib.util.spec_from_file_location("web_serving_helpers", ROOT / "tests/serving/serving_helpers.py")
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
-
-
-@pytest.fixture(scope="module")
-def server(tmp_path_factory) -> Iterator[tuple[str, str]]:
-    """A real server with BTCUSDT and ETHUSDT forecast models (every head published) → (url, user token)."""
-    helpers = _serving_helpers()
-    root = tmp_path_factory.mktemp("web")
+def published_store(root: Path) -> tuple[ModelStore, dict[str, str]]:
+    """BTCUSDT and ETHUSDT forecast models (every head published) → the store and each symbol's version;
+    BTCUSDT's predictions of the last day are in the live scorecard, all scored."""
     store = ModelStore(root / "store")
+    versions = {}
     for symbol in ("BTCUSDT", "ETHUSDT"):
-        version = helpers.version_at()
-        model = helpers.forecast_onnx(root / f"{symbol}.onnx")
-        store.publish(helpers.forecast_manifest(symbol, version, heads=ALL_HEADS), {"model.onnx": model})
-    tokens = TokenStore(root / "home" / "serving.db")
-    token = tokens.create("alice")
-    tokens.close()
-    env = {
+        versions[symbol] = serving_helpers.version_at()
+        model = serving_helpers.forecast_onnx(root / f"{symbol}.onnx")
+        store.publish(published_manifest(symbol, versions[symbol], heads=ALL_HEADS), {"model.onnx": model})
+    fill_scorecard(root / "home" / "scorecard.db", "BTCUSDT", versions["BTCUSDT"], base=SAMPLE_LAST_CLOSE["BTCUSDT"])
+    return store, versions
+
+
+def server_env(root: Path, store: ModelStore, **extra: str) -> dict[str, str]:
+    return {
         "CSE_HOME": str(root / "home"),
         "CSE_STORE": str(store.root),
         "CSE_SERVING_SOURCE": "sample",
         "CSE_SERVING_WATCH_SECONDS": "0",
+        **extra,
     }
-    with helpers.real_server(env, "--log-level", "warning") as url:
+
+
+@pytest.fixture(scope="module")
+def server(tmp_path_factory) -> Iterator[tuple[str, str]]:
+    """A real server with the published models and the scored BTCUSDT predictions → (url, user token)."""
+    root = tmp_path_factory.mktemp("web")
+    store, _ = published_store(root)
+    tokens = TokenStore(root / "home" / "serving.db")
+    token = tokens.create("alice")
+    tokens.close()
+    with serving_helpers.real_server(server_env(root, store), "--log-level", "warning") as url:
         yield url, token
 
 
@@ -89,22 +95,42 @@ def test_the_page_and_its_files_carry_a_csp_and_caching_headers(server):
     assert "script-src 'self'" in page.headers["content-security-policy"]
     assert page.headers["cache-control"] == "no-cache"
     assert "<script>" not in page.text  # no inline script
-    for path in ("/static/page.js", "/static/vendor/uPlot.iife.min.js", "/static/vendor/uPlot.LICENSE"):
+    for path in (
+        "/static/page.js",
+        "/static/charts.js",
+        "/static/vendor/uPlot.iife.min.js",
+        "/static/vendor/uPlot.LICENSE",
+    ):
         static = httpx.get(url + path)
         assert static.status_code == 200, path
         assert "max-age=3600" in static.headers["cache-control"]
         assert "default-src 'none'" in static.headers["content-security-policy"]
 
 
+def console_errors(page) -> list[str]:
+    errors: list[str] = []
+    page.on("console", lambda message: errors.append(message.text) if message.type == "error" else None)
+    page.on("pageerror", lambda error: errors.append(str(error)))
+    return errors
+
+
+UNLABELLED_CONTROLS = """() => [...document.querySelectorAll('input, select, button')]
+    .filter(e => !(e.labels && e.labels.length) && !e.textContent.trim() && !e.getAttribute('aria-label'))
+    .map(e => e.outerHTML)"""
+
+OVERFLOWING = """() => [...document.querySelectorAll('body *')]
+    .filter(e => !e.closest('.scroll') && e.getBoundingClientRect().right > 390)
+    .map(e => e.tagName + '#' + e.id + '.' + e.className + ':' + e.getBoundingClientRect().right).slice(0, 8)"""
+
+
 def test_the_page_shows_prices_forecast_leaderboard_and_scorecard(server, browser_context):
     expect = pytest.importorskip("playwright.sync_api").expect
     url, token = server
     page = browser_context.pages[0] if browser_context.pages else browser_context.new_page()
-    errors: list[str] = []
-    page.on("console", lambda message: errors.append(message.text) if message.type == "error" else None)
-    page.on("pageerror", lambda error: errors.append(str(error)))
+    errors = console_errors(page)
 
     page.goto(url + "/")
+    assert page.evaluate(UNLABELLED_CONTROLS) == []
     page.get_by_label("API token").fill("not-a-token")
     page.get_by_role("button", name="Use token").click()
     expect(page.locator("#error")).to_contain_text("token was refused (401)")
@@ -114,37 +140,54 @@ def test_the_page_shows_prices_forecast_leaderboard_and_scorecard(server, browse
     page.get_by_label("API token").fill(token)
     page.get_by_label("API token").press("Enter")  # keyboard-usable
     chart = page.locator("#chart")
-    expect(chart).to_have_attribute("data-symbol", "BTCUSDT")
+    expect(chart).to_have_attribute("data-forecast", "drawn")
     assert chart.get_attribute("data-symbol") == "BTCUSDT"
-    assert int(chart.get_attribute("data-points")) > 100
+    assert int(chart.get_attribute("data-points")) == 120
+    assert int(chart.get_attribute("data-candles")) == 120  # every candle painted by the draw hook
     assert page.locator("#chart canvas").count() == 1
+    assert "predicted next close" in chart.get_attribute("aria-label")
     btc_close = chart.get_attribute("data-last-close")
     card = page.locator("#card").inner_text()
-    assert "Next close" in card and "USDT" in card and "UTC" in card
+    assert "Next close" in card and "USDT" in card and "UTC" in card and "Volatility" in card
     assert page.locator("#direction").is_visible()
+
     leaderboard = page.locator("#leaderboard tbody").inner_text()
     for head in ("price", "interval", "volatility", "direction"):
         assert head in leaderboard
-    assert "published" in leaderboard and "price_baseline" in leaderboard
-    assert page.locator("#live tbody tr").count() >= 1
-    assert "Version" in page.locator("#model").inner_text()
+    for forecaster in ("★ cnn", "lstm", "persistence", "drift", "moving_average", "class_frequencies", "majority"):
+        assert forecaster in leaderboard, forecaster
+    assert "naive baseline" in leaderboard and "✔ published" in leaderboard
+    assert page.locator("#leaderboard tr.published").count() == 4  # one published model per head
+    assert "Ensemble (weighted) weights: cnn 70 %, lstm 30 %" in page.locator("#weights").inner_text()
+
+    live = page.locator("#live tbody").inner_text()
+    assert "24h" in live and "24" in live
+    live_chart = page.locator("#live-chart")
+    assert int(live_chart.get_attribute("data-points")) == 24
+    assert page.locator("#live-chart canvas").count() == 1
+    model = page.locator("#model").inner_text()
+    assert "Version" in model and "Data range" in model and "2024" in model
     assert not page.locator("#error").is_visible()
     ARTIFACTS.mkdir(parents=True, exist_ok=True)
     page.screenshot(path=str(ARTIFACTS / "page-1280.png"), full_page=True)
 
-    page.get_by_label("Symbol and interval").select_option("ETHUSDT 1h")
+    select = page.get_by_label("Symbol and interval")
+    select.focus()
+    page.keyboard.press("ArrowDown")  # the picker works from the keyboard
     expect(chart).to_have_attribute("data-symbol", "ETHUSDT")
-    assert int(chart.get_attribute("data-points")) > 100
+    expect(chart).to_have_attribute("data-forecast", "drawn")
+    assert int(chart.get_attribute("data-candles")) == 120
     assert chart.get_attribute("data-last-close") != btc_close
+    expect(live_chart).to_have_attribute("data-points", "0")  # no ETHUSDT prediction scored
+    assert "none scored yet" in page.locator("#live-chart-heading").inner_text()
 
     page.set_viewport_size({"width": 390, "height": 844})
+    select.select_option("BTCUSDT 1h")
+    expect(chart).to_have_attribute("data-symbol", "BTCUSDT")
+    expect(live_chart).to_have_attribute("data-points", "24")
     page.wait_for_timeout(300)
-    wide = page.evaluate(
-        "() => [...document.querySelectorAll('body *')]"
-        ".filter(e => !e.closest('.scroll') && e.getBoundingClientRect().right > 390)"  # tables scroll inside
-        ".map(e => e.tagName + '#' + e.id + '.' + e.className + ':' + e.getBoundingClientRect().right).slice(0, 8)"
-    )
-    assert page.evaluate("() => document.documentElement.scrollWidth") <= 390, wide  # no sideways scrolling of the page
+    assert page.evaluate("() => document.documentElement.scrollWidth") <= 390, page.evaluate(OVERFLOWING)
+    assert page.evaluate("() => document.querySelector('#chart canvas').getBoundingClientRect().right") <= 390
     page.screenshot(path=str(ARTIFACTS / "page-390.png"), full_page=True)
 
     # Reloading keeps the token (sessionStorage) and shows the models again.
@@ -153,14 +196,34 @@ def test_the_page_shows_prices_forecast_leaderboard_and_scorecard(server, browse
     assert errors == []
 
 
+def test_the_public_page_shows_history_without_a_token(tmp_path, browser_context):
+    """CSE_SERVING_PUBLIC_PAGE on: candles, leaderboard and scorecard without a token and without a refused
+    request in the console; the forecast card asks for a token (/predict keeps it)."""
+    expect = pytest.importorskip("playwright.sync_api").expect
+    store, _ = published_store(tmp_path)
+    env = server_env(tmp_path, store, CSE_SERVING_PUBLIC_PAGE="1")
+    with serving_helpers.real_server(env, "--log-level", "warning") as url:
+        page = browser_context.pages[0] if browser_context.pages else browser_context.new_page()
+        errors = console_errors(page)
+        page.goto(url + "/")
+        chart = page.locator("#chart")
+        expect(chart).to_have_attribute("data-candles", "120")
+        assert chart.get_attribute("data-forecast") == "none"
+        assert "needs an API token" in page.locator("#card").inner_text()
+        assert "★ cnn" in page.locator("#leaderboard tbody").inner_text()
+        assert int(page.locator("#live-chart").get_attribute("data-points")) == 24
+        assert "public view" in page.locator("#message").inner_text()
+        assert httpx.post(url + "/predict", json={"symbol": "BTCUSDT"}).status_code == 401
+        assert errors == []
+
+
 def test_an_empty_store_says_no_model_is_loaded(tmp_path, browser_context):
     expect = pytest.importorskip("playwright.sync_api").expect
-    helpers = _serving_helpers()
     tokens = TokenStore(tmp_path / "home" / "serving.db")
     token = tokens.create("alice")
     tokens.close()
     env = {"CSE_HOME": str(tmp_path / "home"), "CSE_STORE": str(tmp_path / "store"), "CSE_SERVING_WATCH_SECONDS": "0"}
-    with helpers.real_server(env, "--log-level", "warning") as url:
+    with serving_helpers.real_server(env, "--log-level", "warning") as url:
         page = browser_context.pages[0] if browser_context.pages else browser_context.new_page()
         page.goto(url + "/")
         page.get_by_label("API token").fill(token)

@@ -77,3 +77,54 @@ def published_manifest(symbol: str, version: str, *, heads: dict[str, bool], boa
         members=[Member("cnn", "cnn", 0.7), Member("lstm", "lstm", 0.3)],
         ensemble={"method": "weighted", "weights": {"cnn": 0.7, "lstm": 0.3}},
     )
+
+
+def fill_scorecard(path: Path, symbol: str, version: str, *, base: float, n: int = 24) -> int:
+    """`n` hourly predictions of `symbol` 1h by `version`, served over the last hours and all scored, as the
+    live scorecard would hold them: realized closes a deterministic walk around `base`, each predicted from
+    the previous close with a ±1 % interval → how many were scored."""
+    import math
+    import time
+    from datetime import UTC, datetime
+
+    from cse_serving.schemas import ForecastCard, ForecastInterval, Kline, Prediction, PredictResponse
+    from cse_serving.scorecard import Scorecard
+
+    hour_ms = 3_600_000
+    now_ms = int(time.time() * 1000) // hour_ms * hour_ms
+    clock_ms = [now_ms]
+    card = Scorecard(path, clock=lambda: clock_ms[0] / 1000)
+    realized = [base * math.exp(0.004 * math.sin(i / 2.5) + 0.001 * i) for i in range(n + 1)]
+    klines = []
+    for i in range(1, n + 1):
+        target = now_ms - (n + 1 - i) * hour_ms
+        last, close = realized[i - 1], realized[i - 1] * (1 + 0.0015 * math.cos(i))
+        forecast = ForecastCard(
+            last_close=last,
+            close=close,
+            log_return=math.log(close / last),
+            interval=ForecastInterval(lower=close * 0.99, upper=close * 1.01, level=0.8),
+            volatility=None,
+            direction=None,
+            skill={"price": 0.05},
+        )
+        clock_ms[0] = target - hour_ms // 2
+        as_of = datetime.fromtimestamp(target / 1000, UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+        card.record(
+            PredictResponse(
+                symbol=symbol,
+                interval="1h",
+                model_version=version,
+                as_of=as_of,
+                prediction=Prediction(close=close),
+                forecast=forecast,
+            )
+        )
+        price = realized[i]
+        klines.append(
+            Kline(open=last, high=price * 1.002, low=price * 0.998, close=price, volume=1.0, open_time=target)
+        )
+    clock_ms[0] = now_ms
+    scored = card.observe(symbol, "1h", klines)
+    card.close()
+    return scored
