@@ -55,10 +55,21 @@ class HeadBoard(msgspec.Struct, kw_only=True):
     rows: list[BoardRow]
 
 
+class EnsembleInfo(msgspec.Struct, kw_only=True):
+    """The published ensemble (the manifest's `ensemble`): its name on the leaderboards, how it combines its
+    members, each head's member weights (head → member → weight; "all" when one set serves every head) and
+    why it was published instead of its best member."""
+
+    name: str | None
+    method: str | None
+    weights: dict[str, dict[str, float]]
+    reason: str | None
+
+
 class SeriesBoard(msgspec.Struct, kw_only=True):
-    """A serving version: what the page's picker, leaderboard and model card show. `weights` are the
-    ensemble's member weights (the manifest's `ensemble.weights`, else its members' weights);
-    `ensemble_method` is null for a single model."""
+    """A serving version: what the page's picker, leaderboard and model card show. `member_weights` are
+    the manifest's members' weights (for a single model 1 for the published one, 0 for the others);
+    `ensemble` is null for a single model."""
 
     symbol: str
     interval: str
@@ -70,8 +81,8 @@ class SeriesBoard(msgspec.Struct, kw_only=True):
     horizon: int
     selected: str | None
     heads: list[HeadBoard]
-    weights: dict[str, float]
-    ensemble_method: str | None
+    member_weights: dict[str, float]
+    ensemble: EnsembleInfo | None
     data_range: list[str] | None
     metrics: dict[str, Any]
 
@@ -166,13 +177,37 @@ def _data_range(manifest: Manifest, heads: list[HeadBoard]) -> list[str] | None:
     return [min(a for a, _ in spans), max(b for _, b in spans)] if spans else None
 
 
+def _weights(raw: Any) -> dict[str, dict[str, float]]:
+    """head → member → weight from the manifest's `ensemble.weights`: that nesting, or one flat member →
+    weight set (filed under "all"); anything else is left out rather than failing the whole view."""
+    if not isinstance(raw, dict) or not raw:
+        return {}
+    if all(_number(w) is not None for w in raw.values()):
+        return {"all": {str(m): float(w) for m, w in raw.items()}}
+    return {
+        str(head): {str(m): float(w) for m, w in weights.items() if _number(w) is not None}
+        for head, weights in raw.items()
+        if isinstance(weights, dict)
+    }
+
+
+def ensemble_info(ensemble: dict[str, Any]) -> EnsembleInfo | None:
+    if not ensemble:
+        return None
+
+    def text(key: str) -> str | None:
+        return str(ensemble[key]) if ensemble.get(key) is not None else None
+
+    return EnsembleInfo(
+        name=text("name"), method=text("method"), weights=_weights(ensemble.get("weights")), reason=text("reason")
+    )
+
+
 def series_board(model: LoadedModel) -> SeriesBoard:
     manifest = model.manifest
     metrics = manifest.metrics
     selected = metrics.get("selected") if isinstance(metrics.get("selected"), str) else None
     heads = [head_board(head, metrics, selected) for head in manifest.heads]
-    ensemble = manifest.ensemble
-    weights = ensemble.get("weights") if isinstance(ensemble.get("weights"), dict) else None
     return SeriesBoard(
         symbol=manifest.symbol,
         interval=manifest.interval,
@@ -184,8 +219,8 @@ def series_board(model: LoadedModel) -> SeriesBoard:
         horizon=manifest.horizon,
         selected=selected,
         heads=heads,
-        weights={str(k): float(v) for k, v in (weights or {m.name: m.weight for m in manifest.members}).items()},
-        ensemble_method=str(ensemble["method"]) if ensemble.get("method") else None,
+        member_weights={m.name: m.weight for m in manifest.members},
+        ensemble=ensemble_info(manifest.ensemble),
         data_range=_data_range(manifest, heads),
         metrics=metrics,
     )
@@ -203,8 +238,9 @@ class LeaderboardController(Controller):
         description=(
             "Per serving series (sorted by symbol, interval): its version, training date and data range, and per "
             "head the published model beside the naive baselines with walk-forward skill (1 − error / error of "
-            "the head's reference baseline), Diebold–Mariano p-value and the gate's verdict; the ensemble's "
-            "member weights. A series that serves no version is not listed (GET /models says why)." + PUBLIC_NOTE
+            "the head's reference baseline), Diebold–Mariano p-value and the gate's verdict; the members' weights "
+            "and, for an ensemble, its method and per-head weights. A series that serves no version is not "
+            "listed (GET /models says why)." + PUBLIC_NOTE
         ),
         responses=reader_responses(),
         sync_to_thread=False,

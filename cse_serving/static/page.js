@@ -252,11 +252,25 @@
       }
     }
     if (!series.heads.length) row(tbody, [["no per-head verdicts (not a forecast model)"]]);
-    const weights = Object.entries(series.weights || {});
-    $("weights").textContent = weights.length
-      ? (series.ensemble_method ? "Ensemble (" + series.ensemble_method + ") weights: " : "Member weights: ") +
-        weights.map(([name, w]) => name + " " + pct(w, 0)).join(", ") + "."
-      : "";
+    $("weights").textContent = weightsText(series);
+  }
+
+  function shares(weights) {
+    return Object.entries(weights).map(([name, w]) => name + " " + pct(w, 0)).join(", ");
+  }
+
+  // An ensemble's weights per head ("all" when one set serves every head); a single model's members with
+  // their weights (1 for the published one).
+  function weightsText(series) {
+    const e = series.ensemble;
+    if (e) {
+      const heads = Object.entries(e.weights || {});
+      return "Published ensemble " + (e.name || "") + " (" + (e.method || "method not recorded") + ")" +
+        (heads.length ? " — weights: " + heads.map(([head, w]) => (head === "all" ? "" : head + ": ") + shares(w)).join("; ") : "") +
+        "." + (e.reason ? " Why the ensemble: " + e.reason + "." : "");
+    }
+    const members = series.member_weights || {};
+    return Object.keys(members).length > 1 ? "Members and weights: " + shares(members) + "." : "";
   }
 
   function showLive(series, scorecard) {

@@ -154,11 +154,12 @@ def test_the_page_shows_prices_forecast_leaderboard_and_scorecard(server, browse
     leaderboard = page.locator("#leaderboard tbody").inner_text()
     for head in ("price", "interval", "volatility", "direction"):
         assert head in leaderboard
-    for forecaster in ("★ cnn", "lstm", "persistence", "drift", "moving_average", "class_frequencies", "majority"):
+    for forecaster in ("★ ensemble_weighted", "cnn", "lstm", "persistence", "drift", "class_frequencies", "majority"):
         assert forecaster in leaderboard, forecaster
     assert "naive baseline" in leaderboard and "✔ published" in leaderboard
     assert page.locator("#leaderboard tr.published").count() == 4  # one published model per head
-    assert "Ensemble (weighted) weights: cnn 70 %, lstm 30 %" in page.locator("#weights").inner_text()
+    weights = page.locator("#weights").inner_text()
+    assert "ensemble_weighted (weighted)" in weights and "price: cnn 70 %, lstm 30 %; direction: cnn 55 %" in weights
 
     live = page.locator("#live tbody").inner_text()
     assert "24h" in live and "24" in live
@@ -210,7 +211,7 @@ def test_the_public_page_shows_history_without_a_token(tmp_path, browser_context
         expect(chart).to_have_attribute("data-candles", "120")
         assert chart.get_attribute("data-forecast") == "none"
         assert "needs an API token" in page.locator("#card").inner_text()
-        assert "★ cnn" in page.locator("#leaderboard tbody").inner_text()
+        assert "★ ensemble_weighted" in page.locator("#leaderboard tbody").inner_text()
         assert int(page.locator("#live-chart").get_attribute("data-points")) == 24
         assert "public view" in page.locator("#message").inner_text()
         assert httpx.post(url + "/predict", json={"symbol": "BTCUSDT"}).status_code == 401

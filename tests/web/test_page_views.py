@@ -43,15 +43,18 @@ def test_the_leaderboard_puts_the_published_model_beside_its_baselines(served, c
     series = board(client_factory(), tokens["user"])
     price = next(h for h in series["heads"] if h["head"] == "price")
 
-    assert [r["name"] for r in price["rows"]] == ["cnn", "lstm", "persistence", "drift", "moving_average"]
-    assert [r["name"] for r in price["rows"] if r["published"]] == ["cnn"]
-    assert {r["kind"] for r in price["rows"][2:]} == {"baseline"}
+    names = ["ensemble_weighted", "cnn", "lstm", "persistence", "drift", "moving_average"]
+    assert [r["name"] for r in price["rows"]] == names
+    assert [r["name"] for r in price["rows"] if r["published"]] == ["ensemble_weighted"]
+    assert {r["kind"] for r in price["rows"][3:]} == {"baseline"}
     assert price["rows"][0]["skill"] == pytest.approx(0.05) and price["rows"][0]["p_value"] == 0.01
     assert (price["rows"][0]["metric"], price["rows"][0]["value"]) == ("mae", 95.0)
     assert (price["complete"], price["publish"], price["reference"]) == (True, True, "price_baseline")
-    assert series["weights"] == {"cnn": 0.7, "lstm": 0.3} and series["ensemble_method"] == "weighted"
+    assert series["member_weights"] == {"cnn": 0.7, "lstm": 0.3}
+    assert series["ensemble"]["method"] == "weighted"
+    assert series["ensemble"]["weights"]["direction"] == {"cnn": 0.55, "lstm": 0.45}
     assert series["data_range"] == ["2024-01-01T00:00:00Z", "2024-12-31T23:00:00Z"]
-    assert (series["version"], series["selected"]) == (served, "cnn")
+    assert (series["version"], series["selected"]) == (served, "ensemble_weighted")
 
 
 def test_without_a_stored_board_the_reference_row_follows_from_the_skill(served, client_factory, tokens) -> None:
@@ -61,7 +64,7 @@ def test_without_a_stored_board_the_reference_row_follows_from_the_skill(served,
 
     assert interval["complete"] is False
     model, reference = interval["rows"]
-    assert (model["name"], model["published"], model["value"]) == ("cnn", True, 300.0)
+    assert (model["name"], model["published"], model["value"]) == ("ensemble_weighted", True, 300.0)
     assert (reference["name"], reference["kind"], reference["skill"]) == ("interval_baseline", "baseline", 0.0)
     assert reference["value"] == pytest.approx(300.0 / 0.9)
 

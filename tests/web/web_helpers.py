@@ -36,7 +36,8 @@ STORED_BOARDS = {
         "reference": "persistence",
         "info": {"first_target": "2024-01-08 00:00", "last_target": "2024-12-30 23:00"},
         "rows": [
-            board_row("cnn", "model", "mae", 95.0, 100.0, 0.01),
+            board_row("ensemble_weighted", "ensemble", "mae", 95.0, 100.0, 0.01),
+            board_row("cnn", "model", "mae", 96.0, 100.0, 0.02),
             board_row("lstm", "model", "mae", 97.0, 100.0, 0.04),
             board_row("persistence", "baseline", "mae", 100.0, 100.0, None),
             board_row("drift", "baseline", "mae", 100.4, 100.0, 0.7),
@@ -47,7 +48,8 @@ STORED_BOARDS = {
         "reference": "class_frequencies",
         "rows": [
             board_row("class_frequencies", "baseline", "brier", 0.66, 0.66, None),
-            board_row("cnn", "model", "brier", 0.65, 0.66, 0.2),
+            board_row("ensemble_weighted", "ensemble", "brier", 0.65, 0.66, 0.2),
+            board_row("cnn", "model", "brier", 0.655, 0.66, 0.3),
             board_row("majority", "baseline", "brier", 0.9, 0.66, 1.0),
         ],
     },
@@ -55,9 +57,10 @@ STORED_BOARDS = {
 
 
 def published_manifest(symbol: str, version: str, *, heads: dict[str, bool], boards: bool = True):
-    """A forecast manifest as publication writes it: the selected model ("cnn") with its walk-forward metrics,
-    members with weights, an ensemble record and — with `boards` — every head's stored leaderboard for the
-    price and direction heads (baselines included); the interval and volatility heads keep only their verdict."""
+    """A forecast manifest as publication writes it: the published ensemble ("ensemble_weighted") with its
+    walk-forward metrics, members with weights, the ensemble record (per-head weights) and — with `boards` —
+    the stored leaderboards of the price and direction heads (baselines included); the interval and volatility
+    heads keep only their verdict."""
     import dataclasses
 
     from cse_models.store import Member
@@ -65,7 +68,7 @@ def published_manifest(symbol: str, version: str, *, heads: dict[str, bool], boa
     manifest = serving_helpers.forecast_manifest(symbol, version, heads=heads)
     metrics = {
         **manifest.metrics,
-        "selected": "cnn",
+        "selected": "ensemble_weighted",
         "walk_forward": {"price": {"mae": 95.0}, "interval": {"winkler": 300.0, "coverage": 0.81}},
         "walk_forward_skill": {"price": 0.05},
         "data_range": {"start": "2024-01-01T00:00:00Z", "end": "2024-12-31T23:00:00Z"},
@@ -75,7 +78,13 @@ def published_manifest(symbol: str, version: str, *, heads: dict[str, bool], boa
         manifest,
         metrics=metrics,
         members=[Member("cnn", "cnn", 0.7), Member("lstm", "lstm", 0.3)],
-        ensemble={"method": "weighted", "weights": {"cnn": 0.7, "lstm": 0.3}},
+        ensemble={
+            "name": "ensemble_weighted",
+            "method": "weighted",
+            "members": ["cnn", "lstm"],
+            "weights": {"price": {"cnn": 0.7, "lstm": 0.3}, "direction": {"cnn": 0.55, "lstm": 0.45}},
+            "reason": "its walk-forward price skill beats its best member's",
+        },
     )
 
 
