@@ -82,6 +82,11 @@ EVALUATION = Domain(
         "cse_models/features",
     ),
 )
+ENSEMBLE = Domain(
+    "ensemble",
+    ("team:cse-ml",),
+    ("cse_assets/assets/ensemble.py", "cse_models/ensembles", "cse_models/heads", "cse_models/features"),
+)
 PUBLISH = Domain(
     "publish",
     ("team:cse-ml",),

@@ -15,6 +15,7 @@ from typing import Any
 
 import polars as pl
 
+from cse_models.ensembles import FittedEnsemble
 from cse_models.evaluation.report import Leaderboards
 from cse_models.export.exported import ExportedModel
 from cse_models.features.dataset import SplitArrays, load_datasets, save_datasets
@@ -58,6 +59,11 @@ CODECS: dict[type, Codec] = {
         "leaderboards.json",
         lambda boards, path: path.write_text(boards.to_json()),
         lambda path: Leaderboards.from_dict(json.loads(path.read_text())),
+    ),
+    FittedEnsemble: Codec(
+        "ensemble.json",
+        lambda fitted, path: path.write_text(fitted.to_json()),
+        lambda path: FittedEnsemble.from_json(path.read_text()),
     ),
     Manifest: Codec(
         "manifest.json",

@@ -31,6 +31,7 @@ from dagster import Definitions, load_asset_checks_from_modules, load_assets_fro
 
 from cse_assets import checks, jobs, schedules
 from cse_assets.assets import data
+from cse_assets.assets.ensemble import build_ensemble
 from cse_assets.assets.evaluation import build_evaluation
 from cse_assets.assets.models import build_models
 from cse_assets.assets.publish import build_published_model
@@ -83,11 +84,13 @@ def build_definitions(settings: CseSettings) -> Definitions:
     specs = MODEL_SETS.get(settings.model_set)
     models = build_models(specs)
     evaluation = build_evaluation(specs)
+    ensemble = build_ensemble(specs)
     return Definitions(
         assets=[
             *load_assets_from_modules([data]),
             *models.assets,
             *evaluation.assets,
+            *ensemble.assets,
             build_published_model(specs),
         ],
         asset_checks=[*load_asset_checks_from_modules([checks]), *models.checks, *evaluation.checks],

@@ -50,12 +50,19 @@ class PublishRequest:
     training: dict[str, Any]
     member_paths: dict[str, Path] = field(default_factory=dict)  # name → ONNX of each member alone
     heads: tuple[HeadVerdict, ...] = ()
+    # The manifest's `ensemble` when onnx_path is a composed ensemble: its `member_outputs` (member → card
+    # output → graph output) become extra graph outputs, so members come out of the same run.
+    ensemble: dict[str, Any] = field(default_factory=dict)
 
 
-def graph_outputs(task: str) -> list[TensorSpec]:
+def graph_outputs(task: str, ensemble: dict[str, Any] | None = None) -> list[TensorSpec]:
+    """The task's outputs, then each ensemble member's card outputs inside the composed graph."""
+    members = (ensemble or {}).get("member_outputs", {})
+    names = [(name, name) for name in OUTPUT_NAMES[task]]
+    names += [(graph, output) for outputs in members.values() for output, graph in outputs.items()]
     return [
-        TensorSpec(name, "float32", ["batch", len(CLASS_NAMES) if name == "probabilities" else 1])
-        for name in OUTPUT_NAMES[task]
+        TensorSpec(graph, "float32", ["batch", len(CLASS_NAMES) if output == "probabilities" else 1])
+        for graph, output in names
     ]
 
 
@@ -103,13 +110,14 @@ def build_manifest(request: PublishRequest, *, now: datetime | None = None) -> M
         horizon=data.horizon,
         warmup=get_feature_set(data.feature_set).warmup,
         inputs=graph_input_specs(data, n_features),
-        outputs=graph_outputs(data.task),
+        outputs=graph_outputs(data.task, request.ensemble),
         class_names=list(CLASS_NAMES) if classification or data.task == "forecast" else [],
         members=list(request.members),
         heads=list(request.heads),
         metrics=request.metrics,
         training={**request.training, "data": asdict(data)},
         packages=package_versions(),
+        ensemble=request.ensemble,
     )
 
 

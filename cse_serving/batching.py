@@ -91,10 +91,16 @@ class MicroBatcher:
 
 
 def _run(model: LoadedModel, windows: list[Window], members: bool) -> tuple[list[Row], dict[str, list[Row]]]:
+    """One run of the served graph; members' rows come from that same run when the graph is an ensemble
+    (its `member_outputs` are graph outputs), else from each member's own session."""
     feeds = model.feeds(windows)
     rows = batch_rows(model.run(feeds))
-    sessions = model.members.items() if members else ()
-    return rows, {name: batch_rows(model.run(feeds, session)) for name, session in sessions}
+    if not members:
+        return rows, {}
+    inside = model.manifest.ensemble.get("member_outputs", {})
+    if inside:
+        return rows, {name: [{o: row[g] for o, g in outs.items()} for row in rows] for name, outs in inside.items()}
+    return rows, {name: batch_rows(model.run(feeds, session)) for name, session in model.members.items()}
 
 
 def _settle_one(model: LoadedModel, item: _Pending) -> None:

@@ -17,6 +17,7 @@ from cse_assets.failures import library_errors_as_failure
 from cse_assets.metadata import leaderboard_table
 from cse_assets.partitions import symbols
 from cse_assets.resources import DataSettings, EvaluationSettings, TrainingResource
+from cse_models.ensembles import default_ensembles
 from cse_models.evaluation import Leaderboards, PromotionDecision, evaluate_walk_forward, head_decisions
 from cse_models.specs import ModelSpec
 
@@ -49,14 +50,17 @@ def build_evaluation(specs: Sequence[ModelSpec]) -> DomainDefinitions:
         training: TrainingResource,  # unused in the body: its setup turns the JAX compilation cache on
     ) -> Leaderboards:
         """Walk-forward leaderboards per head: each model spec retrained per fold exactly as it is trained for
-        publication (scaler fit per fold on train rows only, calibrated on the fold's validation rows) and
-        scored beside each head's baselines on the same out-of-sample points."""
+        publication (scaler fit per fold on train rows only, calibrated on the fold's validation rows), and
+        with two or more specs the weighted, stacking and voting ensembles of them (fit per fold on the
+        members' validation forecasts), scored beside each head's baselines on the same out-of-sample
+        points."""
         with library_errors_as_failure():
             boards = evaluate_walk_forward(
                 features,
                 data_settings.data_config(),
                 evaluation_settings.walk_forward_config(),
                 models=models,
+                ensembles=default_ensembles(tuple(spec.name for spec in models)),
                 budget=evaluation_settings.budget,
                 info={"symbol": context.partition_key, "interval": data_settings.interval},
                 on_progress=context.log.info,

@@ -1,5 +1,5 @@
-"""Publication: the parity-checked model whose heads pass the gate — and every trained model as a
-member — with the scaler and manifest, atomically into the model store that serving reads.
+"""Publication: the ensemble or the parity-checked model whose heads pass the gate — and every trained
+model as a member — with the scaler and manifest, atomically into the model store that serving reads.
 
 Built by a factory from the same specs as the model assets (`build_published_model`)."""
 
@@ -25,6 +25,8 @@ from cse_assets.resources import (
     TrainingResource,
 )
 from cse_models.config import DataConfig
+from cse_models.ensembles import FittedEnsemble, default_ensembles
+from cse_models.ensembles.graph_fit import EnsembleChoice, ensemble_or_member
 from cse_models.evaluation import Leaderboards
 from cse_models.export.exported import ExportedModel
 from cse_models.features.dataset import SplitArrays
@@ -53,6 +55,9 @@ def build_published_model(specs: Sequence[ModelSpec]) -> AssetsDefinition:
     for spec in specs:
         ins[f"onnx_{spec.name}"] = AssetIn(f"onnx_{spec.name}", dagster_type=ExportedModel)
         ins[f"model_{spec.name}"] = AssetIn(f"model_{spec.name}", dagster_type=TrainedModel)
+    if default_ensembles(tuple(spec.name for spec in specs)):
+        ins["ensemble_weights"] = AssetIn("ensemble_weights", dagster_type=FittedEnsemble)
+        ins["onnx_ensemble"] = AssetIn("onnx_ensemble", dagster_type=ExportedModel)
 
     @asset(
         name="published_model",
@@ -73,10 +78,11 @@ def build_published_model(specs: Sequence[ModelSpec]) -> AssetsDefinition:
         evaluation_settings: EvaluationSettings,
         **inputs,
     ) -> Manifest:
-        """The version serving loads: the model with the most heads through the gate as model.onnx (raw
-        features and last close in, the forecast card out), every model under members/, scaler.json and
-        manifest.json listing each head with its walk-forward skill and verdict (serving answers only the
-        heads that passed)."""
+        """The version serving loads: the ensemble (ONE graph holding every member) when its walk-forward
+        price skill beats its best member's, else the model with the most heads through the gate, as
+        model.onnx (raw features and last close in, the forecast card out), scaler.json and manifest.json
+        listing each head with its walk-forward skill and verdict (serving answers only the heads that
+        passed) and, for an ensemble, its method, weights and the members' outputs in the graph."""
         scaler: FittedScaler = inputs["scaler"]
         trained: dict[str, TrainedModel] = {s.name: inputs[f"model_{s.name}"] for s in specs}
         exported: dict[str, ExportedModel] = {s.name: inputs[f"onnx_{s.name}"] for s in specs}
@@ -84,52 +90,71 @@ def build_published_model(specs: Sequence[ModelSpec]) -> AssetsDefinition:
         boards: Leaderboards = inputs["evaluation"]
         decisions = gate_decisions(boards, evaluation_settings)
         allowed = {name: heads for name, heads in decisions.items() if any(d.publish for d in heads.values())}
-        if not allowed:  # the blocking beats_naive check stops the run before this; kept for direct calls
+        members_allowed = {name: heads for name, heads in allowed.items() if name in trained}
+        fitted: FittedEnsemble | None = inputs.get("ensemble_weights")
+        choice = None if fitted is None else ensemble_or_member(boards, fitted.name, tuple(trained))
+        use_ensemble = (
+            fitted is not None and fitted.name in allowed and (choice.publish_ensemble or not members_allowed)
+        )
+        if not use_ensemble and not members_allowed:  # the blocking beats_naive check stops the run before this
             raise Failure(
                 description="no head of any model passed the promotion gate: "
                 + "; ".join(f"{n}/{h}: {d.reason}" for n, heads in decisions.items() for h, d in heads.items())
             )
-        best = select_best(boards, allowed)
-        heads = head_verdicts(boards, best, decisions[best])
+        best = fitted.name if use_ensemble else select_best(boards, members_allowed)
+        onnx_file = Path(inputs["onnx_ensemble"].path if use_ensemble else exported[best].path)
         request = PublishRequest(
             symbol=context.partition_key,
             interval=data_settings.interval,
             data=data,
             scaler=scaler,
-            onnx_path=Path(exported[best].path),
-            members=tuple(Member(name, t.name, 1.0 if name == best else 0.0) for name, t in trained.items()),
+            onnx_path=onnx_file,
+            members=published_members(trained, best, fitted if use_ensemble else None),
             metrics={
-                **trained[best].metrics,
-                "parity": exported[best].parity,
+                **(trained[best].metrics if best in trained else {}),
+                "parity": inputs["onnx_ensemble"].parity if use_ensemble else exported[best].parity,
                 "selected": best,
-                "calibration": trained[best].calibration,
+                **({"calibration": trained[best].calibration} if best in trained else {}),
                 "walk_forward": {head: boards[head].row(best).metrics for head in decisions[best]},
                 "walk_forward_skill": {head: boards[head].row(best).skill for head in decisions[best]},
                 "members": {name: t.metrics["validation"] for name, t in trained.items()},
+                **({"ensemble_choice": choice.reason} if choice else {}),
             },
             training={
                 "budget": asdict(training.config()),
-                "spec": next(s for s in specs if s.name == best).as_dict(),
-                "model": trained[best].config,
-                "epochs_run": len(trained[best].history),
-                "best_epoch": trained[best].best_epoch,
-                "seconds": trained[best].seconds,
-                "devices": trained[best].devices,
+                "members": {
+                    s.name: {"spec": s.as_dict(), "seconds": trained[s.name].seconds, "model": trained[s.name].config}
+                    for s in specs
+                },
+                **(
+                    {}
+                    if use_ensemble
+                    else {
+                        "spec": next(s for s in specs if s.name == best).as_dict(),
+                        "model": trained[best].config,
+                        "epochs_run": len(trained[best].history),
+                        "best_epoch": trained[best].best_epoch,
+                        "seconds": trained[best].seconds,
+                        "devices": trained[best].devices,
+                    }
+                ),
             },
-            member_paths={name: Path(e.path) for name, e in exported.items()} if len(specs) > 1 else {},
-            heads=heads,
+            member_paths={} if use_ensemble or len(specs) < 2 else {n: Path(e.path) for n, e in exported.items()},
+            heads=head_verdicts(boards, best, decisions[best]),
+            ensemble=ensemble_entry(fitted, choice, inputs["onnx_ensemble"]) if use_ensemble else {},
         )
         with library_errors_as_failure():
             manifest = publish(model_store.store(), request, workdir=cse_home.root / "publish" / context.partition_key)
-        chart = forecast_chart(Path(exported[best].path), inputs["datasets"]["test"], data, context.partition_key)
+        chart = forecast_chart(onnx_file, inputs["datasets"]["test"], data, context.partition_key)
         context.add_output_metadata(
             {
                 "version": manifest.version,
                 **({"predictions_vs_actual": MetadataValue.md(chart)} if chart else {}),
                 "selected": best,
-                "heads": heads_table(heads),
-                **{f"publish/{h.name}": h.publish for h in heads},
-                **{f"forced/{h.name}": h.forced for h in heads},
+                **({"ensemble_choice": choice.reason} if choice else {}),
+                "heads": heads_table(request.heads),
+                **{f"publish/{h.name}": h.publish for h in request.heads},
+                **{f"forced/{h.name}": h.forced for h in request.heads},
                 "store": MetadataValue.path(str(model_store.store().series_dir(manifest.symbol, manifest.interval))),
                 "files": list(manifest.files),
             }
@@ -137,6 +162,34 @@ def build_published_model(specs: Sequence[ModelSpec]) -> AssetsDefinition:
         return manifest
 
     return published_model
+
+
+def published_members(trained: dict[str, TrainedModel], best: str, fitted: FittedEnsemble | None) -> tuple[Member, ...]:
+    """Every trained model as a member: an ensemble's with its price weights (equal for a median), a single
+    model's with weight 1 for the published one and 0 for the others."""
+    if fitted is None:
+        return tuple(Member(name, t.name, 1.0 if name == best else 0.0) for name, t in trained.items())
+    price = fitted.weights().get("price", dict.fromkeys(fitted.members, 1 / len(fitted.members)))
+    return tuple(Member(name, trained[name].name, price[name]) for name in fitted.members)
+
+
+def ensemble_entry(fitted: FittedEnsemble, choice: EnsembleChoice, composed: ExportedModel) -> dict:
+    """The manifest's `ensemble`: what it is, how it combines, where its members' outputs are, and why."""
+    from cse_models.ensembles.compose import member_output
+    from cse_models.heads.layout import FORECAST_OUTPUTS
+
+    return {
+        "name": fitted.name,
+        "method": fitted.method,
+        "members": list(fitted.members),
+        "weights": fitted.weights(),
+        "combiners": fitted.to_dict()["combiners"],
+        "interval_scale": fitted.interval_scale,
+        "member_outputs": {m: {o: member_output(m, o) for o in FORECAST_OUTPUTS} for m in fitted.members},
+        "reason": choice.reason,
+        "skill": {"ensemble": choice.ensemble_skill, choice.best_member: choice.best_member_skill},
+        "op_types": composed.op_types,
+    }
 
 
 CHART_WINDOWS = 240  # the last ten days of hourly test windows

@@ -3,7 +3,7 @@ voting, fit on the members' out-of-sample validation forecasts, scored walk-forw
 exported as ONE ONNX graph holding every member (`compose`). numpy at import; jax/optax only while
 fitting, onnx only while composing."""
 
-from cse_models.ensembles.config import EnsembleConfig
+from cse_models.ensembles.config import ENSEMBLE_METHODS, EnsembleConfig, default_ensembles
 from cse_models.ensembles.fitted import COMBINED_HEADS, FittedEnsemble
 from cse_models.ensembles.kinds import ENSEMBLES, fit_ensemble
 from cse_models.ensembles.rows import EnsembleLeakageError, FitRows, check_after_training, segment_fit_rows
@@ -11,11 +11,13 @@ from cse_models.ensembles.rows import EnsembleLeakageError, FitRows, check_after
 __all__ = [
     "COMBINED_HEADS",
     "ENSEMBLES",
+    "ENSEMBLE_METHODS",
     "EnsembleConfig",
     "EnsembleLeakageError",
     "FitRows",
     "FittedEnsemble",
     "check_after_training",
+    "default_ensembles",
     "fit_ensemble",
     "segment_fit_rows",
 ]

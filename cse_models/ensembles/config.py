@@ -26,3 +26,14 @@ class EnsembleConfig:
             raise ConfigError(f"ensemble {self.name!r} lists a member twice: {list(self.members)}")
         if self.name in self.members:
             raise ConfigError(f"ensemble {self.name!r} cannot be its own member")
+
+
+ENSEMBLE_METHODS = ("weighted", "stacking", "voting")
+
+
+def default_ensembles(members: tuple[str, ...]) -> tuple[EnsembleConfig, ...]:
+    """One ensemble per method over every member (`ensemble_<method>` rows on the leaderboards); none for
+    fewer than two members. The graph publishes the one with the best walk-forward price skill."""
+    if len(members) < 2:
+        return ()
+    return tuple(EnsembleConfig(f"ensemble_{method}", members, method) for method in ENSEMBLE_METHODS)
