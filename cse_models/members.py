@@ -31,6 +31,7 @@ from typing import TYPE_CHECKING, Any, Protocol
 import numpy as np
 
 from cse_models.classical import CLASSICAL
+from cse_models.classical.member import ClassicalKind
 from cse_models.config import DataConfig
 from cse_models.errors import UnknownNameError
 from cse_models.export.exported import ExportedModel
@@ -185,6 +186,7 @@ class FlaxKind:
 
 MEMBER_KINDS: Registry[MemberKind] = Registry("member kind")
 MEMBER_KINDS.add("flax", FlaxKind())
+MEMBER_KINDS.add("classical", ClassicalKind())
 
 
 def member_kind(architecture: str) -> MemberKind:

@@ -15,6 +15,11 @@ import numpy as np
 
 from cse_models.registry import Registry
 
+# Class probabilities are floored here before their log becomes the member's raw "logits": a forest's leaf
+# may hold no window of a class, and log 0 would put −inf into the graph. Softmax of the floored logs
+# differs from the probabilities by less than 1e-9.
+PROBABILITY_FLOOR = 1e-9
+
 
 class TreeModels(Protocol):
     """The three tree models of one member on window summaries `[n, k]`: a regressor for the σ-scaled
