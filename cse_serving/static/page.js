@@ -79,9 +79,10 @@
   function row(tbody, cells, cls) {
     const tr = document.createElement("tr");
     if (cls) tr.className = cls;
-    for (const [text, tdClass] of cells) {
+    for (const [text, tdClass, span] of cells) {
       const td = document.createElement("td"); td.textContent = text;
       if (tdClass) td.className = tdClass;
+      if (span) td.colSpan = span;
       tr.append(td);
     }
     tbody.append(tr);
@@ -224,7 +225,7 @@
   const PRICED_HEADS = new Set(["price", "interval"]);
 
   function verdict(head) {
-    if (head.publish) return "✔ published" + (head.forced ? " (forced)" : "") + " — " + head.reason;
+    if (head.publish) return "✔ published" + (head.forced ? " (forced: " + head.reason + ")" : "");
     return "✘ withheld — " + head.reason;
   }
 
@@ -235,7 +236,8 @@
     for (const head of series.heads) {
       head.rows.forEach((r, i) => {
         const kind = r.kind + (r.name === head.reference ? " (reference)" : "");
-        const error = r.metric.toUpperCase() + " " + (PRICED_HEADS.has(head.head) ? price(r.value, unit) : num(r.value, 4));
+        const error = missing(r.value) ? "—" :
+          r.metric.toUpperCase() + " " + (PRICED_HEADS.has(head.head) ? price(r.value, unit) : num(r.value, 4));
         const classes = [i === 0 ? "head-start" : "", r.published ? "published" : "", r.kind === "baseline" ? "baseline" : ""];
         row(tbody, [
           [head.head],
@@ -248,7 +250,7 @@
         ], classes.filter(Boolean).join(" "));
       });
       if (!head.complete) {
-        row(tbody, [[head.head], ["Only the reference baseline is recorded for this head (its error follows from the model's skill)", "reason"]], "note");
+        row(tbody, [[head.head], ["Only the reference baseline is recorded for this head; its error follows from the model's skill.", "reason", 6]], "note");
       }
     }
     if (!series.heads.length) row(tbody, [["no per-head verdicts (not a forecast model)"]]);

@@ -49,7 +49,7 @@ def test_the_leaderboard_puts_the_published_model_beside_its_baselines(served, c
     assert {r["kind"] for r in price["rows"][3:]} == {"baseline"}
     assert price["rows"][0]["skill"] == pytest.approx(0.05) and price["rows"][0]["p_value"] == 0.01
     assert (price["rows"][0]["metric"], price["rows"][0]["value"]) == ("mae", 95.0)
-    assert (price["complete"], price["publish"], price["reference"]) == (True, True, "price_baseline")
+    assert (price["complete"], price["publish"], price["reference"]) == (True, True, "persistence")
     assert series["member_weights"] == {"cnn": 0.7, "lstm": 0.3}
     assert series["ensemble"]["method"] == "weighted"
     assert series["ensemble"]["weights"]["direction"] == {"cnn": 0.55, "lstm": 0.45}
@@ -58,14 +58,14 @@ def test_the_leaderboard_puts_the_published_model_beside_its_baselines(served, c
 
 
 def test_without_a_stored_board_the_reference_row_follows_from_the_skill(served, client_factory, tokens) -> None:
-    """The interval head has only its verdict (skill 0.1 vs interval_baseline) and the model's Winkler 300:
+    """The interval head has only its verdict (skill 0.1 vs trailing_quantiles) and the model's Winkler 300:
     the reference's Winkler is 300 / (1 − 0.1)."""
     interval = next(h for h in board(client_factory(), tokens["user"])["heads"] if h["head"] == "interval")
 
     assert interval["complete"] is False
     model, reference = interval["rows"]
     assert (model["name"], model["published"], model["value"]) == ("ensemble_weighted", True, 300.0)
-    assert (reference["name"], reference["kind"], reference["skill"]) == ("interval_baseline", "baseline", 0.0)
+    assert (reference["name"], reference["kind"], reference["skill"]) == ("trailing_quantiles", "baseline", 0.0)
     assert reference["value"] == pytest.approx(300.0 / 0.9)
 
 
