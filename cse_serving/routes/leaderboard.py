@@ -69,7 +69,7 @@ class EnsembleInfo(msgspec.Struct, kw_only=True):
 class SeriesBoard(msgspec.Struct, kw_only=True):
     """A serving version: what the page's picker, leaderboard and model card show. `member_weights` are
     the manifest's members' weights (for a single model 1 for the published one, 0 for the others);
-    `ensemble` is null for a single model."""
+    `ensemble` is null for a single model. `metrics` are the manifest's, less the stored boards `heads` shows."""
 
     symbol: str
     interval: str
@@ -222,7 +222,7 @@ def series_board(model: LoadedModel) -> SeriesBoard:
         member_weights={m.name: m.weight for m in manifest.members},
         ensemble=ensemble_info(manifest.ensemble),
         data_range=_data_range(manifest, heads),
-        metrics=metrics,
+        metrics={k: v for k, v in metrics.items() if k != "leaderboards"},  # those are `heads`
     )
 
 

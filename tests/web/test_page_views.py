@@ -77,6 +77,19 @@ def test_a_withheld_head_keeps_its_verdict_and_reason(served, client_factory, to
     assert volatility["rows"][0]["value"] is None  # no walk-forward metrics recorded for it
 
 
+def test_a_model_without_heads_is_listed_with_its_metrics(publish, client_factory, tokens) -> None:
+    """A seed-task model (regression: no per-head verdicts) is on the list with an empty board."""
+    version = publish("ETHUSDT", "regression")
+    series = board(client_factory(), tokens["user"])
+
+    assert (series["symbol"], series["version"], series["heads"], series["ensemble"]) == ("ETHUSDT", version, [], None)
+    assert series["metrics"]["skill"] == 0.1 and series["data_range"] is None
+
+
+def test_the_stored_boards_are_not_repeated_in_the_metrics(served, client_factory, tokens) -> None:
+    assert "leaderboards" not in board(client_factory(), tokens["user"])["metrics"]
+
+
 def public(settings: Settings, on: bool) -> Settings:
     return dataclasses.replace(settings, public_page=on, source="sample")
 
