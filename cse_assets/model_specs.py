@@ -4,13 +4,15 @@ load (`CseSettings.model_set`, from `CSE_MODEL_SET`).
 Each `ModelSpec` (cse_models.specs) becomes a `model_<name>` / `onnx_<name>` asset pair
 (cse_assets/assets/models.py) and a row of the walk-forward leaderboards, keyed by its name, so what the
 evaluation scores is exactly what publication ships.
-- "demo" (default): the multi-head LSTM (small preset) — what `make demo` and `cse_hourly` train.
-- "zoo": every registered architecture at its small `demo()` preset (`make zoo`).
-- "full": every registered architecture at the seed's default sizes.
+- "demo" (default): the multi-head LSTM and LightGBM (small presets) — what `make demo` and `cse_hourly`
+  train: a network and a classical member, the smallest ensemble worth weighing (LightGBM fits in seconds).
+- "zoo": every registered architecture, Flax and classical, at its small `demo()` preset (`make zoo`).
+- "full": every registered architecture at its default sizes (the seed's, for the networks).
 
-The architecture names are written out instead of read from `cse_models.models.MODELS`: that registry is
-filled by importing the Flax modules, i.e. JAX, and every Dagster process (webserver, daemon, each run)
-loads these definitions. `test_every_registered_architecture_is_in_the_zoo` keeps the two equal.
+The architecture names are written out instead of read from `cse_models.models.MODELS` and
+`cse_models.classical.CLASSICAL`: the first is filled by importing the Flax modules, i.e. JAX, and every
+Dagster process (webserver, daemon, each run) loads these definitions.
+`test_every_registered_architecture_is_in_the_zoo` keeps the names and the registries equal.
 """
 
 from __future__ import annotations
@@ -35,6 +37,7 @@ ARCHITECTURES: tuple[str, ...] = (
     "transformer_with_attention",
     "transformer_with_cnn",
 )
+CLASSICAL_ARCHITECTURES: tuple[str, ...] = ("lightgbm", "random_forest")
 
 
 def _asset_name(architecture: str) -> str:
@@ -42,8 +45,12 @@ def _asset_name(architecture: str) -> str:
 
 
 MODEL_SETS: Registry[tuple[ModelSpec, ...]] = Registry("model set")
-MODEL_SETS.add("demo", (ModelSpec("lstm", "lstm_regressor", preset="demo"),))
-MODEL_SETS.add("zoo", tuple(ModelSpec(_asset_name(a), a, preset="demo") for a in ARCHITECTURES))
-MODEL_SETS.add("full", tuple(ModelSpec(_asset_name(a), a) for a in ARCHITECTURES))
+MODEL_SETS.add(
+    "demo", (ModelSpec("lstm", "lstm_regressor", preset="demo"), ModelSpec("lightgbm", "lightgbm", preset="demo"))
+)
+MODEL_SETS.add(
+    "zoo", tuple(ModelSpec(_asset_name(a), a, preset="demo") for a in (*ARCHITECTURES, *CLASSICAL_ARCHITECTURES))
+)
+MODEL_SETS.add("full", tuple(ModelSpec(_asset_name(a), a) for a in (*ARCHITECTURES, *CLASSICAL_ARCHITECTURES)))
 
-__all__ = ["ARCHITECTURES", "MODEL_SETS", "ModelSpec"]
+__all__ = ["ARCHITECTURES", "CLASSICAL_ARCHITECTURES", "MODEL_SETS", "ModelSpec"]

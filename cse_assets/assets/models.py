@@ -1,9 +1,10 @@
-"""Model assets per symbol, built by a factory from the model specs: `model_<name>` (training, orbax
-checkpoints) and `onnx_<name>` (export + parity), plus a blocking parity check per pair.
+"""Model assets per symbol, built by a factory from the model specs: `model_<name>` (training into a model
+directory) and `onnx_<name>` (export + parity), plus a blocking parity check per pair.
 
 The specs come from `cse_assets.model_specs` (the set the definitions were built with); no asset code is
-copied. The training and export code (JAX, Flax, jax2onnx) is imported inside the bodies: these
-definitions load in every Dagster process, most of which never train.
+copied. Each body calls the spec's member kind (`cse_models.members.member_kind`: a Flax network or a
+classical tree model), which imports its training and export code (JAX, Flax, jax2onnx, LightGBM,
+scikit-learn) only when called: these definitions load in every Dagster process, most of which never train.
 """
 
 # No `from __future__ import annotations`: Dagster inspects the context/resource annotations at import.
@@ -31,6 +32,7 @@ from cse_models.export.exported import ExportedModel
 from cse_models.features.dataset import SplitArrays
 from cse_models.features.heldout import graph_inputs
 from cse_models.features.scaling import FittedScaler
+from cse_models.members import member_kind
 from cse_models.specs import ModelSpec
 from cse_models.training.history import EpochLog
 from cse_models.training.summary import TrainedModel
@@ -44,18 +46,19 @@ def build_model_assets(spec: ModelSpec) -> DomainDefinitions:
     """`model_<name>`, `onnx_<name>` and the `onnx_parity` check on the latter, for one spec."""
     model_key, onnx_key = f"model_{spec.name}", f"onnx_{spec.name}"
     overrides = f" with {spec.overrides}" if spec.overrides else ""
+    kind = member_kind(spec.architecture)
 
     @asset(
         name=model_key,
         partitions_def=symbols,
-        kinds={"jax", "flax"},
+        kinds=set(kind.libraries(spec.architecture)),
         group_name=MODELS.group,
         owners=MODELS.owners,
         code_version=MODELS.code_version,
         pool=TRAINING_POOL,
-        description=f"{spec.architecture} ({spec.preset} preset{overrides}) trained on the train segment, "
-        "early-stopped and calibrated (shrinkage λ, conformal interval) on the validation segment; orbax "
-        "checkpoints under $CSE_HOME/models.",
+        description=f"{spec.architecture} ({spec.preset} preset{overrides}, {kind.name}) trained on the train "
+        "segment, early-stopped and calibrated (shrinkage λ, conformal interval) on the validation segment; "
+        "model directory under $CSE_HOME/models.",
         ins={"datasets": AssetIn("datasets"), "scaler": AssetIn("scaler")},
     )
     def model_asset(
@@ -66,8 +69,6 @@ def build_model_assets(spec: ModelSpec) -> DomainDefinitions:
         training: TrainingResource,
         cse_home: CseHomeResource,
     ) -> TrainedModel:
-        from cse_models.training.run import train_model
-
         directory = cse_home.root / "models" / spec.name / context.partition_key
         train_cfg = training.config()
 
@@ -78,7 +79,7 @@ def build_model_assets(spec: ModelSpec) -> DomainDefinitions:
             )
 
         with library_errors_as_failure():
-            trained = train_model(
+            trained = kind.train(
                 spec,
                 datasets,
                 data_settings.data_config(),
@@ -101,7 +102,7 @@ def build_model_assets(spec: ModelSpec) -> DomainDefinitions:
         code_version=MODELS.code_version,
         pool=TRAINING_POOL,
         description=f"{spec.name} exported to ONNX: raw features and last close in, the forecast card out "
-        "(scaler and calibration folded into the graph), parity-checked against JAX.",
+        "(scaler and calibration folded into the graph), parity-checked against the Python model.",
         ins={"trained": AssetIn(model_key), "datasets": AssetIn("datasets"), "scaler": AssetIn("scaler")},
     )
     def onnx_asset(
@@ -113,20 +114,11 @@ def build_model_assets(spec: ModelSpec) -> DomainDefinitions:
         cse_home: CseHomeResource,
         training: TrainingResource,  # unused in the body: its setup turns the JAX compilation cache on
     ) -> ExportedModel:
-        from cse_models.export.onnx import export_trained
-        from cse_models.training.checkpoint import load_trained_model
-
         config = data_settings.data_config()
         path = onnx_path(cse_home, spec, context.partition_key)
         with library_errors_as_failure():
-            exported = export_trained(
-                load_trained_model(trained.directory),
-                spec.name,
-                scaler,
-                config,
-                path,
-                graph_inputs(datasets["test"], config),
-                trained.head_calibration(),
+            exported = kind.export(
+                trained, scaler, config, path, graph_inputs(datasets["test"], config), model_name=spec.name
             )
         context.add_output_metadata(
             {
@@ -144,7 +136,8 @@ def build_model_assets(spec: ModelSpec) -> DomainDefinitions:
         partitions_def=symbols,
         pool=TRAINING_POOL,
         additional_ins={"trained": AssetIn(model_key), "datasets": AssetIn("datasets"), "scaler": AssetIn("scaler")},
-        description="onnxruntime agrees with JAX on held-back test windows (rtol 1e-3, atol 1e-5).",
+        description="onnxruntime agrees with the Python model (JAX, LightGBM or scikit-learn) on held-back test "
+        "windows (rtol 1e-3, atol 1e-5).",
     )
     def parity_check(
         context: AssetCheckExecutionContext,
@@ -155,17 +148,12 @@ def build_model_assets(spec: ModelSpec) -> DomainDefinitions:
         cse_home: CseHomeResource,
         training: TrainingResource,  # unused in the body: its setup turns the JAX compilation cache on
     ) -> AssetCheckResult:
-        from cse_models.export.onnx import check_parity
-        from cse_models.training.checkpoint import load_trained_model
-
         config = data_settings.data_config()
         partition = context.op_execution_context.partition_key
         path = onnx_path(cse_home, spec, partition)
         inputs = graph_inputs(datasets["test"], config)
         try:
-            report = check_parity(
-                load_trained_model(trained.directory), scaler, config, path, inputs, trained.head_calibration()
-            )
+            report = kind.check_parity(trained, scaler, config, path, inputs)
         except ExportParityError as exc:
             return AssetCheckResult(passed=False, description=str(exc))
         return AssetCheckResult(

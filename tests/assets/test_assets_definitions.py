@@ -12,11 +12,22 @@ from dagster import AssetKey
 
 from cse_assets.catalog import source_fingerprint
 from cse_assets.definitions import build_definitions
-from cse_assets.model_specs import ARCHITECTURES, MODEL_SETS
+from cse_assets.model_specs import ARCHITECTURES, CLASSICAL_ARCHITECTURES, MODEL_SETS
 from cse_assets.settings import CseSettings
 
 ROOT = Path(__file__).resolve().parents[2]
-TRAINING_STACK = ("jax", "jaxlib", "flax", "optax", "orbax", "jax2onnx")
+TRAINING_STACK = (
+    "jax",
+    "jaxlib",
+    "flax",
+    "optax",
+    "orbax",
+    "jax2onnx",
+    "lightgbm",
+    "sklearn",
+    "skl2onnx",
+    "onnxmltools",
+)
 
 LOAD_PROBE = f"""
 import sys
@@ -91,10 +102,12 @@ def test_settings_come_from_the_environment_with_defaults() -> None:
 
 
 def test_every_registered_architecture_is_in_the_zoo() -> None:
+    from cse_models.classical import CLASSICAL
     from cse_models.models import MODELS
 
     assert list(ARCHITECTURES) == MODELS.names()
-    assert [s.architecture for s in MODEL_SETS.get("zoo")] == MODELS.names()
+    assert list(CLASSICAL_ARCHITECTURES) == CLASSICAL.names()
+    assert [s.architecture for s in MODEL_SETS.get("zoo")] == MODELS.names() + CLASSICAL.names()
 
 
 @pytest.mark.parametrize("model_set", ["demo", "zoo"])
