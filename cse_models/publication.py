@@ -10,6 +10,7 @@ from typing import Any
 
 from cse_models.config import DataConfig
 from cse_models.evaluation.report import Leaderboards, PromotionDecision
+from cse_models.features.dataset import SplitArrays
 from cse_models.features.scaling import FittedScaler
 from cse_models.features.sets import get_feature_set
 from cse_models.features.windows import CLASS_NAMES
@@ -53,6 +54,9 @@ class PublishRequest:
     # The manifest's `ensemble` when onnx_path is a composed ensemble: its `member_outputs` (member → card
     # output → graph output) become extra graph outputs, so members come out of the same run.
     ensemble: dict[str, Any] = field(default_factory=dict)
+    # Other encodings of onnx_path (the manifest's `variants`) and their files, stored beside model.onnx.
+    variants: dict[str, dict[str, Any]] = field(default_factory=dict)
+    variant_files: dict[str, Path] = field(default_factory=dict)  # file name in the version → local path
 
 
 def graph_outputs(task: str, ensemble: dict[str, Any] | None = None) -> list[TensorSpec]:
@@ -118,6 +122,7 @@ def build_manifest(request: PublishRequest, *, now: datetime | None = None) -> M
         training={**request.training, "data": asdict(data)},
         packages=package_versions(),
         ensemble=request.ensemble,
+        variants=request.variants,
     )
 
 
@@ -128,8 +133,44 @@ def publish(store: ModelStore, request: PublishRequest, *, workdir: Path, keep: 
     scaler_path = workdir / SCALER_FILE
     request.scaler.save(scaler_path)
     members = {f"members/{name}.onnx": path for name, path in request.member_paths.items()}
-    store.publish(manifest, {MODEL_FILE: request.onnx_path, SCALER_FILE: scaler_path, **members}, keep=keep)
+    files = {MODEL_FILE: request.onnx_path, SCALER_FILE: scaler_path, **members, **request.variant_files}
+    store.publish(manifest, files, keep=keep)
     return store.read_manifest(manifest.symbol, manifest.interval, manifest.version)
+
+
+@dataclass(frozen=True)
+class Variants:
+    """What `quantized_variants` adds to a publish request, or why it adds nothing."""
+
+    variants: dict[str, dict[str, Any]]
+    files: dict[str, Path]
+    note: str
+
+
+def quantized_variants(
+    onnx_path: Path, workdir: Path, datasets: dict[str, SplitArrays], data: DataConfig, scaler: FittedScaler
+) -> Variants:
+    """The int8 variant of the graph to publish, proved against fp32 on the held-back test windows. A
+    variant that breaks its tolerance is left out (the fp32 graph is still published) and the note says
+    why: the int8 file is an option serving may take, never a reason to withhold a model."""
+    from cse_models.errors import QuantizationError
+    from cse_models.export.quantize import INT8_FILE, VARIANT, int8_variant
+    from cse_models.features.heldout import graph_inputs
+
+    workdir.mkdir(parents=True, exist_ok=True)
+    try:
+        entry = int8_variant(
+            onnx_path,
+            workdir / INT8_FILE,
+            inputs=graph_inputs(datasets["test"], data),
+            test_split=datasets["test"],
+            train_split=datasets["train"],
+            data_cfg=data,
+            scaler=scaler,
+        )
+    except QuantizationError as exc:
+        return Variants({}, {}, f"no int8 variant: {exc}")
+    return Variants({VARIANT: entry}, {INT8_FILE: workdir / INT8_FILE}, f"int8 variant in {INT8_FILE}")
 
 
 def select_best(boards: Leaderboards, decisions: dict[str, dict[str, PromotionDecision]]) -> str:

@@ -33,7 +33,7 @@ from cse_models.features.dataset import SplitArrays
 from cse_models.features.heldout import graph_inputs
 from cse_models.features.scaling import FittedScaler
 from cse_models.features.windows import n_windows, target_rows
-from cse_models.publication import PublishRequest, head_verdicts, publish, select_best
+from cse_models.publication import PublishRequest, head_verdicts, publish, quantized_variants, select_best
 from cse_models.specs import ModelSpec
 from cse_models.store import Manifest, Member
 from cse_models.training.summary import TrainedModel
@@ -103,6 +103,10 @@ def build_published_model(specs: Sequence[ModelSpec]) -> AssetsDefinition:
             )
         best = fitted.name if use_ensemble else select_best(boards, members_allowed)
         onnx_file = Path(inputs["onnx_ensemble"].path if use_ensemble else exported[best].path)
+        workdir = cse_home.root / "publish" / context.partition_key
+        with library_errors_as_failure():
+            variants = quantized_variants(onnx_file, workdir / "variants", inputs["datasets"], data, scaler)
+        context.log.info(variants.note)
         request = PublishRequest(
             symbol=context.partition_key,
             interval=data_settings.interval,
@@ -142,9 +146,11 @@ def build_published_model(specs: Sequence[ModelSpec]) -> AssetsDefinition:
             member_paths={} if use_ensemble or len(specs) < 2 else {n: Path(e.path) for n, e in exported.items()},
             heads=head_verdicts(boards, best, decisions[best]),
             ensemble=ensemble_entry(fitted, choice, inputs["onnx_ensemble"]) if use_ensemble else {},
+            variants=variants.variants,
+            variant_files=variants.files,
         )
         with library_errors_as_failure():
-            manifest = publish(model_store.store(), request, workdir=cse_home.root / "publish" / context.partition_key)
+            manifest = publish(model_store.store(), request, workdir=workdir)
         chart = forecast_chart(onnx_file, inputs["datasets"]["test"], data, context.partition_key)
         context.add_output_metadata(
             {
@@ -152,6 +158,7 @@ def build_published_model(specs: Sequence[ModelSpec]) -> AssetsDefinition:
                 **({"predictions_vs_actual": MetadataValue.md(chart)} if chart else {}),
                 "selected": best,
                 **({"ensemble_choice": choice.reason} if choice else {}),
+                "int8": variants.note,
                 "heads": heads_table(request.heads),
                 **{f"publish/{h.name}": h.publish for h in request.heads},
                 **{f"forced/{h.name}": h.forced for h in request.heads},
