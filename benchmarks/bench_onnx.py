@@ -12,15 +12,26 @@ Each `InferenceSession.run` is timed alone (perf_counter_ns) on a fixed input: r
 (its graph scales them), the same windows min-max scaled for the seed (its graph takes scaled input).
 Batch 1: 2000 calls after 200 warm-up; batch 64: 500 after 50. Rounds alternate the model order.
 
-    .venv/bin/python benchmarks/bench_onnx.py [--n 2000] [--warmup 200] [--rounds 1] [--seed-model PATH]
+int8 (issue 13): every cse graph also gets its dynamically quantized twin (`cse_models.export.quantize`,
+the variant the publisher ships as model.int8.onnx), timed in the same rounds as `<graph>@int8`, plus the
+forecast-task LSTM that serving actually runs (`cse:lstm_forecast`: stationary features + last close in,
+the six-output card out, λ = 1 so the price head is not damped). For each twin: fp32 / int8 p50 at batch
+1 and 64, and the price head's max |Δclose| / |close| over 64 held-back windows (each alone and all at
+once: dynamic quantization depends on the batch). An LSTM size sweep (2 layers, `--lstm-sizes`) says at
+which hidden sizes the int8 goal holds.
 
-Goal stated by the issue: the exported LSTM's latency ≤ 1.0× the seed's.
+    .venv/bin/python benchmarks/bench_onnx.py [--n 2000] [--warmup 200] [--rounds 1] [--seed-model PATH]
+        [--int8 all|lstm|none] [--lstm-sizes 64,128,256]
+
+Goals stated by the issues: the exported LSTM's latency ≤ 1.0× the seed's; int8 LSTM at batch 1 ≥ 2×
+faster than fp32 with the price head's |Δ| < 1e-3 relative.
 """
 
 from __future__ import annotations
 
 import argparse
 import dataclasses
+import os
 import statistics
 import sys
 import tempfile
@@ -36,6 +47,10 @@ SEQ_LEN = 24
 SEED_INPUT = "sequence"
 GOAL = 1.0
 PRIMARY = "lstm_regressor"
+INT8_SPEEDUP_GOAL = 2.0
+INT8_PRICE_REL_GOAL = 1e-3
+INT8 = "@int8"
+FORECAST = "cse:lstm_forecast"
 
 
 def parse_args() -> argparse.Namespace:
@@ -49,6 +64,9 @@ def parse_args() -> argparse.Namespace:
     p.add_argument("--symbol", default="BTCUSDT", choices=["BTCUSDT", "ETHUSDT"])
     p.add_argument("--keep-dir", type=Path, default=None, help="keep the exported .onnx files here")
     p.add_argument("--json-name", default="bench_onnx")
+    p.add_argument("--int8", choices=["all", "lstm", "none"], default="all", help="which cse graphs get an int8 twin")
+    p.add_argument("--lstm-sizes", default="64,128,256", help="hidden sizes of the int8 LSTM sweep ('' = none)")
+    p.add_argument("--n-sweep", type=int, default=1000, help="timed calls per sweep point at batch 1")
     return p.parse_args()
 
 
@@ -104,6 +122,92 @@ def export_registry(scaler, windows: np.ndarray, out_dir: Path) -> dict[str, dic
     return exported
 
 
+def export_forecast_lstm(symbol: str, out_dir: Path) -> tuple[Path, dict[str, np.ndarray]]:
+    """The graph serving runs: lstm_regressor at its default size on the forecast task (stationary
+    features, robust scaler, seq 24), random init, λ = 1 → (path, 64 held-back graph inputs)."""
+    from flax import nnx
+
+    from cse_models.config import DataConfig
+    from cse_models.data.clean import clean_klines
+    from cse_models.data.file_sources import SAMPLE_INTERVAL, SampleSource
+    from cse_models.export.onnx import export_onnx
+    from cse_models.features.dataset import build_datasets, compute_features, fit_feature_scaler
+    from cse_models.features.heldout import graph_inputs
+    from cse_models.heads import HeadCalibration
+    from cse_models.models import build_model
+    from cse_models.training.run import model_config_for
+
+    klines, _ = clean_klines(SampleSource().fetch(symbol, SAMPLE_INTERVAL, None, None), SAMPLE_INTERVAL)
+    cfg = DataConfig.honest(seq_len=SEQ_LEN)
+    features = compute_features(klines, cfg.feature_set)
+    scaler = fit_feature_scaler(features, cfg)
+    test = build_datasets(features, scaler, cfg)["test"]
+    model = build_model(PRIMARY, model_config_for(PRIMARY, cfg, len(scaler.feature_names)), rngs=nnx.Rngs(0))
+    path = export_onnx(model, scaler, cfg, out_dir / "lstm_forecast.onnx", HeadCalibration(shrink=1.0))
+    return path, graph_inputs(test, cfg, limit=64)
+
+
+def int8_twins(graphs: dict, which: str, out_dir: Path) -> tuple[dict, dict]:
+    """Quantize the chosen cse graphs → ({graph@int8: (path, inputs)}, {graph: kernels, parity, price Δ})."""
+    from cse_models.errors import QuantizationError
+    from cse_models.export.quantize import cpu_session, int8_kernels, parity, quantize_graph
+
+    twins, info = {}, {}
+    for g, (path, inputs) in graphs.items():
+        if not g.startswith("cse:") or (which == "lstm" and g not in (f"cse:{PRIMARY}", FORECAST)):
+            continue
+        out = out_dir / f"{g.split(':', 1)[1]}.int8.onnx"
+        try:
+            t0 = time.perf_counter()
+            quantize_graph(path, out)
+            quantize_s = time.perf_counter() - t0
+        except QuantizationError as exc:
+            info[g] = {"error": str(exc)}
+            continue
+        fp32, int8 = cpu_session(path), cpu_session(out)
+        names = [o.name for o in fp32.get_outputs()]
+        deltas = parity(fp32, int8, names, inputs)
+        twins[g + INT8] = (str(out), inputs)
+        info[g] = {
+            "kernels": int8_kernels(out),
+            "quantize_s": quantize_s,
+            "file_bytes": out.stat().st_size,
+            "parity": deltas,
+            "price_max_rel": deltas["close"]["max_rel"] if "close" in deltas else None,
+        }
+    return twins, info
+
+
+def lstm_size_sweep(scaler, windows: np.ndarray, sizes: list[int], out_dir: Path, n: int) -> list[dict]:
+    """lstm_regressor (2 layers) at each hidden size, regression on mur9: fp32 vs int8 p50 at batch 1 and
+    64 (1thread) and the price head's max relative |Δ|."""
+    from flax import nnx
+
+    from cse_models.config import DataConfig
+    from cse_models.export.onnx import export_onnx
+    from cse_models.export.quantize import cpu_session, parity, quantize_graph
+    from cse_models.heads.layout import INPUT_NAME
+    from cse_models.models import build_model
+    from cse_models.models.lstm import LSTMConfig
+
+    rows = []
+    for hidden in sizes:
+        model = build_model(PRIMARY, LSTMConfig(n_features=windows.shape[-1], hidden=hidden), rngs=nnx.Rngs(0))
+        path = export_onnx(model, scaler, DataConfig(seq_len=SEQ_LEN), out_dir / f"sweep_{hidden}.onnx")
+        q = quantize_graph(path, out_dir / f"sweep_{hidden}.int8.onnx")
+        inputs = {INPUT_NAME: windows}
+        row: dict = {"hidden": hidden, "layers": model.cfg.layers}
+        for label, p in (("fp32", path), ("int8", q)):
+            sess = session(str(p), "1thread")
+            row[f"{label}_b1_p50_us"] = percentile(time_calls(sess, {INPUT_NAME: windows[:1]}, n, n // 10), 50)
+            row[f"{label}_b64_p50_us"] = percentile(time_calls(sess, inputs, max(n // 20, 20), 5), 50)
+        row["speedup_b1"] = row["fp32_b1_p50_us"] / row["int8_b1_p50_us"]
+        row["speedup_b64"] = row["fp32_b64_p50_us"] / row["int8_b64_p50_us"]
+        row["price_max_rel"] = parity(cpu_session(path), cpu_session(q), ["close"], inputs)["close"]["max_rel"]
+        rows.append(row)
+    return rows
+
+
 def session(path: str, setting: str):
     import onnxruntime as ort
 
@@ -129,6 +233,45 @@ def time_calls(sess, feed: dict, n: int, warmup: int) -> list[float]:
     return out
 
 
+def int8_summary(stats: dict, info: dict[str, dict], settings: tuple[str, ...]) -> tuple[list[list[str]], dict]:
+    """Table rows fp32 vs int8 per graph and session, and the int8 goal's verdict for the LSTMs."""
+    rows, goal = [], {"lines": []}
+    for g, twin in info.items():
+        if "error" in twin or g + INT8 not in stats:
+            continue
+        kernels = ",".join(f"{k}×{v}" for k, v in sorted(twin["kernels"].items()))
+        price = "-" if twin["price_max_rel"] is None else f"{twin['price_max_rel']:.2e}"
+        for s in settings:
+            fp, q = stats[g][s], stats[g + INT8][s]
+            speed = {b: fp[b]["p50_us"] / q[b]["p50_us"] for b in ("b1", "b64")}
+            twin.setdefault("speedup_p50", {})[s] = speed
+            rows.append(
+                [
+                    g,
+                    s,
+                    f"{fp['b1']['p50_us']:.1f}",
+                    f"{q['b1']['p50_us']:.1f}",
+                    f"{speed['b1']:.2f}",
+                    f"{fp['b64']['p50_us']:.0f}",
+                    f"{q['b64']['p50_us']:.0f}",
+                    f"{speed['b64']:.2f}",
+                    price,
+                    kernels,
+                ]
+            )
+        if g in (f"cse:{PRIMARY}", FORECAST):
+            ok = twin["price_max_rel"] < INT8_PRICE_REL_GOAL and all(
+                v["b1"] >= INT8_SPEEDUP_GOAL for v in twin["speedup_p50"].values()
+            )
+            goal[g] = ok
+            measured = ", ".join(f"{s} {v['b1']:.2f}×" for s, v in twin["speedup_p50"].items())
+            goal["lines"].append(
+                f"goal (issue 13): {g} int8 b1 ≥ {INT8_SPEEDUP_GOAL}× fp32 ({measured}) and price |Δ| rel "
+                f"< {INT8_PRICE_REL_GOAL} ({twin['price_max_rel']:.2e}): {'met' if ok else 'not met'}"
+            )
+    return rows, goal
+
+
 def main() -> None:
     args = parse_args()
     load_at_start = warn_if_busy()
@@ -144,10 +287,17 @@ def main() -> None:
     with tempfile.TemporaryDirectory() as tmp:
         out_dir = args.keep_dir or Path(tmp)
         exported = export_registry(scaler, windows, out_dir)
-        graphs = {f"cse:{n}": (e["path"], INPUT_NAME) for n, e in exported.items() if "path" in e}
+        graphs = {f"cse:{n}": (e["path"], {INPUT_NAME: windows}) for n, e in exported.items() if "path" in e}
         notes = []
+        int8_info: dict[str, dict] = {}
+        sweep: list[dict] = []
+        if args.int8 != "none":
+            forecast_path, forecast_inputs = export_forecast_lstm(args.symbol, out_dir)
+            graphs[FORECAST] = (str(forecast_path), forecast_inputs)
+            twins, int8_info = int8_twins(graphs, args.int8, out_dir)
+            graphs.update(twins)
         if args.seed_model.exists():
-            graphs["seed:lstm"] = (str(args.seed_model), SEED_INPUT)
+            graphs["seed:lstm"] = (str(args.seed_model), {SEED_INPUT: scaled})
         else:
             notes.append(f"seed model {args.seed_model} not found: seed column empty")
         primary = f"cse:{PRIMARY}"
@@ -169,10 +319,13 @@ def main() -> None:
                 sessions = {g: session(graphs[g][0], setting) for g in order}
                 for batch, (n, warmup) in batches.items():
                     for g in order:
-                        x = scaled if g.startswith("seed:") else windows
-                        feed = {graphs[g][1]: np.ascontiguousarray(x[:batch])}
+                        feed = {name: np.ascontiguousarray(x[:batch]) for name, x in graphs[g][1].items()}
                         samples[g][setting][batch] += time_calls(sessions[g], feed, n, warmup)
                 del sessions
+        sizes = [int(h) for h in args.lstm_sizes.split(",") if h.strip()]
+        if args.int8 != "none" and sizes:
+            sweep = lstm_size_sweep(scaler, windows, sizes, out_dir, args.n_sweep)
+        load_at_end = list(os.getloadavg())
 
     stats: dict[str, dict] = {}
     for g, per_setting in samples.items():
@@ -216,6 +369,50 @@ def main() -> None:
     for name, e in exported.items():
         if "path" in e:
             print(f"{name}: ops {e['op_types']}, parity max abs {e['parity']['max_abs_diff']:.2g}")
+    int8_rows, int8_goal = int8_summary(stats, int8_info, settings)
+    if int8_rows:
+        print()
+        print_table(
+            [
+                "graph",
+                "session",
+                "b1 fp32",
+                "b1 int8",
+                "b1 ×",
+                "b64 fp32",
+                "b64 int8",
+                "b64 ×",
+                "price |Δ| rel",
+                "kernels",
+            ],
+            int8_rows,
+        )
+        print("(p50 µs; × = fp32 p50 / int8 p50)")
+    for g, info in int8_info.items():
+        if "error" in info:
+            print(f"note: {g} has no int8 twin: {info['error']}")
+    if sweep:
+        print()
+        print_table(
+            ["lstm 2 × hidden", "b1 fp32", "b1 int8", "b1 ×", "b64 fp32", "b64 int8", "b64 ×", "price |Δ| rel"],
+            [
+                [
+                    r["hidden"],
+                    f"{r['fp32_b1_p50_us']:.1f}",
+                    f"{r['int8_b1_p50_us']:.1f}",
+                    f"{r['speedup_b1']:.2f}",
+                    f"{r['fp32_b64_p50_us']:.0f}",
+                    f"{r['int8_b64_p50_us']:.0f}",
+                    f"{r['speedup_b64']:.2f}",
+                    f"{r['price_max_rel']:.2e}",
+                ]
+                for r in sweep
+            ],
+        )
+        print("(sweep: regression on mur9, 1thread sessions, random init)")
+    for line in int8_goal.get("lines", []):
+        print(line)
+    print(f"load average at start {load_at_start.get('loadavg_1_5_15')}, at end {load_at_end}")
     for note in notes:
         print(f"note: {note}")
 
@@ -225,6 +422,7 @@ def main() -> None:
             "benchmark": "bench_onnx",
             "machine": machine_info(),
             "cpu_load_at_start": load_at_start,
+            "loadavg_at_end": load_at_end,
             "versions": versions(["onnxruntime", "onnx", "jax", "jaxlib", "flax", "jax2onnx", "numpy"]),
             "protocol": {
                 "seq_len": SEQ_LEN,
@@ -240,6 +438,15 @@ def main() -> None:
             },
             "exported": {n: {k: v for k, v in e.items() if k != "path"} for n, e in exported.items()},
             "goal": {"max_ratio_b1_p50": GOAL, "met": met},
+            "int8": {
+                "goal": {
+                    "min_speedup_b1_p50": INT8_SPEEDUP_GOAL,
+                    "max_price_rel": INT8_PRICE_REL_GOAL,
+                    **{k: v for k, v in int8_goal.items() if k != "lines"},
+                },
+                "twins": int8_info,
+                "lstm_size_sweep": sweep,
+            },
             "ratio_b1_p50_vs_seed": ratios,
             "stats": stats,
             "raw_us": {

@@ -119,7 +119,7 @@ def int8_kernels(path: str | Path) -> dict[str, int]:
     return counts
 
 
-def _session(path: str | Path):
+def cpu_session(path: str | Path):
     """One-thread CPU session with full graph optimization: what serving runs (cse_serving.engine)."""
     import onnxruntime as ort
 
@@ -224,7 +224,7 @@ def int8_variant(
         per_channel=settings.per_channel,
         reduce_range=settings.reduce_range,
     )
-    fp32, int8 = _session(onnx_path), _session(out_path)
+    fp32, int8 = cpu_session(onnx_path), cpu_session(out_path)
     names = OUTPUT_NAMES[data_cfg.task]
     feeds = {name: np.asarray(inputs[name], dtype=np.float32) for name in input_names(data_cfg.task)}
     count = feeds[INPUT_NAME].shape[0]
