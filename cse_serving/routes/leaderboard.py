@@ -92,7 +92,20 @@ class Leaderboards(msgspec.Struct, kw_only=True):
 
 
 def _number(value: Any) -> float | None:
-    return float(value) if isinstance(value, int | float) and math.isfinite(value) else None
+    """A finite number from a manifest value, else None (manifests are JSON: anything may be missing)."""
+    if isinstance(value, bool) or not isinstance(value, int | float):
+        return None
+    return float(value) if math.isfinite(value) else None
+
+
+def _mapping(parent: Any, key: str) -> dict[str, Any]:
+    """`parent[key]` when both are JSON objects, else an empty one."""
+    value = parent.get(key) if isinstance(parent, dict) else None
+    return value if isinstance(value, dict) else {}
+
+
+def _text(parent: dict[str, Any], key: str) -> str | None:
+    return str(parent[key]) if parent.get(key) is not None else None
 
 
 def _stored_rows(board: dict[str, Any], metric: str, selected: str | None) -> list[BoardRow]:
@@ -100,8 +113,7 @@ def _stored_rows(board: dict[str, Any], metric: str, selected: str | None) -> li
     for row in board.get("rows") or []:
         if not isinstance(row, dict) or "name" not in row:
             continue
-        dm = row.get("dm") if isinstance(row.get("dm"), dict) else {}
-        metrics = row.get("metrics") if isinstance(row.get("metrics"), dict) else {}
+        dm, metrics = _mapping(row, "dm"), _mapping(row, "metrics")
         rows.append(
             BoardRow(
                 name=str(row["name"]),
@@ -118,8 +130,7 @@ def _stored_rows(board: dict[str, Any], metric: str, selected: str | None) -> li
 
 def _derived_rows(head: HeadVerdict, metrics: dict[str, Any], metric: str, selected: str | None) -> list[BoardRow]:
     """The published model and its reference, from the head's verdict and the model's walk-forward metrics."""
-    walk_forward = metrics.get("walk_forward") if isinstance(metrics.get("walk_forward"), dict) else {}
-    own = walk_forward.get(head.name) if isinstance(walk_forward.get(head.name), dict) else {}
+    own = _mapping(_mapping(metrics, "walk_forward"), head.name)
     value, skill = _number(own.get(metric)), _number(head.skill)
     reference = value / (1.0 - skill) if value is not None and skill is not None and skill < 1 else None
     return [
@@ -147,12 +158,11 @@ def _derived_rows(head: HeadVerdict, metrics: dict[str, Any], metric: str, selec
 def head_board(head: HeadVerdict, metrics: dict[str, Any], selected: str | None) -> HeadBoard:
     scoring = SCORING.get(head.name)
     metric = scoring.skill_metric if scoring is not None else "skill"
-    boards = metrics.get("leaderboards") if isinstance(metrics.get("leaderboards"), dict) else {}
-    board = boards.get(head.name) if isinstance(boards.get(head.name), dict) else {}
+    board = _mapping(_mapping(metrics, "leaderboards"), head.name)
     stored = _stored_rows(board, metric, selected)
     rows = stored or _derived_rows(head, metrics, metric, selected)
     rows.sort(key=lambda r: -r.skill if r.skill is not None else math.inf)
-    info = board.get("info") if isinstance(board.get("info"), dict) else board
+    info = _mapping(board, "info") or board
     return HeadBoard(
         head=head.name,
         reference=head.reference,
@@ -161,8 +171,8 @@ def head_board(head: HeadVerdict, metrics: dict[str, Any], selected: str | None)
         forced=head.forced,
         reason=head.reason,
         complete=bool(stored),
-        first_target=info.get("first_target"),
-        last_target=info.get("last_target"),
+        first_target=_text(info, "first_target"),
+        last_target=_text(info, "last_target"),
         rows=rows,
     )
 
@@ -194,12 +204,11 @@ def _weights(raw: Any) -> dict[str, dict[str, float]]:
 def ensemble_info(ensemble: dict[str, Any]) -> EnsembleInfo | None:
     if not ensemble:
         return None
-
-    def text(key: str) -> str | None:
-        return str(ensemble[key]) if ensemble.get(key) is not None else None
-
     return EnsembleInfo(
-        name=text("name"), method=text("method"), weights=_weights(ensemble.get("weights")), reason=text("reason")
+        name=_text(ensemble, "name"),
+        method=_text(ensemble, "method"),
+        weights=_weights(ensemble.get("weights")),
+        reason=_text(ensemble, "reason"),
     )
 
 

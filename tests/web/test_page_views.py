@@ -90,6 +90,21 @@ def test_the_stored_boards_are_not_repeated_in_the_metrics(served, client_factor
     assert "leaderboards" not in board(client_factory(), tokens["user"])["metrics"]
 
 
+def test_malformed_board_records_fall_back_instead_of_failing(store, tmp_path, client_factory, tokens) -> None:
+    """Manifests are JSON that other code writes: a board that is not an object, rows without names and
+    weights that are not numbers leave those parts out (the derived rows stand in), never a 500."""
+    manifest = published_manifest("BTCUSDT", serving_helpers.version_at(), heads=ALL_HEADS)
+    metrics = {**manifest.metrics, "leaderboards": {"price": "not a board", "direction": {"rows": [{"skill": 1}]}}}
+    ensemble = {**manifest.ensemble, "weights": {"price": {"cnn": "heavy"}, "direction": [0.5, 0.5]}}
+    model = serving_helpers.forecast_onnx(tmp_path / "model.onnx")
+    store.publish(dataclasses.replace(manifest, metrics=metrics, ensemble=ensemble), {"model.onnx": model})
+
+    series = board(client_factory(), tokens["user"])
+
+    assert all(not head["complete"] and len(head["rows"]) == 2 for head in series["heads"])
+    assert series["ensemble"]["weights"] == {"price": {}}
+
+
 def public(settings: Settings, on: bool) -> Settings:
     return dataclasses.replace(settings, public_page=on, source="sample")
 
