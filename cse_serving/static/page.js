@@ -143,7 +143,7 @@
     fail(problems.join(" "));
     const candles = klines.status === "fulfilled" ? klines.value.klines : [];
     const predicted = answer.status === "fulfilled" ? answer.value : null;
-    drawCandles(series, candles, predicted);
+    drawCandles(series, narrow() ? candles.slice(-NARROW_CANDLES) : candles, predicted);
     showCard(series, predicted);
     showLeaderboard(series);
     showLive(series, scorecard.status === "fulfilled" ? scorecard.value : null);
@@ -153,6 +153,7 @@
   }
 
   const narrow = () => window.innerWidth < 600;
+  const NARROW_CANDLES = 48;  // two days of hourly candles stay readable on a phone
 
   function replaceChart(name, make) {
     if (state.charts[name]) { state.charts[name].destroy(); delete state.charts[name]; }
@@ -179,6 +180,7 @@
     const last = candles.length ? candles[candles.length - 1] : null;
     el.dataset.points = String(candles.length);
     el.dataset.symbol = series.symbol;
+    for (const span of document.querySelectorAll(".unit")) span.textContent = unit;
     el.dataset.lastClose = last ? String(last.close) : "";
     el.setAttribute("aria-label", last
       ? series.symbol + " " + series.interval + " candles: " + candles.length + " to " + utc(last.open_time ?? last.timestamp) +

@@ -149,6 +149,7 @@ def test_the_page_shows_prices_forecast_leaderboard_and_scorecard(server, browse
     btc_close = chart.get_attribute("data-last-close")
     card = page.locator("#card").inner_text()
     assert "Next close" in card and "USDT" in card and "UTC" in card and "Volatility" in card
+    assert "Prices in USDT" in page.locator("#chart-heading + .note").inner_text()
     assert page.locator("#direction").is_visible()
 
     leaderboard = page.locator("#leaderboard tbody").inner_text()
@@ -186,6 +187,7 @@ def test_the_page_shows_prices_forecast_leaderboard_and_scorecard(server, browse
     select.select_option("BTCUSDT 1h")
     expect(chart).to_have_attribute("data-symbol", "BTCUSDT")
     expect(live_chart).to_have_attribute("data-points", "24")
+    expect(chart).to_have_attribute("data-candles", "48")  # fewer, wider candles on a phone
     page.wait_for_timeout(300)
     assert page.evaluate("() => document.documentElement.scrollWidth") <= 390, page.evaluate(OVERFLOWING)
     assert page.evaluate("() => document.querySelector('#chart canvas').getBoundingClientRect().right") <= 390
