@@ -1,8 +1,9 @@
 """`cse-models`: the library from a shell, without Dagster.
 
-cse-models list                                   registered architectures with parameter counts
+cse-models list                                   registered architectures (networks with parameter counts, and
+                                                  classical tree models)
 cse-models clean --csv FILE [--interval 1h]       the cleaning report of a kline CSV, as JSON
-cse-models train --symbol BTCUSDT [--csv FILE] [--model lstm_regressor] [--budget demo] [--out DIR]
+cse-models train --symbol BTCUSDT [--csv FILE] [--model lstm_regressor | lightgbm | …] [--budget demo] [--out DIR]
                  [--publish STORE]                data → train → ONNX (parity-checked) → optional publish
 cse-models evaluate --symbol BTCUSDT [--csv FILE] [--folds 3] [--budget tiny] [--models lstm_regressor]
                  [--last "last 2 years" | 2y] [--out DIR]
@@ -62,9 +63,13 @@ def _parser() -> argparse.ArgumentParser:
 
 
 def _list(_: argparse.Namespace) -> int:
+    from cse_models.classical import CLASSICAL
     from cse_models.models.__main__ import print_models
 
     print_models()
+    for name in CLASSICAL:
+        entry = CLASSICAL.get(name)
+        print(f"{name:28} {'classical':12} {'(trees)':>10}  {entry.description}")
     return 0
 
 
@@ -100,15 +105,13 @@ def _clean(args: argparse.Namespace) -> int:
 def _train(args: argparse.Namespace) -> int:
     from cse_models.config import DataConfig
     from cse_models.evaluation import WalkForwardConfig, evaluate_walk_forward, head_decisions
-    from cse_models.export.onnx import export_trained
     from cse_models.features.dataset import build_datasets, compute_features, fit_feature_scaler
     from cse_models.features.heldout import graph_inputs
+    from cse_models.members import member_kind
     from cse_models.publication import PublishRequest, head_verdicts, publish
     from cse_models.specs import ModelSpec
     from cse_models.store import Member, ModelStore
-    from cse_models.training.checkpoint import load_trained_model
     from cse_models.training.config import budget
-    from cse_models.training.run import train_model
 
     klines, report = _load_klines(args)
     print(
@@ -118,22 +121,18 @@ def _train(args: argparse.Namespace) -> int:
     )
     data_cfg = DataConfig.honest()
     spec = ModelSpec(args.model, args.model, args.preset)
+    kind = member_kind(spec.architecture)
+    kind.validate(spec)
     features = compute_features(klines, data_cfg.feature_set)
     scaler = fit_feature_scaler(features, data_cfg)
     datasets = build_datasets(features, scaler, data_cfg)
     train_cfg = budget(args.budget)
     out = args.out / args.symbol / args.model
     progress = EpochProgress(train_cfg.max_epochs, sys.stderr)
-    trained = train_model(spec, datasets, data_cfg, train_cfg, scaler, out, on_epoch=progress)
+    trained = kind.train(spec, datasets, data_cfg, train_cfg, scaler, out, on_epoch=progress)
     progress.close()
-    exported = export_trained(
-        load_trained_model(out),
-        spec.name,
-        scaler,
-        data_cfg,
-        out / "model.onnx",
-        graph_inputs(datasets["test"], data_cfg),
-        trained.head_calibration(),
+    exported = kind.export(
+        trained, scaler, data_cfg, out / "model.onnx", graph_inputs(datasets["test"], data_cfg), model_name=spec.name
     )
     summary = {"model_dir": str(out), "onnx": exported.path, "metrics": trained.metrics, "parity": exported.parity}
     if args.publish:

@@ -162,3 +162,19 @@ def test_the_walk_forward_leaderboard_has_a_classical_row(forecast_data):
     assert boards.models() == ["lightgbm"]
     for head in ("price", "interval", "volatility", "direction"):
         assert "lightgbm" in {row.name for row in boards[head].rows}
+
+
+def test_the_cli_trains_and_exports_a_classical_member(tmp_path):
+    import json
+    import subprocess
+    import sys
+
+    args = ["train", "--symbol", "ETHUSDT", "--model", "lightgbm", "--preset", "demo", "--budget", "tiny"]
+    args += ["--range", "last 60 days", "--out", str(tmp_path)]
+    result = subprocess.run(
+        [sys.executable, "-m", "cse_models.cli", *args], capture_output=True, text=True, timeout=180
+    )
+    assert result.returncode == 0, result.stderr
+    summary = json.loads(result.stdout)
+    assert Path(summary["onnx"]).is_file() and (tmp_path / "ETHUSDT" / "lightgbm" / "return_z.txt").is_file()
+    assert summary["parity"]["max_rel_diff"] < 1e-3
