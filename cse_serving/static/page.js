@@ -255,7 +255,7 @@
         row(tbody, [[head.head], ["Only the reference baseline is recorded for this head; its error follows from the model's skill.", "reason", 6]], "note");
       }
     }
-    if (!series.heads.length) row(tbody, [["no per-head verdicts (not a forecast model)"]]);
+    if (!series.heads.length) row(tbody, [["no per-head verdicts (not a forecast model)", "", 7]]);
     $("weights").textContent = weightsText(series);
   }
 
@@ -292,7 +292,7 @@
       ]);
     }
     if (!Object.keys(windows).length) {
-      row(tbody, [[scorecard && !scorecard.enabled ? "the scorecard is off on this server" : "no live predictions scored yet"]]);
+      row(tbody, [[scorecard && !scorecard.enabled ? "the scorecard is off on this server" : "no live predictions scored yet", "", 9]]);
     }
     const el = $("live-chart");
     const points = scorecard ? scorecard.points : [];

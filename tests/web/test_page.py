@@ -220,6 +220,25 @@ def test_the_public_page_shows_history_without_a_token(tmp_path, browser_context
         assert errors == []
 
 
+def test_a_failing_call_says_what_failed(tmp_path, browser_context):
+    """No server-side kline source: the candles' call fails with the server's reason, the rest still shows."""
+    expect = pytest.importorskip("playwright.sync_api").expect
+    store, _ = published_store(tmp_path)
+    tokens = TokenStore(tmp_path / "home" / "serving.db")
+    token = tokens.create("alice")
+    tokens.close()
+    env = server_env(tmp_path, store, CSE_SERVING_SOURCE="none")
+    with serving_helpers.real_server(env, "--log-level", "warning") as url:
+        page = browser_context.pages[0] if browser_context.pages else browser_context.new_page()
+        page.goto(url + "/")
+        page.get_by_label("API token").fill(token)
+        page.get_by_role("button", name="Use token").click()
+        expect(page.locator("#error")).to_contain_text("Could not load the recent candles (422)")
+        expect(page.locator("#error")).to_contain_text("no kline source is configured")
+        assert page.locator("#chart").get_attribute("aria-label").startswith("No candles")
+        assert "ensemble_weighted" in page.locator("#leaderboard tbody").inner_text()
+
+
 def test_an_empty_store_says_no_model_is_loaded(tmp_path, browser_context):
     expect = pytest.importorskip("playwright.sync_api").expect
     tokens = TokenStore(tmp_path / "home" / "serving.db")
