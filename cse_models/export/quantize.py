@@ -3,15 +3,18 @@
 `onnxruntime.quantization.quantize_dynamic` stores weights as int8 and quantizes activations to uint8 at
 run time, per tensor, from each call's own min/max — no calibration set, so it applies to every graph we
 export. The choices below were measured on the bundled BTCUSDT 1h sample (seq 24; lstm_regressor 2 × 128
-and 2 × 64 / 2 × 256, financial_gru, financial_cnn1d, transformer_encoder; random init; 1-thread sessions,
-an AVX512-VNNI Xeon, 2 shared vCPUs; figures in benchmarks/README.md, bench_onnx):
+and 2 × 64 / 2 × 256, random init and trained 3 epochs; financial_gru, financial_cnn1d, the transformers;
+1-thread sessions, an AVX512-VNNI Xeon, 2 shared vCPUs; figures in benchmarks/README.md, bench_onnx):
 
-- **op types `LSTM` and `MatMul`**. ORT has a dynamic int8 kernel for `LSTM` (`com.microsoft.
-  DynamicQuantizeLSTM`: W and R int8, x and h quantized each step): 2.1× at batch 1 for 2 × 128, 3.1× for
-  2 × 256, 1.4× for 2 × 64. `MatMul` also takes the Dense layers (the quantizer turns `Gemm` with constant
-  weights into `MatMul`) → `MatMulInteger`: 2.3–3.4× for the transformers at batch 1, nothing measurable
-  on the recurrent graphs' small heads. `Conv` is left out: `ConvInteger` ran the CNNs 2× *slower*. `GRU`
-  has no int8 kernel in ORT, so a GRU graph keeps its recurrence in fp32 and gains only on Dense layers.
+- **op types by graph** (`op_types_for`): `LSTM` where the graph has one, else `MatMul`.
+  ORT has a dynamic int8 kernel for `LSTM` (`com.microsoft.DynamicQuantizeLSTM`: W and R int8, x and h
+  quantized each step): 2.1× at batch 1 for 2 × 128, 3.1× for 2 × 256, 1.4× for 2 × 64. Quantizing the
+  recurrent graphs' Dense head as well (`MatMul`: the quantizer turns `Gemm` with constant weights into
+  `MatMul` → `MatMulInteger`) bought no speed and doubled the price delta of a trained 2 × 128
+  regressor (8.4e-4 → 1.7e-3 relative; the head's output *is* the price). Graphs without an LSTM get
+  `MatMul`: 2.3–7× for the transformers at batch 1; ~1.0× for the CNNs (their Dense layers are small)
+  and for `GRU` graphs (ORT has no int8 GRU kernel: the recurrence stays fp32). `Conv` is never
+  quantized: `ConvInteger` ran the CNNs 2× *slower*.
 - **per-tensor weights** (`per_channel=False`): per-channel cost 10–15 % at batch 1 on the LSTM and did
   not lower the price delta at 2 × 64 / 2 × 128 (it did at 2 × 256: 8.4e-4 against 1.1e-3 relative).
   The activations' per-tensor uint8 step dominates the error, not the weights'.
@@ -53,7 +56,8 @@ log = logging.getLogger(__name__)
 
 INT8_FILE = "model.int8.onnx"
 VARIANT = "int8"
-OP_TYPES = ("LSTM", "MatMul")
+RECURRENT_OP_TYPES = ("LSTM",)
+DENSE_OP_TYPES = ("MatMul",)
 INT8_KERNELS = frozenset({"DynamicQuantizeLSTM", "MatMulInteger", "ConvInteger", "DynamicQuantizeMatMul"})
 PRICE_OUTPUT = "close"
 DIRECTION_OUTPUT = "probabilities"
@@ -86,16 +90,18 @@ def quantize_graph(
     onnx_path: str | Path,
     out_path: str | Path,
     *,
-    op_types: Sequence[str] = OP_TYPES,
+    op_types: Sequence[str] | None = None,
     per_channel: bool = False,
     reduce_range: bool = False,
 ) -> Path:
-    """Write the dynamically quantized int8 copy of `onnx_path` to `out_path`; QuantizationError when the
-    result holds no int8 kernel (nothing of `op_types` in the graph: the copy would only be slower)."""
+    """Write the dynamically quantized int8 copy of `onnx_path` (of its `op_types`, default
+    `op_types_for`) to `out_path`; QuantizationError when the result holds no int8 kernel (nothing to
+    quantize: the copy would only be slower), and then no file is left."""
     from onnxruntime.quantization import QuantType, quantize_dynamic
 
     out_path = Path(out_path)
     out_path.parent.mkdir(parents=True, exist_ok=True)
+    op_types = tuple(op_types or op_types_for(onnx_path))
     quantize_dynamic(
         Path(onnx_path),
         out_path,
@@ -104,10 +110,17 @@ def quantize_graph(
         reduce_range=reduce_range,
         weight_type=QuantType.QInt8,
     )
-    kernels = int8_kernels(out_path)
-    if not kernels:
+    if not int8_kernels(out_path):
+        out_path.unlink(missing_ok=True)
         raise QuantizationError(f"{onnx_path}: no {list(op_types)} node to quantize; no int8 variant written")
     return out_path
+
+
+def op_types_for(path: str | Path) -> tuple[str, ...]:
+    """What to quantize in a graph: its LSTMs when it has any (the Dense head stays fp32: no speed to gain
+    there, and its error lands on the price directly), else its MatMuls (Dense and attention layers)."""
+    ops = {node.op_type for node in onnx.load(str(path)).graph.node}
+    return RECURRENT_OP_TYPES if "LSTM" in ops else DENSE_OP_TYPES
 
 
 def int8_kernels(path: str | Path) -> dict[str, int]:
@@ -188,7 +201,8 @@ def segment_skill(
 class Int8Settings:
     """How the variant was made (recorded in the manifest entry)."""
 
-    op_types: tuple[str, ...] = OP_TYPES
+    op_types: tuple[str, ...] | None = None
+    """None: `op_types_for` the graph."""
     per_channel: bool = False
     reduce_range: bool = False
 
@@ -217,10 +231,11 @@ def int8_variant(
     `inputs` are held-back graph inputs (`heldout.graph_inputs(test, data_cfg)`). Raises
     QuantizationError when nothing quantizes or the parity breaks `tolerance` (`out_path` is removed)."""
     out_path = Path(out_path)
+    op_types = settings.op_types or op_types_for(onnx_path)
     quantize_graph(
         onnx_path,
         out_path,
-        op_types=settings.op_types,
+        op_types=op_types,
         per_channel=settings.per_channel,
         reduce_range=settings.reduce_range,
     )
@@ -245,7 +260,7 @@ def int8_variant(
             "weights": "int8",
             "activations": "uint8, per tensor, from each call's range",
             **asdict(settings),
-            "op_types": list(settings.op_types),
+            "op_types": list(op_types),
             "kernels": kernels,
         },
         "parity": {"windows": count, "batches": [1, count], "outputs": deltas},
