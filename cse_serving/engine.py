@@ -321,7 +321,8 @@ def served_file(manifest: Manifest, settings: Settings, where: str) -> tuple[str
     silently under a setting that asked for int8 and a manifest that promised it)."""
     if not settings.int8 or INT8 not in manifest.variants:
         return FP32, MODEL_FILE
-    file = manifest.variants[INT8].get("file")
+    entry = manifest.variants[INT8]
+    file = entry.get("file") if isinstance(entry, dict) else None
     if not isinstance(file, str) or "/" in file or not file.endswith(".onnx") or file not in manifest.files:
         raise StoreError(
             f"{where}: variants['int8'] names file {file!r}, which is not an .onnx file among the version's "

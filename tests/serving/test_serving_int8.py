@@ -29,7 +29,7 @@ def publish_with_variant(
     store: ModelStore,
     work: Path,
     *,
-    variant: dict | None = None,
+    variant: dict | str | None = None,
     int8_graph: Path | None = None,
     task: str = "regression",
 ) -> str:
@@ -93,9 +93,11 @@ def test_a_tampered_int8_file_fails_its_sha256(store, settings, tmp_path):
         load_model(store, "BTCUSDT", "1h", version, dataclasses.replace(settings, int8=True))
 
 
-@pytest.mark.parametrize("file", ["members/x.onnx", "absent.onnx", "scaler.json", None])
-def test_a_variant_naming_no_verified_onnx_file_is_refused(store, settings, tmp_path, file):
-    version = publish_with_variant(store, tmp_path / "build", variant={"file": file})
+@pytest.mark.parametrize(
+    "variant", [{"file": "members/x.onnx"}, {"file": "absent.onnx"}, {"file": "scaler.json"}, {}, INT8_FILE]
+)
+def test_a_variant_naming_no_verified_onnx_file_is_refused(store, settings, tmp_path, variant):
+    version = publish_with_variant(store, tmp_path / "build", variant=variant)
     with pytest.raises(StoreError, match=r"variants\['int8'\]"):
         load_model(store, "BTCUSDT", "1h", version, dataclasses.replace(settings, int8=True))
     assert load_model(store, "BTCUSDT", "1h", version, settings).encoding == "fp32"
