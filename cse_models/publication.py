@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import asdict, dataclass, field
 from datetime import UTC, datetime
 from importlib import metadata
@@ -95,6 +96,39 @@ def head_verdicts(boards: Leaderboards, model: str, decisions: dict[str, Promoti
             )
         )
     return tuple(verdicts)
+
+
+def leaderboard_summary(boards: Leaderboards, heads: Sequence[str]) -> dict[str, dict[str, Any]]:
+    """Each head's walk-forward leaderboard, every forecaster beside its baselines, compact enough for the
+    manifest (the web page and operators read it without the Dagster instance)."""
+    return {
+        head: {
+            "reference": boards[head].reference,
+            "n_points": boards[head].n_points,
+            "first_target": boards[head].info.get("first_target"),
+            "last_target": boards[head].info.get("last_target"),
+            "rows": [
+                {
+                    "name": r.name,
+                    "kind": r.kind,
+                    "skill": r.skill,
+                    "p_value": r.dm.p_value_model_better,
+                    "metrics": r.metrics,
+                }
+                for r in boards[head].rows
+            ],
+        }
+        for head in heads
+    }
+
+
+def data_range(datasets: dict[str, SplitArrays]) -> dict[str, str]:
+    """The span of candles the published model learned from and was checked on (train → test)."""
+
+    def iso(ms: int) -> str:
+        return datetime.fromtimestamp(int(ms) / 1000, UTC).isoformat()
+
+    return {"start": iso(datasets["train"].open_time_ms[0]), "end": iso(datasets["test"].open_time_ms[-1])}
 
 
 def build_manifest(request: PublishRequest, *, now: datetime | None = None) -> Manifest:

@@ -33,7 +33,15 @@ from cse_models.features.dataset import SplitArrays
 from cse_models.features.heldout import graph_inputs
 from cse_models.features.scaling import FittedScaler
 from cse_models.features.windows import n_windows, target_rows
-from cse_models.publication import PublishRequest, head_verdicts, publish, quantized_variants, select_best
+from cse_models.publication import (
+    PublishRequest,
+    data_range,
+    head_verdicts,
+    leaderboard_summary,
+    publish,
+    quantized_variants,
+    select_best,
+)
 from cse_models.specs import ModelSpec
 from cse_models.store import Manifest, Member
 from cse_models.training.summary import TrainedModel
@@ -122,6 +130,8 @@ def build_published_model(specs: Sequence[ModelSpec]) -> AssetsDefinition:
                 "walk_forward": {head: boards[head].row(best).metrics for head in decisions[best]},
                 "walk_forward_skill": {head: boards[head].row(best).skill for head in decisions[best]},
                 "members": {name: t.metrics["validation"] for name, t in trained.items()},
+                "leaderboards": leaderboard_summary(boards, tuple(decisions[best])),
+                "data_range": data_range(inputs["datasets"]),
                 **({"ensemble_choice": choice.reason} if choice else {}),
             },
             training={
