@@ -233,6 +233,11 @@ class EvaluationSettings(ConfigurableResource):
     Diebold–Mariano p-value (model better) is ≤ `max_p_value`; a version is published when at least one
     head passes. `force_publish` publishes every head anyway and the manifest records, per head, that it
     was forced, with the gate's verdict (the `beats_naive` check stays failed).
+
+    `publish_ensemble`: with two or more specs, "if_better" (default) publishes the ensemble only when
+    its walk-forward price skill beats its best member's; "always" publishes it whenever its heads pass
+    the gate — for operators who prefer a combined forecast's steadiness over a member's small edge (the
+    manifest's `ensemble.reason` says which rule chose it).
     """
 
     n_folds: int = 3
@@ -240,6 +245,7 @@ class EvaluationSettings(ConfigurableResource):
     budget: str = "demo"
     max_p_value: float = 0.05
     force_publish: bool = False
+    publish_ensemble: Literal["if_better", "always"] = "if_better"
 
     def walk_forward_config(self) -> WalkForwardConfig:
         return WalkForwardConfig(n_folds=self.n_folds, scheme=self.scheme)

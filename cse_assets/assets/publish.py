@@ -101,8 +101,9 @@ def build_published_model(specs: Sequence[ModelSpec]) -> AssetsDefinition:
         members_allowed = {name: heads for name, heads in allowed.items() if name in trained}
         fitted: FittedEnsemble | None = inputs.get("ensemble_weights")
         choice = None if fitted is None else ensemble_or_member(boards, fitted.name, tuple(trained))
+        always = evaluation_settings.publish_ensemble == "always"
         use_ensemble = (
-            fitted is not None and fitted.name in allowed and (choice.publish_ensemble or not members_allowed)
+            fitted is not None and fitted.name in allowed and (choice.publish_ensemble or always or not members_allowed)
         )
         if not use_ensemble and not members_allowed:  # the blocking beats_naive check stops the run before this
             raise Failure(
@@ -155,7 +156,9 @@ def build_published_model(specs: Sequence[ModelSpec]) -> AssetsDefinition:
             },
             member_paths={} if use_ensemble or len(specs) < 2 else {n: Path(e.path) for n, e in exported.items()},
             heads=head_verdicts(boards, best, decisions[best]),
-            ensemble=ensemble_entry(fitted, choice, inputs["onnx_ensemble"]) if use_ensemble else {},
+            ensemble=ensemble_entry(fitted, choice, inputs["onnx_ensemble"], always and not choice.publish_ensemble)
+            if use_ensemble
+            else {},
             variants=variants.variants,
             variant_files=variants.files,
         )
@@ -190,7 +193,7 @@ def published_members(trained: dict[str, TrainedModel], best: str, fitted: Fitte
     return tuple(Member(name, trained[name].name, price[name]) for name in fitted.members)
 
 
-def ensemble_entry(fitted: FittedEnsemble, choice: EnsembleChoice, composed: ExportedModel) -> dict:
+def ensemble_entry(fitted: FittedEnsemble, choice: EnsembleChoice, composed: ExportedModel, by_setting: bool) -> dict:
     """The manifest's `ensemble`: what it is, how it combines, where its members' outputs are, and why."""
     from cse_models.ensembles.compose import member_output
     from cse_models.heads.layout import FORECAST_OUTPUTS
@@ -203,7 +206,7 @@ def ensemble_entry(fitted: FittedEnsemble, choice: EnsembleChoice, composed: Exp
         "combiners": fitted.to_dict()["combiners"],
         "interval_scale": fitted.interval_scale,
         "member_outputs": {m: {o: member_output(m, o) for o in FORECAST_OUTPUTS} for m in fitted.members},
-        "reason": choice.reason,
+        "reason": choice.reason + ("; published because publish_ensemble='always'" if by_setting else ""),
         "skill": {"ensemble": choice.ensemble_skill, choice.best_member: choice.best_member_skill},
         "op_types": composed.op_types,
     }
