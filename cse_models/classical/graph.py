@@ -22,7 +22,7 @@ from typing import Any
 
 from cse_models.classical.registry import PROBABILITY_FLOOR
 
-CARD_OPSET = 21  # the card's (and so the composed graph's) default-domain opset
+CARD_OPSET = 23  # jax2onnx's default, which the networks' graphs (export.onnx) import too: ensembles join both kinds
 TREE_OPSET = 15  # the highest onnxmltools 1.16 converts LightGBM to
 TREE_OUTPUTS = ("return_z", "range_ratio", "class_probabilities")
 _SUMMARY = "summary"
