@@ -7,7 +7,6 @@ environment holds no jax, flax or dagster. `slow` (CSE_SLOW=1): it installs abou
 from __future__ import annotations
 
 import contextlib
-import importlib.util
 import json
 import os
 import shutil
@@ -21,19 +20,12 @@ from pathlib import Path
 
 import pytest
 from moto_s3 import running_moto_s3
+from serving_helpers_by_path import serving_helpers
 
 from cse_models.store import ModelStore
 
 ROOT = Path(__file__).resolve().parents[2]
 REQUIREMENTS = ROOT / "deploy" / "requirements-serving.txt"
-
-
-def _serving_helpers():
-    """tests/serving/serving_helpers.py by path: its model and kline builders."""
-    spec = importlib.util.spec_from_file_location("deploy_serving_helpers", ROOT / "tests/serving/serving_helpers.py")
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
 
 
 def _get(url: str, body: bytes | None = None) -> tuple[int, bytes]:
@@ -90,7 +82,7 @@ def test_the_serving_image_contents_serve_a_prediction(
 
 
 def _publish(store: ModelStore, tmp_path: Path) -> str:
-    helpers = _serving_helpers()
+    helpers = serving_helpers()
     version = helpers.version_at()
     model = helpers.forecast_onnx(tmp_path / "model.onnx")
     store.publish(helpers.forecast_manifest("BTCUSDT", version, heads=helpers.DEFAULT_HEADS), {"model.onnx": model})
@@ -98,7 +90,7 @@ def _publish(store: ModelStore, tmp_path: Path) -> str:
 
 
 def _predict(python: Path, app: Path, env: dict[str, str]) -> dict:
-    helpers = _serving_helpers()
+    helpers = serving_helpers()
     body = json.dumps({"symbol": "BTCUSDT", "interval": "1h", "klines": helpers.make_klines(300)}).encode()
     port = helpers.free_port()
     env = {

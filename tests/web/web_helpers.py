@@ -4,20 +4,14 @@ publication writes it, with stored leaderboards."""
 
 from __future__ import annotations
 
-import importlib.util
 from pathlib import Path
+
+from serving_helpers_by_path import serving_helpers as load_serving_helpers
 
 ROOT = Path(__file__).resolve().parents[2]
 
 
-def _load_serving_helpers():
-    spec = importlib.util.spec_from_file_location("web_serving_helpers", ROOT / "tests/serving/serving_helpers.py")
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
-
-
-serving_helpers = _load_serving_helpers()
+serving_helpers = load_serving_helpers()
 
 
 def board_row(name: str, kind: str, metric: str, value: float, reference_value: float, p: float | None) -> dict:
