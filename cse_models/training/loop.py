@@ -12,11 +12,15 @@ its latest checkpoint (`state_dir`) replays exactly what the uninterrupted run w
 
 from __future__ import annotations
 
+import ctypes
+import ctypes.util
 import logging
 import math
+import sys
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
+from functools import partial
 from pathlib import Path
 
 import jax
@@ -50,6 +54,35 @@ LOSSES.add("classification", lambda out, y: optax.softmax_cross_entropy_with_int
 LOSSES.add("forecast", forecast_loss)
 
 DROPOUT_STREAM = 0  # folded into the seed; augmentation uses `augment.AUGMENT_STREAM`
+
+_GLIBC_M_TRIM_THRESHOLD, _GLIBC_M_MMAP_THRESHOLD = -1, -3
+_RETAINED_BYTES = 1 << 30
+_allocator_tuned = False
+
+
+def retain_freed_buffers() -> bool:
+    """Keep the step's freed buffers in the process heap instead of handing them back to the OS (glibc only).
+
+    Why: XLA on CPU allocates every intermediate of the step afresh — at seq 64 the recurrent layers'
+    residuals are 2–8 MB arrays. glibc serves such sizes with `mmap` and unmaps them on free, so every step
+    page-faults its working set in again: in the profile a zero-fill of one 8 MB buffer cost 4–6 ms, more
+    than the 64 recurrent GEMMs of a layer. Raising the mmap and trim thresholds once makes the next step
+    reuse the same pages (seq 64: 60 → 44 ms of kernel time per step). The process keeps its peak heap;
+    that is the point. Idempotent; returns whether the allocator was tuned.
+    """
+    global _allocator_tuned
+    if _allocator_tuned or not sys.platform.startswith("linux"):
+        return _allocator_tuned
+    name = ctypes.util.find_library("c")
+    if name is None:
+        return False
+    mallopt = getattr(ctypes.CDLL(name), "mallopt", None)
+    if mallopt is None:  # not glibc (musl has no mallopt)
+        return False
+    _allocator_tuned = bool(
+        mallopt(_GLIBC_M_MMAP_THRESHOLD, _RETAINED_BYTES) and mallopt(_GLIBC_M_TRIM_THRESHOLD, _RETAINED_BYTES)
+    )
+    return _allocator_tuned
 
 
 @dataclass(frozen=True)
@@ -117,8 +150,7 @@ def batch_loss(
     return loss, stats
 
 
-@nnx.jit(static_argnames=("seq_len", "task", "options"))
-def train_step(
+def _train_step(
     model,
     optimizer,
     x_all,
@@ -150,6 +182,68 @@ def train_step(
     nnx.update(model, jax.tree.map(lambda new, old: new.astype(old.dtype), stats, old_stats))
     optimizer.update(model, grads)
     return loss
+
+
+# XLA on CPU puts all of a step's temporaries in one heap allocation; above 64 MB (seq 64: an LSTM's
+# residuals, windows and gradients) glibc serves it from a fresh mmap on every call, from XLA's worker
+# threads, whatever `retain_freed_buffers` says, and the step page-faults its whole working set again
+# (zero-filling one 8 MB buffer cost 10–14 ms). Heaps of at most 16 MB are recycled.
+STEP_COMPILER_OPTIONS = {"xla_multiheap_size_constraint_per_heap": 16 << 20}
+
+
+@partial(jax.jit, static_argnames=("graphdef", "seq_len", "task", "options"), compiler_options=STEP_COMPILER_OPTIONS)
+def _train_step_on_state(graphdef, state, x_all, y_all, starts, seq_len, task, weights, step, seed, options):
+    model, optimizer = nnx.merge(graphdef, state)
+    loss = _train_step(model, optimizer, x_all, y_all, starts, seq_len, task, weights, step, seed, options)
+    return nnx.state((model, optimizer)), loss
+
+
+def train_step(
+    model: nnx.Module,
+    optimizer: nnx.Optimizer,
+    x_all: jax.Array,
+    y_all: jax.Array,
+    starts: jax.Array,
+    seq_len: int,
+    task: str,
+    weights: jax.Array | None = None,
+    step: int | jax.Array = 0,
+    seed: int | jax.Array = 0,
+    options: StepOptions = StepOptions(),
+) -> jax.Array:
+    """One jitted update of `model` and `optimizer` (in place) on the windows starting at `starts` [B];
+    `weights` [B] (0 = padding) default to ones. Returns the loss. A loop of many steps should use
+    `SplitTrainStep`, which does not split and update the objects on every call."""
+    graphdef, state = nnx.split((model, optimizer))
+    state, loss = _train_step_on_state(
+        graphdef, state, x_all, y_all, starts, seq_len, task, weights, step, seed, options
+    )
+    nnx.update((model, optimizer), state)
+    return loss
+
+
+class SplitTrainStep:
+    """`train_step` for a loop of many steps: the model and optimizer are split into a graph and a state once,
+    and each step is a plain `jax.jit` call on the state.
+
+    Why: `nnx.jit` walks both object graphs on every call; on this 2-core CPU that Python work (~1–2 ms)
+    competes with XLA's threads and cost 5–10 % of an LSTM step at seq 24. The objects see the new state
+    only at `sync()` — call it before anything reads them (evaluation, checkpoints). Same computation,
+    same keys and numbers as `train_step`.
+    """
+
+    def __init__(self, model: nnx.Module, optimizer: nnx.Optimizer) -> None:
+        self.model, self.optimizer = model, optimizer
+        self.graphdef, self.state = nnx.split((model, optimizer))
+
+    def __call__(self, x_all, y_all, starts, seq_len: int, task: str, weights, step, seed, options: StepOptions):
+        self.state, loss = _train_step_on_state(
+            self.graphdef, self.state, x_all, y_all, starts, seq_len, task, weights, step, seed, options
+        )
+        return loss
+
+    def sync(self) -> None:
+        nnx.update((self.model, self.optimizer), self.state)
 
 
 @nnx.jit(static_argnames=("seq_len",))
@@ -261,6 +355,7 @@ def fit(
     count = window_count(train, data_cfg)
     if count < 1 or window_count(val, data_cfg) < 1:
         raise DataError("training needs at least one train and one validation window")
+    retain_freed_buffers()
     parallel = data_parallel(devices)
     batch_size = cfg.batch_size
     if cfg.auto_batch_cap is not None:
@@ -309,25 +404,28 @@ def _train_epochs(
         model.train()
         batches = epoch_batches(epoch_order(cfg, feed.count, epoch), feed.batch_size)
         started, first_batch = time.perf_counter(), position.batch
-        for index in range(position.batch, steps_per_epoch):
-            starts, weights = batches[index]
-            loss = train_step(
-                model,
-                optimizer,
-                feed.x_all,
-                feed.y_all,
-                parallel.shard_batch(starts),
-                data_cfg.seq_len,
-                data_cfg.task,
-                parallel.shard_batch(weights),
-                position.step,
-                cfg.seed,
-                options=options,
-            )
-            run.pending.append((position.step, loss))
-            position.step, position.batch = position.step + 1, index + 1
-            if every is not None and position.step % every == 0 and index + 1 < steps_per_epoch:
-                run.save()
+        step_fn = SplitTrainStep(model, optimizer)
+        try:
+            for index in range(position.batch, steps_per_epoch):
+                starts, weights = batches[index]
+                loss = step_fn(
+                    feed.x_all,
+                    feed.y_all,
+                    parallel.shard_batch(starts),
+                    data_cfg.seq_len,
+                    data_cfg.task,
+                    parallel.shard_batch(weights),
+                    position.step,
+                    cfg.seed,
+                    options=options,
+                )
+                run.pending.append((position.step, loss))
+                position.step, position.batch = position.step + 1, index + 1
+                if every is not None and position.step % every == 0 and index + 1 < steps_per_epoch:
+                    step_fn.sync()
+                    run.save()
+        finally:
+            step_fn.sync()
         run.check_finite()
         seconds = time.perf_counter() - started
         train_loss = float(np.mean(np.asarray(position.epoch_losses, np.float32)))

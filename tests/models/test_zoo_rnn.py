@@ -48,7 +48,7 @@ def test_export_uses_native_recurrent_nodes_and_matches_jax(name):
     op, per_layer = NATIVE[name]
     assert ops.count(op) == CFG.layers * per_layer
     assert not {"Loop", "Scan", "Einsum"} & set(ops)
-    assert rnn_ops.lstm_layer is rnn_ops.lstm_fused and rnn_ops.gru_layer is rnn_ops.gru_scan  # patch undone
+    assert rnn_ops.lstm_layer is rnn_ops.lstm_fused and rnn_ops.gru_layer is rnn_ops.gru_fused  # patch undone
     session = ort.InferenceSession(proto.SerializeToString(), providers=["CPUExecutionProvider"])
     for batch in (1, 7):
         x = _windows(batch)
