@@ -4,10 +4,12 @@ would load."""
 
 from __future__ import annotations
 
+import httpx
 import numpy as np
 import onnxruntime as ort
 import pytest
 from dagster import AssetCheckSeverity, AssetKey, DagsterInstance, materialize
+from serving_helpers_by_path import serving_helpers
 
 from cse_assets.definitions import build_definitions, resources_for
 from cse_assets.model_specs import MODEL_SETS
@@ -15,10 +17,13 @@ from cse_assets.partitions import ensure_symbol_partitions
 from cse_assets.resources import DataSettings, EvaluationSettings, ModelStoreResource, TrainingResource
 from cse_assets.settings import CseSettings
 from cse_models.data.file_sources import SampleSource
+from cse_models.ensembles import ENSEMBLE_METHODS, FittedEnsemble
+from cse_models.ensembles.compose import run_graph
 from cse_models.evaluation.baselines import REFERENCE
 from cse_models.features.dataset import kline_columns
 from cse_models.features.sets import get_feature_set
 from cse_models.heads import HEADS
+from cse_models.heads.layout import outputs_by_head
 from cse_models.store import ModelStore
 
 defs = build_definitions(CseSettings(model_set="demo"))
@@ -158,7 +163,7 @@ def test_onnx_parity_check_is_blocking_upstream_of_publication() -> None:
         assert AssetKey("published_model") in graph.get(parity.asset_key).child_keys
 
 
-def _rerun(graph_run, settings: EvaluationSettings):
+def _rerun(graph_run, settings: EvaluationSettings, selection: tuple[str, ...] = ("evaluation", "published_model")):
     _, home, instance, resources = graph_run
     with pytest.MonkeyPatch.context() as patch:
         patch.setenv("CSE_HOME", str(home))
@@ -167,7 +172,7 @@ def _rerun(graph_run, settings: EvaluationSettings):
             partition_key="ETHUSDT",
             resources={**resources, "evaluation_settings": settings},
             instance=instance,
-            selection=["evaluation", "published_model"],
+            selection=list(selection),
             raise_on_error=False,
         )
 
@@ -196,3 +201,58 @@ def test_forced_heads_are_published_but_their_check_stays_failed(graph_run) -> N
     manifest, _ = _manifest(home)
     assert all(h.publish and h.forced and not h.passed for h in manifest.heads)
     assert all(h.reason.startswith("forced publication; the gate said:") for h in manifest.heads)
+
+
+def test_the_ensemble_is_published_as_one_graph_the_api_serves_with_its_members(graph_run) -> None:
+    """With `publish_ensemble='always'` the ensemble of the demo set (LSTM + LightGBM) is published as ONE
+    graph; the real API answers `members: true` from that one run, and every number equals the member
+    graphs run alone combined in Python by the fitted ensemble."""
+    _, home, *_ = graph_run
+    # forced: every head is served, so every number of the answer can be compared
+    settings = EvaluationSettings(budget="tiny", n_folds=2, force_publish=True, publish_ensemble="always")
+    result = _rerun(graph_run, settings, ["ensemble_weights", "onnx_ensemble", "published_model"])
+    assert result.success
+    (weights,) = result.asset_materializations_for_node("ensemble_weights")
+    table = {record.data["forecaster"] for record in weights.metadata["weights"].records}
+    manifest, _ = _manifest(home)
+    ensemble = manifest.ensemble
+    assert table == {"lstm", "lightgbm", ensemble["name"]}
+    assert ensemble["method"] in ENSEMBLE_METHODS and ensemble["members"] == ["lstm", "lightgbm"]
+    assert manifest.metrics["selected"] == ensemble["name"] and "walk-forward price skill" in ensemble["reason"]
+    assert {"lstm/close", "lightgbm/probabilities"} <= {t.name for t in manifest.outputs}
+    assert not any(f.startswith("members/") for f in manifest.files)  # the members live inside model.onnx
+
+    klines = SampleSource().fetch("ETHUSDT", "1h", None, None).unique("open_time").sort("open_time")
+    klines = klines.tail(manifest.min_klines)
+    body = [
+        {
+            "open_time": int(row["open_time"].timestamp() * 1000),
+            **{c: row[c] for c in ("open", "high", "low", "close", "volume")},
+        }
+        for row in klines.iter_rows(named=True)
+    ]
+    env = {
+        "CSE_STORE": str(home / "store"),
+        "CSE_SERVING_AUTH": "0",
+        "CSE_SERVING_WATCH_SECONDS": "0",
+        "CSE_SERVING_SCORECARD": "off",
+        "CSE_HOME": str(home / "serving"),
+    }
+    with serving_helpers().real_server(env) as url:
+        answer = httpx.post(f"{url}/predict", json={"symbol": "ETHUSDT", "klines": body, "members": True}).json()
+    assert answer["model_version"] == manifest.version
+    assert set(answer["member_forecasts"]) == {"lstm", "lightgbm"}
+
+    features = get_feature_set(manifest.feature_set)(kline_columns(klines))[-manifest.seq_len :]
+    feed = {"features": features.astype(np.float32)[None], "last_close": np.array([[body[-1]["close"]]], np.float32)}
+    alone = {
+        name: outputs_by_head(
+            "forecast", list(run_graph(home / "onnx" / name / "ETHUSDT" / "model.onnx", feed).values())
+        )
+        for name in ensemble["members"]
+    }
+    fitted = FittedEnsemble.from_dict({**ensemble, "info": {}})
+    expected = fitted.combine(alone, feed["last_close"][:, 0].astype(np.float64))
+    assert answer["forecast"]["close"] == pytest.approx(float(expected["price"][0]), rel=1e-5)
+    for name in ensemble["members"]:
+        assert answer["member_forecasts"][name]["close"] == pytest.approx(float(alone[name]["price"][0]), rel=1e-5)
