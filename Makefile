@@ -42,10 +42,11 @@ serve: $(VENV)/.installed
 stop:
 	@test -f $(CSE_HOME)/serving.pid && kill $$(cat $(CSE_HOME)/serving.pid) && rm -f $(CSE_HOME)/serving.pid || echo "no demo server running"
 
-## bench: every benchmark, JSON into benchmarks/results/
+## bench: every benchmark, JSON (and bench_costs.png) into benchmarks/results/
 bench: $(VENV)/.installed
 	$(PY) benchmarks/bench_data.py
 	$(PY) benchmarks/bench_train.py
+	$(PY) benchmarks/bench_costs.py
 	$(PY) benchmarks/bench_onnx.py
 	$(PY) benchmarks/bench_http.py
 
