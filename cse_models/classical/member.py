@@ -84,6 +84,7 @@ class ClassicalMember:
         return self._card(raw.astype(np.float32), features, inputs[LAST_CLOSE_INPUT])
 
     def forecast(self, split: SplitArrays) -> dict[str, np.ndarray]:
+        """Head forecasts of every window of a segment (`outputs_by_head`), as the exported graph gives them."""
         count = n_windows(split.close.shape[0], self.data_cfg.seq_len, self.data_cfg.horizon)
         inputs = graph_inputs(split, self.data_cfg, limit=count)
         return outputs_by_head("forecast", self.card(inputs))
