@@ -8,7 +8,7 @@ from collections.abc import Sequence
 from dagster import AssetExecutionContext, AssetIn, MetadataValue, TableColumn, TableRecord, TableSchema, asset
 
 from cse_assets.assets import DomainDefinitions
-from cse_assets.catalog import ENSEMBLE
+from cse_assets.catalog import ENSEMBLE, TRAINING_POOL
 from cse_assets.failures import library_errors_as_failure
 from cse_assets.partitions import symbols
 from cse_assets.resources import CseHomeResource, DataSettings
@@ -61,6 +61,7 @@ def build_ensemble(specs: Sequence[ModelSpec]) -> DomainDefinitions:
         group_name=ENSEMBLE.group,
         owners=ENSEMBLE.owners,
         code_version=ENSEMBLE.code_version,
+        pool=TRAINING_POOL,  # optax fits the weights and the meta model: a JAX step
         ins={
             "evaluation": AssetIn("evaluation", dagster_type=Leaderboards),
             "datasets": AssetIn("datasets", dagster_type=dict),

@@ -34,10 +34,26 @@ def minimize(loss: Callable, init: np.ndarray, *, steps: int = STEPS) -> np.ndar
     return np.asarray(run(params), dtype=np.float64)
 
 
-def simplex_weights(loss: Callable, members: int) -> tuple[float, ...]:
-    """Weights ≥ 0 summing to one minimising `loss(weights)`, parametrised as softmax(θ) from equal weights."""
-    import jax
+# How hard the weights are pulled toward equal: the loss is multiplied by 1 + strength · KL(w ‖ uniform).
+# Unpulled, weights fit on one validation segment chase its noise: on the bundled BTCUSDT year the
+# five-member ensemble's price skill vs persistence was +0.12 % against the plain mean's +0.31 % (the
+# "forecast combination puzzle", Stock & Watson 2004; Smith & Wallis 2009). Pulled with 0.01 it is +0.30 %
+# while the volatility weights still move to the clearly better member (range MAE 0.00448 against
+# LightGBM's 0.00450 alone and the mean's 0.00465); 0.1 pinned them near equal (0.00458). Scale-free: a
+# member's weight grows only while it saves more than strength · KL of the loss.
+TOWARD_EQUAL = 0.01
 
-    theta = minimize(lambda t: loss(jax.nn.softmax(t)), np.zeros(members))
+
+def simplex_weights(loss: Callable, members: int, toward_equal: float = TOWARD_EQUAL) -> tuple[float, ...]:
+    """Weights ≥ 0 summing to one minimising `loss(weights)` · (1 + toward_equal · KL(w ‖ uniform)),
+    parametrised as softmax(θ) from equal weights."""
+    import jax
+    import jax.numpy as jnp
+
+    def pulled(theta):
+        w = jax.nn.softmax(theta)
+        return loss(w) * (1 + toward_equal * jnp.sum(w * jnp.log(w * members + 1e-12)))
+
+    theta = minimize(pulled, np.zeros(members))
     weights = np.exp(theta - theta.max())
     return tuple(float(w) for w in weights / weights.sum())

@@ -31,6 +31,7 @@ from fake_binance import FakeBinance, epoch_ms, serve_fake_binance
 from cse_assets.assets import data
 from cse_assets.catalog import TRAINING_POOL
 from cse_assets.definitions import build_definitions, defs, resources_for
+from cse_assets.model_specs import MODEL_SETS
 from cse_assets.partitions import ensure_symbol_partitions
 from cse_assets.resources import DataSettings, KlineSourceResource
 from cse_assets.schedules import cse_hourly
@@ -202,7 +203,8 @@ def test_the_default_instance_queues_runs_and_gives_the_training_pool_one_slot(
 def test_every_jax_step_and_only_those_are_in_the_training_pool() -> None:
     defs = build_definitions(CseSettings(model_set="zoo"))
     pools = {a.key.to_user_string(): a.op.pool for a in defs.assets}
-    jax_steps = {k for k in pools if k.startswith(("model_", "onnx_")) or k == "evaluation"}
+    specs = MODEL_SETS.get("zoo")
+    jax_steps = {f"{kind}_{s.name}" for s in specs for kind in ("model", "onnx")} | {"evaluation", "ensemble_weights"}
     assert len(jax_steps) > 3
     assert {k for k, pool in pools.items() if pool == TRAINING_POOL} == jax_steps
     assert {c.op.pool for c in defs.asset_checks if c.op.name.endswith("onnx_parity")} == {TRAINING_POOL}
