@@ -5,8 +5,8 @@ cse-models list                                   registered architectures (netw
 cse-models clean --csv FILE [--interval 1h]       the cleaning report of a kline CSV, as JSON
 cse-models train --symbol BTCUSDT [--csv FILE] [--model lstm_regressor | lightgbm | …] [--budget demo] [--out DIR]
                  [--publish STORE]                data → train → ONNX (parity-checked) → optional publish
-cse-models evaluate --symbol BTCUSDT [--csv FILE] [--folds 3] [--budget tiny] [--models lstm_regressor]
-                 [--last "last 2 years" | 2y] [--out DIR]
+cse-models evaluate --symbol BTCUSDT [--csv FILE] [--folds 3] [--budget tiny] [--models lstm_regressor,lightgbm]
+                 [--last "last 2 years" | 2y] [--no-ensembles] [--out DIR]
                                                   walk-forward leaderboard vs baselines, DM tests, promotion
 """
 
@@ -52,6 +52,12 @@ def _parser() -> argparse.ArgumentParser:
     evaluate.add_argument("--budget", default="tiny", help="tiny | demo | full")
     evaluate.add_argument("--models", default="lstm_regressor", help="comma-separated registered models")
     evaluate.add_argument("--preset", default="demo", help="model size: demo (small, default) | default (the seed's)")
+    evaluate.add_argument(
+        "--no-ensembles",
+        dest="ensembles",
+        action="store_false",
+        help="skip the weighted / stacking / voting ensembles scored beside two or more models",
+    )
     evaluate.add_argument(
         "--task", default="all", choices=("price", "interval", "volatility", "direction", "all"), help="head(s)"
     )
@@ -171,6 +177,7 @@ def _range_text(text: str | None) -> str | None:
 
 def _evaluate(args: argparse.Namespace) -> int:
     from cse_models.config import DataConfig
+    from cse_models.ensembles import default_ensembles
     from cse_models.errors import DataError
     from cse_models.evaluation import (
         Leaderboards,
@@ -202,11 +209,13 @@ def _evaluate(args: argparse.Namespace) -> int:
             f"{warmup}-row warm-up of feature set {data_cfg.feature_set!r}: need ≥ {need} rows"
         )
     specs = [ModelSpec(m.strip(), m.strip(), args.preset) for m in args.models.split(",") if m.strip()]
+    ensembles = default_ensembles(tuple(spec.name for spec in specs)) if args.ensembles else ()
     boards = evaluate_walk_forward(
         compute_features(klines, data_cfg.feature_set),
         data_cfg,
         config,
         models=specs,
+        ensembles=ensembles,
         budget=args.budget,
         dm_loss=args.dm_loss,
         info={"symbol": args.symbol, "interval": args.interval, "range": args.range or "whole file"},
@@ -214,7 +223,9 @@ def _evaluate(args: argparse.Namespace) -> int:
     )
     if args.task != "all":
         boards = Leaderboards({args.task: boards[args.task]})
-    decisions = {spec.name: head_decisions(boards, spec.name, args.max_p) for spec in specs}
+    decisions = {
+        name: head_decisions(boards, name, args.max_p) for name in [s.name for s in specs] + [e.name for e in ensembles]
+    }
     promotion = "\n".join(
         f"- {name} / {head}: {'publish' if d.publish else 'withhold'} — {d.reason}"
         for name, heads in decisions.items()

@@ -29,7 +29,10 @@ from cse_models.ensembles.spaces import fit_interval_scale
 from cse_models.errors import DataError
 
 FOLDS = 5
-RIDGE = 1.0  # penalty as a share of the members' mean variance
+# Ridge penalties as a share of the members' mean variance. Returns are mostly noise, so their meta model is
+# shrunk hard toward zero (persistence); the log ranges are predictable and collinear, so only lightly.
+RETURN_RIDGE = 1.0
+RANGE_RIDGE = 0.1
 
 
 @dataclass(frozen=True)
@@ -64,7 +67,7 @@ def check_purged(rows: FitRows, folds: list[MetaFold]) -> None:
             raise EnsembleLeakageError(f"stacking fold {j}: a training target is not before the test windows")
 
 
-def ridge(x: np.ndarray, y: np.ndarray, *, intercept: bool, alpha: float = RIDGE) -> Linear:
+def ridge(x: np.ndarray, y: np.ndarray, *, intercept: bool, alpha: float) -> Linear:
     """Ridge with penalty alpha × the mean column variance (the intercept, when fit, unpenalised)."""
     mean_x, mean_y = (x.mean(axis=0), y.mean()) if intercept else (np.zeros(x.shape[1]), 0.0)
     xc = x - mean_x
@@ -94,8 +97,8 @@ def log_pool(probabilities: np.ndarray, labels: np.ndarray) -> LogPool:
 def _meta(rows: FitRows) -> dict:
     s = rows.stacks
     return {
-        "price": ridge(s.returns, rows.true_return, intercept=False),
-        "volatility": ridge(s.log_ranges, rows.true_log_range, intercept=True),
+        "price": ridge(s.returns, rows.true_return, intercept=False, alpha=RETURN_RIDGE),
+        "volatility": ridge(s.log_ranges, rows.true_log_range, intercept=True, alpha=RANGE_RIDGE),
         "direction": log_pool(s.probabilities, rows.labels),
     }
 
