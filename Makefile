@@ -46,6 +46,7 @@ stop:
 bench: $(VENV)/.installed
 	$(PY) benchmarks/bench_data.py
 	$(PY) benchmarks/bench_train.py
+	$(PY) benchmarks/bench_classical.py
 	$(PY) benchmarks/bench_costs.py
 	$(PY) benchmarks/bench_onnx.py
 	$(PY) benchmarks/bench_http.py
