@@ -46,7 +46,10 @@ def materialize_all(instance: DagsterInstance) -> None:
     job = defs.resolve_job_def("refresh")
     for symbol in BUNDLED_SYMBOLS:
         started = time.perf_counter()
-        print(f"==> refresh {symbol}: klines → features → scaler → datasets → model → onnx → evaluation → publish")
+        print(
+            f"==> refresh {symbol}: klines → features → scaler → datasets → models → onnx → evaluation → "
+            "ensemble → publish"
+        )
         result = job.execute_in_process(
             partition_key=symbol, instance=instance, run_config=DEMO_RUN_CONFIG, raise_on_error=False
         )
@@ -57,7 +60,10 @@ def materialize_all(instance: DagsterInstance) -> None:
             sys.exit(f"{symbol}: no head passed the promotion gate, nothing was published; see `make ui`")
         metadata = published[0].metadata
         version = metadata["version"].value
-        print(f"    published version {version} in {time.perf_counter() - started:.0f} s; heads (walk-forward):")
+        print(f"    published version {version} in {time.perf_counter() - started:.0f} s: {metadata['selected'].value}")
+        if "ensemble_choice" in metadata:
+            print(f"    {metadata['ensemble_choice'].value}")
+        print("    heads (walk-forward):")
         for row in (record.data for record in metadata["heads"].records):
             head, reference, state = row["head"], row["reference"], HEAD_STATES[row["served"]]
             print(f"      {head:<10} skill {row['skill']:+.2%} vs {reference:<18} {state}: {row['verdict']}")
@@ -161,7 +167,7 @@ def main() -> int:
     given, fetched_symbol = BUNDLED_SYMBOLS[0], BUNDLED_SYMBOLS[1]
     body_path = home / "demo_request.json"
     body_path.write_text(json.dumps(request_body(given)))
-    answer = post_predict(body_path.read_bytes(), token)
+    answer = post_predict(json.dumps({**json.loads(body_path.read_text()), "members": True}).encode(), token)
     print("\n==> the API answers on", BASE_URL, "(OpenAPI at /schema; `make stop` stops it)")
     print(json.dumps(answer, indent=2))
     fetched = post_predict(json.dumps({"symbol": fetched_symbol}).encode(), token)
