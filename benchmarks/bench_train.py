@@ -96,6 +96,7 @@ def parse_args() -> argparse.Namespace:
     p.add_argument("--setup-seed", action="store_true", help="run the seed's setup.sh if /tmp/benchvenv is missing")
     p.add_argument("--no-seed", action="store_true", help="measure cse only")
     p.add_argument("--no-others", action="store_true", help="skip the CNN / Transformer families")
+    p.add_argument("--profile", action="store_true", help="also print where the step's time goes (jax.profiler)")
     p.add_argument("--json-name", default="bench_train")
     return p.parse_args()
 
@@ -254,7 +255,9 @@ def bench_cse(
         windows.append(time.perf_counter() - t0)
         losses.append(float(loss))
     med = statistics.median(windows)
+    profile = profile_step(step, step_fn, x_all, y_all, seq_len, med / args.steps) if args.profile else None
     return {
+        "profile_ms_per_step": profile,
         "samples_per_s": args.steps * BATCH / med,
         "ms_per_step": med / args.steps * 1e3,
         "windows_s": windows,
@@ -264,6 +267,57 @@ def bench_cse(
         "n_features": int(train.x.shape[1]),
         "config": {k: v for k, v in vars(cfg).items() if isinstance(v, (int, float, bool, str))},
     }
+
+
+PROFILE_CATEGORIES = (
+    ("recurrent GEMM, forward loop", lambda op, dot: "/while/body" in op and "transpose(" not in op and dot),
+    ("forward loop elementwise (gates, stores)", lambda op, dot: "/while/body" in op and "transpose(" not in op),
+    ("recurrent GEMM, backward loop", lambda op, dot: "/while/body" in op and dot),
+    ("backward loop elementwise", lambda op, dot: "/while/body" in op),
+    ("dropout masks and RNG keys", lambda op, dot: any(k in op for k in ("threefry", "_bernoulli", "_uniform"))),
+    ("input projections and weight-gradient GEMMs", lambda op, dot: dot),
+    ("window gather", lambda op, dot: "gather" in op),
+    ("Adam update", lambda op, dot: "jvp(" not in op and "transpose(" not in op and op.count("/") == 1),
+    ("other kernels (coefficients, loss, head, copies)", lambda op, dot: True),
+)
+
+
+def profile_step(step, step_fn, x_all, y_all, seq_len: int, step_seconds: float, calls: int = 10) -> dict[str, float]:
+    """ms per step by category: XLA's per-kernel trace (median duration × count), each kernel classified by
+    the jaxpr path XLA keeps in its metadata; what the kernels do not cover is dispatch and waiting."""
+    import collections
+    import gzip
+    import re
+
+    import jax
+
+    from cse_models.training.loop import StepOptions, _train_step_on_state
+
+    starts = jax.numpy.arange(BATCH)
+    args = (step_fn.graphdef, step_fn.state, x_all, y_all, starts, seq_len, "regression", jax.numpy.ones(BATCH), 0, 0)
+    hlo = _train_step_on_state.lower(*args, StepOptions()).compile().as_text()
+    op_names = dict(re.findall(r"^\s*(?:ROOT )?%?([\w.-]+) = .*?op_name=\"([^\"]*)\"", hlo, re.M))
+    with tempfile.TemporaryDirectory() as tmp:
+        jax.block_until_ready(step())
+        with jax.profiler.trace(tmp):
+            for _ in range(calls):
+                jax.block_until_ready(step())
+        trace = next(Path(tmp).rglob("*.trace.json.gz"))
+        with gzip.open(trace) as fh:
+            events = json.load(fh)["traceEvents"]
+    durations = collections.defaultdict(list)
+    for e in events:
+        hlo_op = (e.get("args") or {}).get("hlo_op")
+        if e.get("ph") == "X" and hlo_op and not hlo_op.startswith("while"):
+            durations[hlo_op].append(e["dur"])
+    out = {name: 0.0 for name, _ in PROFILE_CATEGORIES}
+    for hlo_op, durs in durations.items():
+        op = op_names.get(hlo_op, "")
+        dot = hlo_op.startswith(("ynn", "dot", "onednn", "xnn")) or "dot_general" in op.rsplit("/", 1)[-1]
+        name = next(n for n, rule in PROFILE_CATEGORIES if rule(op, dot))
+        out[name] += statistics.median(durs) * len(durs) / calls / 1e3
+    out["dispatch, Python and waits (step time − kernels)"] = max(0.0, step_seconds * 1e3 - sum(out.values()))
+    return out
 
 
 def step_gemm_flops(kind: str, seq_len: int, features: int) -> dict[str, float]:
@@ -441,6 +495,16 @@ def main() -> None:
     print()
     headers = ["seq", "cse model", "cse samples/s", "torch samples/s", "cse/torch", "step GEMM GFLOP/s", "rec. chain"]
     print_table(headers, table)
+    if args.profile:
+        for seq_len in args.seq_lens:
+            for label, runs in raw[str(seq_len)].items():
+                if runs and runs[0].get("profile_ms_per_step"):
+                    prof = runs[0]["profile_ms_per_step"]
+                    total = sum(prof.values())
+                    print(f"\nwhere the time goes: seq {seq_len} {label} ({total:.1f} ms/step)")
+                    print_table(
+                        ["part", "ms/step", "share"], [[k, f"{v:.2f}", f"{v / total:.0%}"] for k, v in prof.items()]
+                    )
     print(f"peak: large fp32 GEMM {peaks['fp32']:.0f} GFLOP/s, bf16 {peaks['bf16']:.0f} GFLOP/s (same process)")
     if not args.no_seed:
         fp32 = [v for s in summary.values() for k, v in s.items() if k.endswith("fp32")]
