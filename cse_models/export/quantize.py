@@ -103,7 +103,7 @@ def quantize_graph(
     out_path.parent.mkdir(parents=True, exist_ok=True)
     op_types = tuple(op_types or op_types_for(onnx_path))
     quantize_dynamic(
-        Path(onnx_path),
+        _one_opset_per_domain(onnx.load(str(onnx_path))),
         out_path,
         op_types_to_quantize=list(op_types),
         per_channel=per_channel,
@@ -114,6 +114,19 @@ def quantize_graph(
         out_path.unlink(missing_ok=True)
         raise QuantizationError(f"{onnx_path}: no {list(op_types)} node to quantize; no int8 variant written")
     return out_path
+
+
+def _one_opset_per_domain(model: onnx.ModelProto) -> onnx.ModelProto:
+    """The quantizer refuses a graph that imports a domain twice, as skl2onnx can write it (its classical
+    members): keep the highest version of each."""
+    highest: dict[str, int] = {}
+    for opset in model.opset_import:
+        domain = "" if opset.domain == "ai.onnx" else opset.domain  # two names of the default domain
+        highest[domain] = max(highest.get(domain, 0), opset.version)
+    if len(highest) < len(model.opset_import):
+        del model.opset_import[:]
+        model.opset_import.extend(onnx.helper.make_opsetid(domain, v) for domain, v in highest.items())
+    return model
 
 
 def op_types_for(path: str | Path) -> tuple[str, ...]:

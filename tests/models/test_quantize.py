@@ -5,8 +5,10 @@ from __future__ import annotations
 
 import numpy as np
 import onnx
+import onnxruntime as ort
 import pytest
 from flax import nnx
+from onnx import TensorProto, helper, numpy_helper
 
 from cse_models.config import DataConfig
 from cse_models.data.clean import clean_klines
@@ -125,3 +127,23 @@ def test_settings_are_recorded(entry):
     assert Int8Settings().op_types is None  # chosen per graph: op_types_for
     assert recorded["op_types"] == ["LSTM"]
     assert (recorded["per_channel"], recorded["reduce_range"]) == (False, False)
+
+
+def test_a_graph_importing_the_default_domain_twice_still_quantizes(tmp_path):
+    """skl2onnx (the classical members) can write the default domain twice; the quantizer alone refuses it."""
+    weights = numpy_helper.from_array(np.arange(12, dtype=np.float32).reshape(4, 3) / 10, "w")
+    graph = helper.make_graph(
+        [helper.make_node("MatMul", ["x", "w"], ["y"])],
+        "dense",
+        [helper.make_tensor_value_info("x", TensorProto.FLOAT, ["batch", 4])],
+        [helper.make_tensor_value_info("y", TensorProto.FLOAT, ["batch", 3])],
+        [weights],
+    )
+    opsets = [helper.make_opsetid("", 17), helper.make_opsetid("ai.onnx", 17), helper.make_opsetid("ai.onnx.ml", 3)]
+    model = helper.make_model(graph, opset_imports=opsets)
+    model.ir_version = 8
+    onnx.save(model, tmp_path / "dense.onnx")
+    out = quantize_graph(tmp_path / "dense.onnx", tmp_path / INT8_FILE)
+    x = np.linspace(-1, 1, 8, dtype=np.float32).reshape(2, 4)
+    (y,) = ort.InferenceSession(str(out), providers=["CPUExecutionProvider"]).run(None, {"x": x})
+    np.testing.assert_allclose(y, x @ numpy_helper.to_array(weights), atol=0.02)
