@@ -133,7 +133,11 @@ def op_types_for(path: str | Path) -> tuple[str, ...]:
     """What to quantize in a graph: its LSTMs when it has any (the Dense head stays fp32: no speed to gain
     there, and its error lands on the price directly), else its MatMuls (Dense and attention layers)."""
     ops = {node.op_type for node in onnx.load(str(path)).graph.node}
-    return RECURRENT_OP_TYPES if "LSTM" in ops else DENSE_OP_TYPES
+    if "LSTM" in ops:
+        return RECURRENT_OP_TYPES
+    if "GRU" in ops:
+        log.warning("%s: onnxruntime has no int8 GRU kernel; only its Dense layers are quantized (no speed-up)", path)
+    return DENSE_OP_TYPES
 
 
 def int8_kernels(path: str | Path) -> dict[str, int]:
