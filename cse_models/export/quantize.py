@@ -8,11 +8,11 @@ and 2 × 64 / 2 × 256, random init and trained 3 epochs; financial_gru, financi
 
 - **op types by graph** (`op_types_for`): `LSTM` where the graph has one, else `MatMul`.
   ORT has a dynamic int8 kernel for `LSTM` (`com.microsoft.DynamicQuantizeLSTM`: W and R int8, x and h
-  quantized each step): 2.1× at batch 1 for 2 × 128, 3.1× for 2 × 256, 1.4× for 2 × 64. Quantizing the
+  quantized each step): 2.0–2.2× at batch 1 for 2 × 128, 2.9–3.1× for 2 × 256, 1.5× for 2 × 64. Quantizing the
   recurrent graphs' Dense head as well (`MatMul`: the quantizer turns `Gemm` with constant weights into
   `MatMul` → `MatMulInteger`) bought no speed and doubled the price delta of a trained 2 × 128
   regressor (8.4e-4 → 1.7e-3 relative; the head's output *is* the price). Graphs without an LSTM get
-  `MatMul`: 2.3–7× for the transformers at batch 1; ~1.0× for the CNNs (their Dense layers are small)
+  `MatMul`: 2.2–3.6× for the transformers at batch 1; ~1.0× for the CNNs (their Dense layers are small)
   and for `GRU` graphs (ORT has no int8 GRU kernel: the recurrence stays fp32). `Conv` is never
   quantized: `ConvInteger` ran the CNNs 2× *slower*.
 - **per-tensor weights** (`per_channel=False`): per-channel cost 10–15 % at batch 1 on the LSTM and did
