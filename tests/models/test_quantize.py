@@ -3,6 +3,8 @@ tolerance, refusal beyond it, and skill scored like training scores it."""
 
 from __future__ import annotations
 
+import json
+
 import numpy as np
 import onnx
 import onnxruntime as ort
@@ -119,6 +121,11 @@ def test_fp32_skill_is_the_jax_models_scored_like_training(entry, forecast_lstm)
     expected = score_segment(forecasts, datasets["train"], datasets["test"], data_cfg, scaler)["skill"]
     for head in HEADS:
         assert variant["skill"]["fp32"][head] == pytest.approx(expected[head], abs=1e-4), head
+
+
+def test_the_entry_survives_the_manifest_as_json(entry):
+    variant, _ = entry
+    assert json.loads(json.dumps(variant, allow_nan=False)) == variant
 
 
 def test_settings_are_recorded(entry):

@@ -2,8 +2,9 @@
 the setting is on, from model.onnx otherwise; the variant's file is sha256-verified like every file.
 
 The "int8" file of most tests is the fixture regression graph with another offset (close = last close +
-0.75 instead of + 0.5), so which file answered is exact arithmetic; one test serves a graph that
-`cse_models.export.quantize` really quantized."""
+0.75 instead of + 0.5), so which file answered is exact arithmetic; two serve graphs that
+`cse_models.export.quantize` really quantized (a Dense layer → MatMulInteger, an LSTM →
+DynamicQuantizeLSTM)."""
 
 from __future__ import annotations
 
@@ -11,8 +12,21 @@ import dataclasses
 from pathlib import Path
 
 import numpy as np
+import onnx
 import pytest
-from serving_helpers import CLASSES, bearer, classification_onnx, make_klines, manifest_for, regression_onnx, version_at
+from onnx import TensorProto, helper, numpy_helper
+from serving_helpers import (
+    CLASSES,
+    CLOSE,
+    N_FEATURES,
+    SEQ_LEN,
+    bearer,
+    classification_onnx,
+    make_klines,
+    manifest_for,
+    regression_onnx,
+    version_at,
+)
 
 from cse_models.errors import StoreError
 from cse_models.store import MODEL_FILE, ModelStore
@@ -30,15 +44,17 @@ def publish_with_variant(
     work: Path,
     *,
     variant: dict | str | None = None,
+    fp32_graph: Path | None = None,
     int8_graph: Path | None = None,
     task: str = "regression",
 ) -> str:
-    """A version with model.onnx (+0.5) and, unless `int8_graph` is given, model.int8.onnx (+0.75);
-    `variant` is its manifest entry (default: {"file": "model.int8.onnx"} plus a parity record)."""
+    """A version with model.onnx (`fp32_graph`, else the +0.5 fixture) and model.int8.onnx (`int8_graph`,
+    else the +0.75 fixture); `variant` is its manifest entry (default: {"file": "model.int8.onnx"} plus a
+    parity record)."""
     version = version_at()
     work.mkdir(parents=True, exist_ok=True)
     if task == "regression":
-        model = regression_onnx(work / "model.onnx", FP32_OFFSET)
+        model = fp32_graph or regression_onnx(work / "model.onnx", FP32_OFFSET)
         int8 = int8_graph or regression_onnx(work / "int8.onnx", INT8_OFFSET)
     else:
         model = classification_onnx(work / "model.onnx")
@@ -117,6 +133,68 @@ def test_a_really_quantized_graph_serves_with_the_setting(store, settings, tmp_p
     (probabilities,) = model.run(model.feeds([window])).values()
     assert probabilities.shape == (1, len(CLASSES))
     assert probabilities.sum() == pytest.approx(1.0, abs=1e-5)
+
+
+def lstm_regression_onnx(path: Path, hidden: int = 16) -> Path:
+    """close = the last row's close + w·h_T of a one-layer LSTM over features / 100 (the native ONNX
+    `LSTM` node, as cse exports it): something onnxruntime quantizes to `DynamicQuantizeLSTM`."""
+    rng = np.random.default_rng(0)
+
+    def init(name: str, value: np.ndarray) -> onnx.TensorProto:
+        return numpy_helper.from_array(value.astype(np.float32) if value.dtype.kind == "f" else value, name)
+
+    nodes = [
+        helper.make_node("Mul", ["features", "one_hundredth"], ["scaled"]),
+        helper.make_node("Transpose", ["scaled"], ["time_major"], perm=[1, 0, 2]),
+        helper.make_node("LSTM", ["time_major", "W", "R", "B"], ["", "h_last"], hidden_size=hidden),
+        helper.make_node("Squeeze", ["h_last", "zero"], ["h"]),
+        helper.make_node("MatMul", ["h", "head"], ["move"]),
+        helper.make_node("Gather", ["features", "last_step"], ["last_row"], axis=1),
+        helper.make_node("Gather", ["last_row", "close_column"], ["last_close"], axis=1),
+        helper.make_node("Add", ["last_close", "move"], ["close"]),
+    ]
+    inits = [
+        init("one_hundredth", np.array(0.01)),
+        init("W", rng.normal(0, 0.5, (1, 4 * hidden, N_FEATURES))),
+        init("R", rng.normal(0, 0.3, (1, 4 * hidden, hidden))),
+        init("B", np.zeros((1, 8 * hidden))),
+        init("zero", np.array([0], dtype=np.int64)),
+        init("head", rng.normal(0, 0.5, (hidden, 1))),
+        init("last_step", np.array(SEQ_LEN - 1, dtype=np.int64)),
+        init("close_column", np.array([CLOSE], dtype=np.int64)),
+    ]
+    graph = helper.make_graph(
+        nodes,
+        "lstm_regression",
+        [helper.make_tensor_value_info("features", TensorProto.FLOAT, ["batch", SEQ_LEN, N_FEATURES])],
+        [helper.make_tensor_value_info("close", TensorProto.FLOAT, ["batch", 1])],
+        inits,
+    )
+    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)])
+    model.ir_version = 8
+    onnx.checker.check_model(model)
+    onnx.save(model, path)
+    return path
+
+
+def test_a_quantized_lstm_serves_on_the_int8_kernel(store, settings, tmp_path):
+    """The engine loads, smoke-runs and answers with a `DynamicQuantizeLSTM` graph; its answer differs from
+    the fp32 graph's (the int8 kernel ran) by less than the price tolerance the publisher enforces."""
+    from cse_models.export.quantize import int8_kernels, quantize_graph
+
+    work = tmp_path / "build"
+    work.mkdir()
+    fp32 = lstm_regression_onnx(work / "fp32.onnx")
+    int8 = quantize_graph(fp32, work / INT8_FILE)
+    assert int8_kernels(int8) == {"DynamicQuantizeLSTM": 1}
+    version = publish_with_variant(store, work / "v", fp32_graph=fp32, int8_graph=int8)
+    klines = _kline_structs(make_klines())
+    answers = {}
+    for on in (False, True):
+        model = load_model(store, "BTCUSDT", "1h", version, dataclasses.replace(settings, int8=on))
+        answers[model.encoding] = float(model.run(model.feeds([model.window(klines)]))["close"][0, 0])
+    assert answers["int8"] != answers["fp32"]
+    assert answers["int8"] == pytest.approx(answers["fp32"], rel=1e-3)
 
 
 def _kline_structs(klines: list[dict]):
