@@ -110,7 +110,11 @@ def create_app(
     lockout_rate = Rate.parse(settings.auth_lockout, name="auth_lockout")
     lockout = AuthLockout(lockout_rate, settings.auth_lockout_s) if lockout_rate else None
     metrics = ServingMetrics()
-    registry = registry or ModelRegistry(ModelStore(settings.store_root), settings, on_load=metrics.observe_load)
+    registry = (
+        registry
+        if registry is not None
+        else ModelRegistry(ModelStore(settings.store_root), settings, on_load=metrics.observe_load)
+    )
     fetcher = fetcher or fetcher_from_settings(
         settings.source, api_url=settings.binance_api_url if settings.source == "binance" else None
     )

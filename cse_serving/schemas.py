@@ -190,7 +190,8 @@ class ModelInfo(msgspec.Struct, kw_only=True):
     """A series as served. `version` is null while no version of it loads (see `last_error`);
     `loaded_versions` are those a /predict request may name (newest load first); `pinned` is true while
     the store's PINNED holds the series at `version`. `last_error` is the raw load error for admin
-    tokens and a stable sentence for user tokens."""
+    tokens and a stable sentence for user tokens. `encoding` is the graph that runs ("fp32", or a
+    variant such as "int8"); `ensemble` the method when the served graph is an ensemble of `members`."""
 
     symbol: str
     interval: str
@@ -202,6 +203,8 @@ class ModelInfo(msgspec.Struct, kw_only=True):
     class_names: list[str] = msgspec.field(default_factory=list)
     heads: list[HeadInfo] = msgspec.field(default_factory=list)
     members: list[str] = msgspec.field(default_factory=list)
+    ensemble: str | None = None
+    encoding: str | None = None
     metrics: dict[str, Any] = msgspec.field(default_factory=dict)
     created_at: str | None = None
     loaded_at: str | None = None

@@ -95,7 +95,9 @@ def model_info(state: SeriesState, admin: bool) -> ModelInfo:
             )
             for head in manifest.heads
         ],
-        members=sorted(model.members),
+        members=list(manifest.ensemble.get("members", ())) or sorted(model.members),
+        ensemble=manifest.ensemble.get("method"),
+        encoding=model.encoding,
         metrics=manifest.metrics,
         created_at=manifest.created_at,
         loaded_at=_iso(model.loaded_at),

@@ -240,6 +240,12 @@ def test_the_ensemble_is_published_as_one_graph_the_api_serves_with_its_members(
     }
     with serving_helpers().real_server(env) as url:
         answer = httpx.post(f"{url}/predict", json={"symbol": "ETHUSDT", "klines": body, "members": True}).json()
+        (served,) = [m for m in httpx.get(f"{url}/models").json()["models"] if m["symbol"] == "ETHUSDT"]
+    assert (served["ensemble"], served["members"], served["encoding"]) == (
+        ensemble["method"],
+        ensemble["members"],
+        "fp32",
+    )
     assert answer["model_version"] == manifest.version
     assert set(answer["member_forecasts"]) == {"lstm", "lightgbm"}
 
