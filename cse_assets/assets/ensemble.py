@@ -121,7 +121,7 @@ def build_ensemble(specs: Sequence[ModelSpec]) -> DomainDefinitions:
             composed = compose_ensemble(fitted, paths, path)
             parity = check_composed(fitted, composed, paths, graph_inputs(inputs["datasets"]["test"], config))
         exported = ExportedModel(
-            composed.path, fitted.name, config.task, config.seq_len, sorted(op_types(path)), parity.__dict__.copy()
+            composed.path, fitted.name, config.task, config.seq_len, sorted(op_types(path)), parity.as_dict()
         )
         context.add_output_metadata(
             {

@@ -21,7 +21,7 @@ import numpy as np
 from cse_models.classical.registry import CLASSICAL, TreeModels
 from cse_models.classical.summary import segment_summaries, summarise_windows, summary_names
 from cse_models.config import DataConfig
-from cse_models.errors import ConfigError, ExportParityError, StoreError
+from cse_models.errors import ConfigError, StoreError
 from cse_models.export.exported import ExportedModel
 from cse_models.features.dataset import SplitArrays
 from cse_models.features.heldout import graph_inputs
@@ -219,25 +219,17 @@ class ClassicalKind:
         """onnxruntime against the Python member (trees + `forecast_card`) at batch 1 and 7, every output."""
         import onnxruntime as ort
 
-        from cse_models.export.onnx import ATOL, RTOL, ParityReport
+        from cse_models.export.parity import ParityCheck, require_windows
 
         session = ort.InferenceSession(str(path), providers=["CPUExecutionProvider"])
-        max_abs = max_rel = 0.0
+        check = ParityCheck(f"ONNX and {member.architecture}")
         for batch in PARITY_BATCHES:
-            if inputs[INPUT_NAME].shape[0] < batch:
-                raise ExportParityError(f"parity needs ≥ {batch} windows, got {inputs[INPUT_NAME].shape[0]}")
+            require_windows(inputs[INPUT_NAME].shape[0], batch)
             feed = {
                 n: np.ascontiguousarray(inputs[n][:batch], dtype=np.float32) for n in (INPUT_NAME, LAST_CLOSE_INPUT)
             }
             expected = member.card(feed)
             got = session.run(list(FORECAST_OUTPUTS), feed)
             for name, want, have in zip(FORECAST_OUTPUTS, expected, got, strict=True):
-                diff = np.abs(have - want)
-                max_abs = max(max_abs, float(diff.max()))
-                max_rel = max(max_rel, float((diff / np.maximum(np.abs(want), 1e-12)).max()))
-                if not np.allclose(have, want, rtol=RTOL, atol=ATOL):
-                    raise ExportParityError(
-                        f"ONNX and {member.architecture} differ on {name!r} at batch {batch}: max abs "
-                        f"{diff.max():.3g} (rtol {RTOL}, atol {ATOL})"
-                    )
-        return ParityReport(PARITY_BATCHES, max_abs, max_rel, RTOL, ATOL)
+                check.compare(name, have, want, batch)
+        return check.report()

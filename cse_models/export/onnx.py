@@ -9,7 +9,6 @@ the parity check are the same Python function (`serving_function`).
 
 from __future__ import annotations
 
-from dataclasses import dataclass
 from pathlib import Path
 
 import jax
@@ -20,15 +19,13 @@ from flax import nnx
 from jax2onnx import to_onnx
 
 from cse_models.config import DataConfig
-from cse_models.errors import ExportParityError
 from cse_models.export import rnn_onnx  # noqa: F401  (registers the native LSTM/GRU plugins)
 from cse_models.export.exported import ExportedModel
+from cse_models.export.parity import ATOL, RTOL, ParityCheck, ParityReport, require_windows
 from cse_models.features.scaling import FittedScaler
 from cse_models.heads.calibration import HeadCalibration
 from cse_models.heads.graph import serving_function
 from cse_models.heads.layout import INPUT_NAME, OUTPUT_NAMES, input_names
-
-RTOL, ATOL = 1e-3, 1e-5
 
 
 def export_onnx(
@@ -63,18 +60,6 @@ def op_types(path: str | Path) -> set[str]:
     return {node.op_type for node in onnx.load(str(path)).graph.node}
 
 
-@dataclass(frozen=True)
-class ParityReport:
-    batches: tuple[int, ...]
-    max_abs_diff: float
-    max_rel_diff: float
-    rtol: float
-    atol: float
-
-    def as_dict(self) -> dict:
-        return self.__dict__.copy()
-
-
 def check_parity(
     model: nnx.Module,
     scaler: FittedScaler,
@@ -94,23 +79,15 @@ def check_parity(
     session = ort.InferenceSession(str(path), providers=["CPUExecutionProvider"])
     fn = serving_function(model, scaler, data_cfg, calibration)
     names = input_names(data_cfg.task)
-    max_abs = max_rel = 0.0
+    check = ParityCheck("ONNX and JAX", rtol, atol)
     for batch in batches:
-        if inputs[INPUT_NAME].shape[0] < batch:
-            raise ExportParityError(f"parity needs ≥ {batch} windows, got {inputs[INPUT_NAME].shape[0]}")
+        require_windows(inputs[INPUT_NAME].shape[0], batch)
         feed = {name: np.ascontiguousarray(inputs[name][:batch], dtype=np.float32) for name in names}
         expected = [np.asarray(v) for v in fn(*(jnp.asarray(feed[name]) for name in names))]
         got = session.run(list(OUTPUT_NAMES[data_cfg.task]), feed)
         for name, want, have in zip(OUTPUT_NAMES[data_cfg.task], expected, got, strict=True):
-            diff = np.abs(have - want)
-            max_abs = max(max_abs, float(diff.max()))
-            max_rel = max(max_rel, float((diff / np.maximum(np.abs(want), 1e-12)).max()))
-            if not np.allclose(have, want, rtol=rtol, atol=atol):
-                raise ExportParityError(
-                    f"ONNX and JAX differ on {name!r} at batch {batch}: max abs {diff.max():.3g} "
-                    f"(rtol {rtol}, atol {atol})"
-                )
-    return ParityReport(tuple(batches), max_abs, max_rel, rtol, atol)
+            check.compare(name, have, want, batch)
+    return check.report()
 
 
 def export_trained(
