@@ -17,11 +17,9 @@ from cse_models.classical.graph import CARD_OPSET
 from cse_models.classical.member import load_member
 from cse_models.classical.summary import summarise_windows, summary_graph, summary_names
 from cse_models.config import DataConfig
-from cse_models.data.clean import clean_klines
-from cse_models.data.file_sources import SampleSource
 from cse_models.errors import ConfigError, StoreError
 from cse_models.evaluation import WalkForwardConfig, evaluate_walk_forward
-from cse_models.features.dataset import build_datasets, compute_features, fit_feature_scaler
+from cse_models.features.dataset import build_datasets, fit_feature_scaler
 from cse_models.features.heldout import graph_inputs
 from cse_models.heads.layout import FORECAST_OUTPUTS, input_names
 from cse_models.members import member_kind
@@ -29,15 +27,6 @@ from cse_models.specs import ModelSpec
 from cse_models.training.config import budget
 
 KINDS = ("lightgbm", "random_forest")
-
-
-@pytest.fixture(scope="module")
-def forecast_data():
-    klines, _ = clean_klines(SampleSource().fetch("ETHUSDT", "1h", None, None), "1h")
-    data_cfg = DataConfig.honest(seq_len=12)
-    features = compute_features(klines.tail(1500), data_cfg.feature_set)
-    scaler = fit_feature_scaler(features, data_cfg)
-    return data_cfg, scaler, build_datasets(features, scaler, data_cfg), features
 
 
 @pytest.fixture(scope="module")

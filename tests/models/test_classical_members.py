@@ -7,27 +7,14 @@ import sys
 import numpy as np
 import pytest
 
-from cse_models.config import DataConfig
-from cse_models.data.clean import clean_klines
-from cse_models.data.file_sources import SampleSource
 from cse_models.errors import UnknownNameError
 from cse_models.evaluation import WalkForwardConfig, run_walk_forward
 from cse_models.evaluation.trained import trained_forecaster
-from cse_models.features.dataset import build_datasets, compute_features, fit_feature_scaler
 from cse_models.members import member_kind
 from cse_models.specs import ModelSpec
 from cse_models.training.config import budget
 
 LSTM = ModelSpec("lstm", "lstm_regressor", "demo")
-
-
-@pytest.fixture(scope="module")
-def forecast_data():
-    klines, _ = clean_klines(SampleSource().fetch("ETHUSDT", "1h", None, None), "1h")
-    data_cfg = DataConfig.honest(seq_len=12)
-    features = compute_features(klines.tail(1500), data_cfg.feature_set)
-    scaler = fit_feature_scaler(features, data_cfg)
-    return data_cfg, scaler, build_datasets(features, scaler, data_cfg), features
 
 
 def test_member_kind_dispatches_without_importing_jax():
