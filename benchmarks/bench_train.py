@@ -255,7 +255,10 @@ def bench_cse(
         windows.append(time.perf_counter() - t0)
         losses.append(float(loss))
     med = statistics.median(windows)
-    profile = profile_step(step, step_fn, x_all, y_all, seq_len, med / args.steps) if args.profile else None
+    recurrent = model_name in {name for _, name, _ in RNN_CASES}
+    profile = (
+        profile_step(step, step_fn, x_all, y_all, seq_len, med / args.steps) if args.profile and recurrent else None
+    )
     return {
         "profile_ms_per_step": profile,
         "samples_per_s": args.steps * BATCH / med,
