@@ -2,8 +2,9 @@
 
 1. Data path (features → split → scaler fit → scaled windows, `bench_data.cse_pipeline`) at 10k, 100k and 1M
    hourly rows for each feature set (mur9, ohlc4, stationary — the last with `DataConfig.honest()`: robust
-   scaler, forecast targets), on the seed's own kline generator; beside the seed's pandas pipeline (mur9 only,
-   the one it has) up to `--seed-max-rows` (it needs ~0.1 s per 1,000 rows, so 1M rows is left out by default).
+   scaler, forecast targets), on the seed's own kline generator (1M rows: ten 100k-row paths joined); beside
+   the seed's pandas pipeline (mur9 only, the one it has) up to `--seed-max-rows` (it needs ~0.1 s per
+   1,000 rows, so 1M rows is left out by default).
 2. Walk-forward evaluation (`evaluate_walk_forward`, tiny budget: one epoch per model per fold) against
    folds × models on the bundled sample (BTCUSDT 1h), models `lstm_regressor` and `financial_gru` at demo size.
 3. Training time per epoch against rows (`fit`, `lstm_regressor` h128 × 2, seq 24, batch 64): the second epoch's
@@ -45,6 +46,34 @@ def parse_args() -> argparse.Namespace:
     return p.parse_args()
 
 
+CHUNK_ROWS = 100_000
+
+
+def bench_klines(rows: int):
+    """The seed generator's klines; above CHUNK_ROWS, chunks of it from successive seeds joined end to end
+    (prices rescaled to continue the previous chunk's last close, times shifted): one GBM path over 1M
+    hours drifts to prices whose logs are not finite, which no feature set can take."""
+    import polars as pl
+
+    if rows <= CHUNK_ROWS:
+        return load_seed_klines(SEED_DIR, rows, 42)
+    chunks, last_close, shift = [], None, None
+    for i in range(-(-rows // CHUNK_ROWS)):
+        chunk = load_seed_klines(SEED_DIR, min(CHUNK_ROWS, rows - i * CHUNK_ROWS), 42 + i)
+        if last_close is not None:
+            factor = last_close / chunk["open"][0]
+            step = chunk["open_time"][1] - chunk["open_time"][0]
+            offset = shift - chunk["open_time"][0] + step
+            chunk = chunk.with_columns(
+                *(pl.col(c) * factor for c in ("open", "high", "low", "close")),
+                pl.col("open_time") + offset,
+                pl.col("close_time") + offset,
+            )
+        chunks.append(chunk)
+        last_close, shift = chunk["close"][-1], chunk["open_time"][-1]
+    return pl.concat(chunks).rechunk()
+
+
 def data_config(feature_set: str):
     from cse_models.config import DataConfig
 
@@ -71,7 +100,7 @@ def data_path_curve(args: argparse.Namespace) -> list[dict]:
     python = None if args.skip_seed else seed_python(None, False)
     points = []
     for rows in args.rows:
-        klines = load_seed_klines(SEED_DIR, rows, 42)
+        klines = bench_klines(rows)
         for feature_set in FEATURE_SETS:
             runs = 9 if rows <= 100_000 else 3
             r = {"rows": rows, "feature_set": feature_set, **time_data_path(klines, feature_set, runs)}
