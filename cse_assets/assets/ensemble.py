@@ -127,7 +127,7 @@ def build_ensemble(specs: Sequence[ModelSpec]) -> DomainDefinitions:
             {
                 "path": MetadataValue.path(exported.path),
                 "outputs": list(composed.outputs),
-                **{f"parity/{k}": v for k, v in exported.parity.items()},
+                **{f"parity/{k}": v for k, v in exported.parity.items() if k != "batches"},
             }
         )
         return exported
