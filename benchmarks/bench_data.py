@@ -1,7 +1,13 @@
 """Data-pipeline benchmark: cse_models against the seed ("Make Us Rich") preprocessing, same numbers, same run.
 
-cse path (timed): canonical kline table (8,760 hourly candles) → mur9 features → chronological split →
-min-max scaler fit on train → scaled float32 splits → sliding windows (seq_len 24) for train/val/test.
+cse paths (timed, both in the same run as the seed):
+- mur9 (the seed's own features): canonical kline table (8,760 hourly candles) → mur9 features →
+  chronological split → min-max scaler fit on train → scaled float32 splits + regression targets → sliding
+  windows (seq_len 24) for train/val/test.
+- stationary (`DataConfig.honest()`, what the product publishes): the same klines → stationary features
+  (168-row warm-up dropped) → split → robust scaler fit on train → scaled splits + forecast targets (z, range
+  ratio, label) → sliding windows.
+Each is divided into the seed's mur9 pipeline time: issue 16 asks ≥ 600× for both.
 The input is the seed's own generator (`seed_baseline/data.py`, `generate_klines(rows, 42)`) converted once,
 outside the timing, into the cse canonical schema, so both sides process the same prices.
 
@@ -37,12 +43,12 @@ from cse_models.data.schema import conform
 from cse_models.features.dataset import build_datasets, compute_features, fit_feature_scaler
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from _common import RESULTS_DIR, SEED_DIR, machine_info, versions
+from _common import RESULTS_DIR, SEED_DIR, machine_info, versions, warn_if_busy
 
 RESULTS = RESULTS_DIR / "bench_data.json"
 SEED_VENV = Path("/tmp/cse-seedvenv")
 SEED_PINS = ("pandas==3.1.1", "numpy==2.4.6", "scikit-learn==1.9.1")
-GOAL = 300.0
+GOAL = 600.0  # issue 16: data path ≥ 600× the seed on 8,760 rows, stationary feature sets included
 
 
 def load_seed_klines(seed_dir: Path, rows: int, seed: int) -> pl.DataFrame:
@@ -186,39 +192,54 @@ def main() -> None:
     parser.add_argument("--json", type=Path, default=RESULTS)
     args = parser.parse_args()
 
-    config = DataConfig(seq_len=args.seq_len)
+    configs = {
+        "mur9": DataConfig(seq_len=args.seq_len),
+        "stationary": DataConfig.honest(seq_len=args.seq_len),
+    }
+    busy = warn_if_busy()
     klines = load_seed_klines(args.seed_dir, args.rows, 42)
-    cse = time_cse(klines, config, args.runs, args.warmup)
-    print(
-        f"cse  : {cse['median_ms']:.3f} ms median of {args.runs} (min {cse['min_ms']:.3f}, max {cse['max_ms']:.3f}); "
-        + ", ".join(f"{k} {v:.3f}" for k, v in cse["stages_median_ms"].items())
-    )
-    clean_ms = cse["clean_klines_median_ms_not_in_total"]
-    print(f"       windows {cse['windows']}; clean_klines (not in the total) {clean_ms:.2f} ms")
+    cse = {name: time_cse(klines, config, args.runs, args.warmup) for name, config in configs.items()}
+    for name, figures in cse.items():
+        print(
+            f"cse {name:10s}: {figures['median_ms']:.3f} ms median of {args.runs} "
+            f"(min {figures['min_ms']:.3f}, max {figures['max_ms']:.3f}); "
+            + ", ".join(f"{k} {v:.3f}" for k, v in figures["stages_median_ms"].items())
+        )
+        print(f"    {'':10s}  windows {figures['windows']}")
+    clean_ms = cse["mur9"]["clean_klines_median_ms_not_in_total"]
+    print(f"clean_klines (not in the totals) {clean_ms:.2f} ms")
 
     result: dict = {
-        "benchmark": "raw klines -> mur9 features -> split -> scaler fit -> scaled windows",
+        "benchmark": "raw klines -> features -> split -> scaler fit -> scaled windows and targets, per feature set",
         "rows": args.rows,
         "seq_len": args.seq_len,
-        "cse": {"runs": args.runs, "warmup": args.warmup, **cse},
+        "configs": {name: repr(config) for name, config in configs.items()},
+        "runs": args.runs,
+        "warmup": args.warmup,
+        "cse": cse,
+        "load_before_start": busy,
         "versions": {"python": platform.python_version(), **versions(["polars", "numpy", "cse"])},
-        "machine": machine_info(),
     }
     if not args.skip_seed:
         python = seed_python(args.seed_python, args.setup_seed)
         seed = run_seed(python, args.seed_dir, args.rows, args.seq_len, args.seed_runs)
         seed_ms = seed["stages"]["total"]["median_ms"]
-        ratio = seed_ms / cse["median_ms"]
         result["seed"] = {"python": python, "median_ms": seed_ms, **seed}
-        result["ratio_seed_over_cse"] = ratio
         result["goal_ratio"] = GOAL
-        result["goal_met"] = ratio >= GOAL
         print(
-            f"seed : {seed_ms:.1f} ms median of {args.seed_runs} "
+            f"seed (mur9)   : {seed_ms:.1f} ms median of {args.seed_runs} "
             f"(features {seed['stages']['features']['median_ms']:.1f}, "
             f"sequences {seed['stages']['sequences']['median_ms']:.1f}) with {python}"
         )
-        print(f"ratio: {ratio:.0f}x (seed / cse), goal ≥ {GOAL:.0f}x: {'met' if ratio >= GOAL else 'NOT met'}")
+        result["ratio_seed_over_cse"] = {}
+        for name, figures in cse.items():
+            ratio = seed_ms / figures["median_ms"]
+            result["ratio_seed_over_cse"][name] = ratio
+            verdict = "met" if ratio >= GOAL else "NOT met"
+            print(f"ratio {name:10s}: {ratio:.0f}x (seed / cse), goal ≥ {GOAL:.0f}x: {verdict}")
+        result["goal_met"] = all(r >= GOAL for r in result["ratio_seed_over_cse"].values())
+    result["machine"] = machine_info()  # load average at the end: the run's own load is in it
+    print(f"load average (1, 5, 15 min) at the end: {result['machine'].get('loadavg_1_5_15')}")
     args.json.parent.mkdir(parents=True, exist_ok=True)
     args.json.write_text(json.dumps(result, indent=2) + "\n")
     print(f"wrote {args.json}")
