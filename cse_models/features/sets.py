@@ -14,7 +14,7 @@ import numpy as np
 
 from cse_models.errors import DataError
 from cse_models.features.calendar import calendar_fields
-from cse_models.features.trailing import lagged, trailing_mean, trailing_std
+from cse_models.features.trailing import lagged, trailing_mean, trailing_means, trailing_std
 from cse_models.registry import Registry
 
 KlineColumns = Mapping[str, np.ndarray]
@@ -125,14 +125,14 @@ def _stationary(k: KlineColumns) -> np.ndarray:
     log_close = np.log(close)
     log_return = log_close - lagged(log_close, 1)
     log_range = np.log(high / low)
-    range_24, range_168 = trailing_mean(log_range, SHORT), trailing_mean(log_range, LONG)
+    range_24, range_168 = trailing_means(log_range, (SHORT, LONG))
     volume = np.log1p(np.maximum(np.asarray(k.get("volume", np.zeros_like(close)), dtype=np.float64), 0.0))
     volume_sd = trailing_std(volume, LONG)
     with np.errstate(invalid="ignore", divide="ignore"):
         volume_z = np.where(volume_sd > 0, (volume - trailing_mean(volume, LONG)) / volume_sd, 0.0)
     volume_z[: LONG - 1] = np.nan
-    hours = (np.asarray(k["open_time"], dtype=np.int64) // _MS_PER_HOUR) % 24
-    days = (np.asarray(k["open_time"], dtype=np.int64) // (24 * _MS_PER_HOUR) + 3) % 7  # Monday = 0
+    rv_24, rv_168 = trailing_means(log_return**2, (SHORT, LONG))
+    hours, days = _hour_and_weekday(np.asarray(k["open_time"], dtype=np.int64))
     return _columns(
         [
             log_return,
@@ -143,16 +143,28 @@ def _stationary(k: KlineColumns) -> np.ndarray:
             np.log(np.maximum(range_24, RANGE_FLOOR) / np.maximum(range_168, RANGE_FLOOR)),
             (close - opn) / close,
             volume_z,
-            np.sqrt(trailing_mean(log_return**2, SHORT)),
-            np.sqrt(trailing_mean(log_return**2, LONG)),
+            np.sqrt(rv_24),
+            np.sqrt(rv_168),
             log_close - lagged(log_close, SHORT),
             log_close - lagged(log_close, LONG),
-            np.sin(2 * np.pi * hours / 24),
-            np.cos(2 * np.pi * hours / 24),
-            np.sin(2 * np.pi * days / 7),
-            np.cos(2 * np.pi * days / 7),
+            _HOUR_SIN[hours],
+            _HOUR_COS[hours],
+            _DAY_SIN[days],
+            _DAY_COS[days],
         ]
     )
+
+
+def _hour_and_weekday(open_time_ms: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Hour of day (0–23) and day of week (Monday = 0) of unix-ms times, from one integer division of the ms
+    (the hour count's floor division by 24 is the day count)."""
+    days, hours = np.divmod(open_time_ms // _MS_PER_HOUR, 24)
+    return hours, (days + 3) % 7  # 1970-01-01 was a Thursday
+
+
+# sin/cos of the 24 hours and 7 weekdays, gathered per row: the same numbers as computing them row by row
+_HOUR_SIN, _HOUR_COS = np.sin(2 * np.pi * np.arange(24) / 24), np.cos(2 * np.pi * np.arange(24) / 24)
+_DAY_SIN, _DAY_COS = np.sin(2 * np.pi * np.arange(7) / 7), np.cos(2 * np.pi * np.arange(7) / 7)
 
 
 FEATURE_SETS.add(

@@ -9,10 +9,15 @@ from __future__ import annotations
 import numpy as np
 
 
-def _window_sums(values: np.ndarray, n: int) -> np.ndarray:
+def _cumulative(values: np.ndarray) -> np.ndarray:
+    """[0, v0, v0 + v1, …]: the window sum over rows t − n + 1 … t is csum[t + 1] − csum[t + 1 − n]."""
     csum = np.empty(values.size + 1)
     csum[0] = 0.0
     np.cumsum(values, out=csum[1:])
+    return csum
+
+
+def _window_sums(csum: np.ndarray, n: int) -> np.ndarray:
     return csum[n:] - csum[:-n]
 
 
@@ -23,19 +28,29 @@ def trailing_mean(values: np.ndarray, n: int) -> np.ndarray:
     NaNs only at the start (a lagged column's first rows) take a short path of a few array operations:
     serving computes features per request, and the result is bit for bit the general path's (leading
     zeros add nothing to a cumulative sum)."""
+    return trailing_means(values, (n,))[0]
+
+
+def trailing_means(values: np.ndarray, windows: tuple[int, ...]) -> list[np.ndarray]:
+    """`trailing_mean(values, n)` for each n of `windows`, from one cumulative sum (the same numbers)."""
     values = np.asarray(values, dtype=np.float64)
-    out = np.full(values.shape, np.nan)
-    if values.size < n:
-        return out
+    outs = [np.full(values.shape, np.nan) for _ in windows]
+    if values.size < min(windows):
+        return outs
     missing = np.isnan(values)
     lead = int(missing.argmin()) if missing[0] else 0
     if not missing[lead:].any():
-        if values.size - lead >= n:
-            out[n - 1 + lead :] = _window_sums(values[lead:], n) / n
-        return out
-    means = _window_sums(np.where(missing, 0.0, values), n) / n
-    out[n - 1 :] = np.where(_window_sums(missing.astype(np.float64), n) > 0, np.nan, means)
-    return out
+        csum = _cumulative(values[lead:])
+        for out, n in zip(outs, windows, strict=True):
+            if values.size - lead >= n:
+                np.divide(_window_sums(csum, n), n, out=out[n - 1 + lead :])
+        return outs
+    csum = _cumulative(np.where(missing, 0.0, values))
+    counts = _cumulative(missing.astype(np.float64))
+    for out, n in zip(outs, windows, strict=True):
+        if values.size >= n:
+            out[n - 1 :] = np.where(_window_sums(counts, n) > 0, np.nan, _window_sums(csum, n) / n)
+    return outs
 
 
 def trailing_std(values: np.ndarray, n: int) -> np.ndarray:
