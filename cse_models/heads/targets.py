@@ -17,7 +17,7 @@ import numpy as np
 
 from cse_models.errors import DataError
 from cse_models.features.sets import RANGE_FLOOR
-from cse_models.features.windows import CLASS_NAMES, target_rows
+from cse_models.features.windows import CLASS_NAMES, n_windows
 from cse_models.heads.layout import RANGE_FEATURE, SIGMA_FEATURE, SIGMA_FLOOR
 
 
@@ -49,6 +49,18 @@ def horizon_range(high: np.ndarray, low: np.ndarray, rows: np.ndarray, horizon: 
     return np.log(highs / lows)
 
 
+def _consecutive_horizon_range(high: np.ndarray, low: np.ndarray, first: int, count: int, horizon: int) -> np.ndarray:
+    """`horizon_range` for the consecutive target rows first … first + count − 1: the same maxima and minima
+    (exact, in any order) from `horizon` shifted slices instead of a gathered `[count, horizon]` copy."""
+    start = first - horizon + 1
+    highs = high[start : start + count].copy()
+    lows = low[start : start + count].copy()
+    for shift in range(1, horizon):
+        np.maximum(highs, high[start + shift : start + shift + count], out=highs)
+        np.minimum(lows, low[start + shift : start + shift + count], out=lows)
+    return np.log(np.divide(highs, lows, out=highs), out=highs)
+
+
 def head_targets(
     close: np.ndarray,
     high: np.ndarray,
@@ -59,27 +71,31 @@ def head_targets(
     horizon: int,
     hold_band_sigmas: float,
 ) -> HeadTargets:
-    """Targets of the windows of one segment: raw closes/highs/lows `[rows]`, raw features `[rows, f]`."""
-    rows = target_rows(len(close), seq_len, horizon)
-    last = rows - horizon
+    """Targets of the windows of one segment: raw closes/highs/lows `[rows]`, raw features `[rows, f]`.
+
+    The target rows (`target_rows`) are consecutive, so every gather is a slice."""
+    count = n_windows(len(close), seq_len, horizon)
+    last = slice(seq_len - 1, seq_len - 1 + count)
+    rows = slice(last.start + horizon, last.stop + horizon)
     root_h = np.sqrt(horizon)
     sigma = raw[last, feature_names.index(SIGMA_FEATURE)].astype(np.float64) * root_h
-    if rows.size and not (sigma > 0).any():
+    if count and not (sigma > 0).any():
         raise DataError(
             f"trailing volatility {SIGMA_FEATURE} is 0 in every window: the series does not move (constant "
             "prices), so there is no return to forecast"
         )
-    sigma = np.maximum(sigma, SIGMA_FLOOR)
-    log_return = np.log(close[rows] / close[last])
+    sigma = np.maximum(sigma, SIGMA_FLOOR, out=sigma)
+    last_close, target_close = close[last].copy(), close[rows].copy()
+    log_return = np.log(target_close / last_close)
     z = log_return / sigma
     label = np.where(z > hold_band_sigmas, 2, np.where(z < -hold_band_sigmas, 0, 1)).astype(np.int32)
     range_ref = np.maximum(raw[last, feature_names.index(RANGE_FEATURE)].astype(np.float64) * root_h, RANGE_FLOOR)
     return HeadTargets(
-        last_close=close[last],
-        close=close[rows],
+        last_close=last_close,
+        close=target_close,
         log_return=log_return,
         sigma=sigma,
-        range=horizon_range(high, low, rows, horizon),
+        range=_consecutive_horizon_range(high, low, rows.start, count, horizon),
         range_ref=range_ref,
         label=label,
     )
@@ -100,6 +116,8 @@ def label_frequencies(y: np.ndarray) -> np.ndarray:
 def forecast_targets(targets: HeadTargets) -> np.ndarray:
     """The network's training targets `[n, 3]` float32: z, range ratio (both clipped to ±TARGET_CLIP),
     label (as a float; from the unclipped z)."""
-    z = np.clip(targets.z, -TARGET_CLIP, TARGET_CLIP)
-    ratio = np.clip(targets.range_ratio, -TARGET_CLIP, TARGET_CLIP)
-    return np.stack([z, ratio, targets.label.astype(np.float64)], axis=1).astype(np.float32)
+    out = np.empty((targets.label.size, 3), dtype=np.float32)
+    out[:, 0] = np.clip(targets.z, -TARGET_CLIP, TARGET_CLIP)
+    out[:, 1] = np.clip(targets.range_ratio, -TARGET_CLIP, TARGET_CLIP)
+    out[:, 2] = targets.label  # 0, 1, 2: exact in float32
+    return out
