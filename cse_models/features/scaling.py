@@ -103,21 +103,21 @@ def _standard(x: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     return -mean * scale, scale
 
 
-def _column_median(column: np.ndarray, scratch: np.ndarray) -> float:
-    """np.median of a 1-D column, bit for bit, with one single-kth partition of `scratch` (overwritten).
+def _median_in_place(values: np.ndarray, column: np.ndarray | None) -> float:
+    """np.median of `column` (of `values` when None), bit for bit, from one single-rank partition of `values`
+    (a copy of it, reordered here).
 
     np.median partitions at two or three ranks (the middle ones and the last, for its NaN check), which takes
     numpy's generic introselect; a single rank takes its vectorized quickselect, ~4× faster. The lower middle
     of an even count is then the maximum of the half below, and the mean of the two middles is computed as
     np.mean computes it: (a + b) / 2. Equal values are interchangeable except −0.0 and +0.0, so a zero
-    middle falls back to np.median itself."""
-    np.copyto(scratch, column)
-    half = scratch.size // 2
-    scratch.partition(half)
-    upper = scratch[half]
-    middles = (upper,) if scratch.size % 2 else (scratch[:half].max(), upper)
-    if 0.0 in middles:
-        return float(np.median(column))  # a ±0 tie: which zero is picked depends on np.median's own partition
+    middle falls back to np.median of `column` (pass None only for values without −0.0, e.g. absolute values)."""
+    half = values.size // 2
+    values.partition(half)
+    upper = values[half]
+    middles = (upper,) if values.size % 2 else (values[:half].max(), upper)
+    if column is not None and 0.0 in middles:
+        return float(np.median(column))
     return middles[0] if len(middles) == 1 else (middles[0] + middles[1]) / 2
 
 
@@ -127,15 +127,16 @@ def _robust(x: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     the scale the way a standard deviation does. A column with MAD 0 (e.g. a constant) gets scale 1.
 
     Column by column through one scratch row (the same numbers as np.median over axis 0, see
-    `_column_median`): no `[rows, f]` temporaries, whose fresh pages cost more than the arithmetic."""
+    `_median_in_place`): no `[rows, f]` temporaries, whose fresh pages cost more than the arithmetic."""
     scratch = np.empty(x.shape[0])
-    deviation = np.empty(x.shape[0])
     median = np.empty(x.shape[1])
     mad = np.empty(x.shape[1])
     for i in range(x.shape[1]):
-        median[i] = _column_median(x[:, i], scratch)
-        np.abs(np.subtract(x[:, i], median[i], out=deviation), out=deviation)
-        mad[i] = _column_median(deviation, scratch)
+        column = x[:, i]
+        np.copyto(scratch, column)
+        median[i] = _median_in_place(scratch, column)
+        np.abs(np.subtract(column, median[i], out=scratch), out=scratch)  # no −0.0 after abs
+        mad[i] = _median_in_place(scratch, None)
     mad *= _MAD_TO_STD
     scale = 1.0 / np.where(mad > 0, mad, 1.0)
     return -median * scale, scale
