@@ -126,7 +126,8 @@ def _stationary(k: KlineColumns) -> np.ndarray:
     log_return = log_close - lagged(log_close, 1)
     log_range = np.log(high / low)
     range_24, range_168 = trailing_means(log_range, (SHORT, LONG))
-    volume = np.log1p(np.maximum(np.asarray(k.get("volume", np.zeros_like(close)), dtype=np.float64), 0.0))
+    volume = np.asarray(k["volume"], dtype=np.float64) if "volume" in k else np.zeros_like(close)
+    volume = np.log1p(np.maximum(volume, 0.0))
     volume_sd = trailing_std(volume, LONG)
     with np.errstate(invalid="ignore", divide="ignore"):
         volume_z = np.where(volume_sd > 0, (volume - trailing_mean(volume, LONG)) / volume_sd, 0.0)
@@ -156,10 +157,13 @@ def _stationary(k: KlineColumns) -> np.ndarray:
 
 
 def _hour_and_weekday(open_time_ms: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """Hour of day (0–23) and day of week (Monday = 0) of unix-ms times, from one integer division of the ms
-    (the hour count's floor division by 24 is the day count)."""
-    days, hours = np.divmod(open_time_ms // _MS_PER_HOUR, 24)
-    return hours, (days + 3) % 7  # 1970-01-01 was a Thursday
+    """Hour of day (0–23) and day of week (Monday = 0) of unix-ms times. Floor divisions by a constant only
+    (numpy runs those through libdivide; `%` and divmod take a slow generic loop): the hour count's floor
+    division by 24 is the day count, and x mod m = x − (x // m) · m."""
+    hour_count = open_time_ms // _MS_PER_HOUR
+    day_count = hour_count // 24
+    weekday = day_count + 3  # 1970-01-01 was a Thursday
+    return hour_count - day_count * 24, weekday - weekday // 7 * 7
 
 
 # sin/cos of the 24 hours and 7 weekdays, gathered per row: the same numbers as computing them row by row

@@ -59,8 +59,8 @@ def trailing_std(values: np.ndarray, n: int) -> np.ndarray:
     Centred first so the E[x²] − E[x]² difference does not lose digits — on the first finite value, not
     the column mean: a mean over every row would make row t depend (in its last bits) on later rows."""
     values = np.asarray(values, dtype=np.float64)
-    finite = values[np.isfinite(values)]
-    centred = values - finite[0] if finite.size else values
+    finite = np.isfinite(values)
+    centred = values - values[finite.argmax()] if finite.any() else values
     mean = trailing_mean(centred, n)
     return np.sqrt(np.maximum(trailing_mean(centred**2, n) - mean**2, 0.0))
 
