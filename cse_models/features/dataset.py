@@ -33,8 +33,16 @@ def kline_columns(klines: pl.DataFrame) -> dict[str, np.ndarray]:
     """Polars klines → the numpy columns feature sets take (open_time as int64 unix ms)."""
     check_finite_prices(klines)
     cols = {c: klines.get_column(c).to_numpy() for c in ("open", "high", "low", "close", "volume")}
-    cols["open_time"] = klines.get_column("open_time").dt.epoch("ms").to_numpy()
+    cols["open_time"] = epoch_ms(klines.get_column("open_time"))
     return cols
+
+
+def epoch_ms(times: pl.Series) -> np.ndarray:
+    """Datetimes → int64 unix ms (`dt.epoch("ms")`); a millisecond column, the canonical schema's, is read
+    in place (its physical values are the ms) instead of converted."""
+    if times.dtype == pl.Datetime("ms", times.dtype.time_zone):
+        return times.to_numpy().view(np.int64)
+    return times.dt.epoch("ms").to_numpy()
 
 
 PRICE_COLUMNS = ("high", "low", "close")  # kept in every feature table: the targets are computed from them
@@ -58,7 +66,8 @@ def compute_features(klines: pl.DataFrame, feature_set: str) -> pl.DataFrame:
 def feature_names_of(features: pl.DataFrame, config: DataConfig) -> tuple[str, ...]:
     """The configured feature set's columns, checked against the table (a table of another set fails here)."""
     names = get_feature_set(config.feature_set).feature_names
-    missing = [n for n in (*names, *PRICE_COLUMNS) if n not in features.columns]
+    columns = set(features.columns)
+    missing = [n for n in (*names, *PRICE_COLUMNS) if n not in columns]
     if missing:
         raise DataError(
             f"the feature table lacks {missing} of feature set {config.feature_set!r}; "
@@ -116,7 +125,7 @@ def fit_feature_scaler(features: pl.DataFrame, config: DataConfig) -> FittedScal
     names = feature_names_of(features, config)
     slices = _slices(features.height, config)
     values = feature_matrix(features, names, slices["train"])
-    times = features.get_column("open_time").dt.epoch("ms").to_numpy()[slices["train"]]
+    times = epoch_ms(features.get_column("open_time"))[slices["train"]]
     return fit_scaler(config.scaler, values, names, times)
 
 
@@ -134,7 +143,7 @@ def build_segments(
     first = min(part.start for part in segments.values())
     last = max(part.stop for part in segments.values())
     scaled, raw = _scaled_and_raw(features, names, scaler, slice(first, last))
-    times = features.get_column("open_time").dt.epoch("ms").to_numpy()[first:last]
+    times = epoch_ms(features.get_column("open_time"))[first:last]
     prices = {c: features.get_column(c).to_numpy()[first:last] for c in PRICE_COLUMNS}
     out = {}
     for name, part in segments.items():

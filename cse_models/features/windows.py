@@ -22,8 +22,10 @@ def sliding_windows(features: np.ndarray, seq_len: int, horizon: int) -> np.ndar
     count = n_windows(features.shape[0], seq_len, horizon)
     if count == 0:
         raise DataError(f"{features.shape[0]} rows give no window of {seq_len} rows + {horizon} ahead")
-    view = np.lib.stride_tricks.sliding_window_view(features, seq_len, axis=0)  # [rows-seq+1, f, seq]
-    return view[:count].transpose(0, 2, 1)
+    row, column = features.strides  # window i starts one row after window i − 1; read-only, as sliding_window_view
+    return np.lib.stride_tricks.as_strided(
+        features, shape=(count, seq_len, features.shape[1]), strides=(row, row, column), writeable=False
+    )
 
 
 def target_rows(n_rows: int, seq_len: int, horizon: int) -> np.ndarray:
