@@ -57,8 +57,8 @@ def compute_features(klines: pl.DataFrame, feature_set: str) -> pl.DataFrame:
             f"feature set {feature_set!r} needs more than {fs.warmup} klines (its warm-up: the first {fs.warmup} "
             f"rows have no value), got {klines.height}"
         )
-    values = fs(kline_columns(klines))[fs.warmup :]
-    columns = [pl.Series(name, values[:, i], dtype=pl.Float64) for i, name in enumerate(fs.feature_names)]
+    values = np.asarray(fs(kline_columns(klines))[fs.warmup :], dtype=np.float64)  # Float64 columns, no cast
+    columns = [pl.Series(name, values[:, i]) for i, name in enumerate(fs.feature_names)]
     prices = [klines.get_column(c)[fs.warmup :] for c in PRICE_COLUMNS if c not in fs.feature_names]
     return pl.DataFrame([klines.get_column("open_time")[fs.warmup :], *columns, *prices])
 

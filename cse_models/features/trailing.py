@@ -43,7 +43,8 @@ def trailing_means(values: np.ndarray, windows: tuple[int, ...]) -> list[np.ndar
         csum = _cumulative(values[lead:])
         for out, n in zip(outs, windows, strict=True):
             if values.size - lead >= n:
-                np.divide(_window_sums(csum, n), n, out=out[n - 1 + lead :])
+                window = out[n - 1 + lead :]
+                np.divide(np.subtract(csum[n:], csum[:-n], out=window), n, out=window)
         return outs
     csum = _cumulative(np.where(missing, 0.0, values))
     counts = _cumulative(missing.astype(np.float64))
@@ -62,7 +63,8 @@ def trailing_std(values: np.ndarray, n: int) -> np.ndarray:
     finite = np.isfinite(values)
     centred = values - values[finite.argmax()] if finite.any() else values
     mean = trailing_mean(centred, n)
-    return np.sqrt(np.maximum(trailing_mean(centred**2, n) - mean**2, 0.0))
+    variance = np.subtract(trailing_mean(np.square(centred), n), np.square(mean, out=mean), out=mean)
+    return np.sqrt(np.maximum(variance, 0.0, out=variance), out=variance)
 
 
 def lagged(values: np.ndarray, lag: int) -> np.ndarray:
