@@ -25,8 +25,8 @@ from cse_models.features.windows import (
     regression_targets,
     sliding_windows,
 )
-from cse_models.heads.layout import require_head_features
-from cse_models.heads.targets import HeadTargets, forecast_targets, head_targets
+from cse_models.heads.layout import SIGMA_FEATURE, require_head_features
+from cse_models.heads.targets import HeadTargets, forecast_targets, head_targets, require_volatility
 
 
 def kline_columns(klines: pl.DataFrame) -> dict[str, np.ndarray]:
@@ -145,20 +145,36 @@ def build_segments(
     scaled, raw = _scaled_and_raw(features, names, scaler, slice(first, last))
     times = epoch_ms(features.get_column("open_time"))[first:last]
     prices = {c: features.get_column(c).to_numpy()[first:last] for c in PRICE_COLUMNS}
-    out = {}
-    for name, part in segments.items():
-        local = slice(part.start - first, part.stop - first)
-        arrays = SplitArrays(
-            x=scaled[local],
-            raw=raw[local],
-            close=prices["close"][local],
-            high=prices["high"][local],
-            low=prices["low"][local],
-            open_time_ms=times[local],
-            y=np.empty(0, np.float32),
-        )
-        out[name] = replace(arrays, y=_targets(arrays, names, config))
-    return out
+    span = SplitArrays(scaled, raw, prices["close"], prices["high"], prices["low"], times, np.empty(0, np.float32))
+    local = {name: slice(part.start - first, part.stop - first) for name, part in segments.items()}
+    targets = _segment_targets(span, local, names, config)
+    return {name: SplitArrays(**_rows(span, rows), y=targets[name]) for name, rows in local.items()}
+
+
+def _segment_targets(
+    span: SplitArrays, segments: dict[str, slice], names: tuple[str, ...], config: DataConfig
+) -> dict[str, np.ndarray]:
+    """Each segment's window targets. Every target is a function of its own window's rows only, so they are
+    computed once over the whole span and sliced: segment window i is span window `start + i` (windows that
+    cross a segment's end are computed and dropped). The forecast task's check that volatility is not 0 in
+    every window stays per segment. With no window in any segment, each segment computes its own (empty) ones."""
+    counts = {
+        name: n_windows(rows.stop - rows.start, config.seq_len, config.horizon) for name, rows in segments.items()
+    }
+    if not any(counts.values()):
+        return {name: _targets(replace(span, **_rows(span, rows)), names, config) for name, rows in segments.items()}
+    if config.task == "forecast":
+        sigma, root_h = names.index(SIGMA_FEATURE), np.sqrt(config.horizon)
+        for name, rows in segments.items():
+            last = rows.start + config.seq_len - 1
+            require_volatility(span.raw[last : last + counts[name], sigma].astype(np.float64) * root_h)
+    y = _targets(span, names, config)
+    return {name: y[rows.start : rows.start + counts[name]] for name, rows in segments.items()}
+
+
+def _rows(span: SplitArrays, rows: slice) -> dict[str, np.ndarray]:
+    """The row fields (all but y) of `rows` of the span."""
+    return {field: getattr(span, field)[rows] for field in SPLIT_FIELDS if field != "y"}
 
 
 def _scaled_and_raw(

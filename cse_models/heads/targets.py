@@ -61,6 +61,15 @@ def _consecutive_horizon_range(high: np.ndarray, low: np.ndarray, first: int, co
     return np.log(np.divide(highs, lows, out=highs), out=highs)
 
 
+def require_volatility(sigma: np.ndarray) -> None:
+    """Raise unless some window's trailing volatility `[n]` (raw, before the floor) is above 0."""
+    if sigma.size and not (sigma > 0).any():
+        raise DataError(
+            f"trailing volatility {SIGMA_FEATURE} is 0 in every window: the series does not move (constant "
+            "prices), so there is no return to forecast"
+        )
+
+
 def head_targets(
     close: np.ndarray,
     high: np.ndarray,
@@ -79,11 +88,7 @@ def head_targets(
     rows = slice(last.start + horizon, last.stop + horizon)
     root_h = np.sqrt(horizon)
     sigma = raw[last, feature_names.index(SIGMA_FEATURE)].astype(np.float64) * root_h
-    if count and not (sigma > 0).any():
-        raise DataError(
-            f"trailing volatility {SIGMA_FEATURE} is 0 in every window: the series does not move (constant "
-            "prices), so there is no return to forecast"
-        )
+    require_volatility(sigma)
     sigma = np.maximum(sigma, SIGMA_FLOOR, out=sigma)
     last_close, target_close = close[last].copy(), close[rows].copy()
     log_return = np.log(target_close / last_close)
