@@ -155,7 +155,7 @@ def test_a_horizon_longer_than_a_fold_says_how_many_rows_are_needed():
         walk_forward_folds(2_000, data_cfg, WalkForwardConfig(n_folds=3))
 
 
-@pytest.mark.parametrize("horizon", [4, 24])
+@pytest.mark.parametrize("horizon", [4, pytest.param(24, marks=pytest.mark.slow)])
 def test_every_head_is_evaluated_at_longer_horizons(horizon, eth_klines):
     """h-step targets (σ·√h scaling, h-candle ranges): every head gets a board, the references tie
     themselves, and the trained model's interval still covers about its level."""
