@@ -13,6 +13,8 @@ from __future__ import annotations
 from pathlib import Path
 
 import numpy as np
+from _common import percentile  # type: ignore[import-not-found]
+from ort_timing import SETTINGS, session, time_calls  # type: ignore[import-not-found]
 
 SEQ_LEN = 24
 NETWORKS = {
@@ -66,15 +68,13 @@ def build_ensemble(symbol: str, preset: str, out_dir: Path) -> tuple[dict[str, s
     return paths, composed.path, inputs
 
 
-def ensemble_section(symbol: str, preset: str, out_dir: Path, settings, session, time_calls, batches) -> dict:
+def ensemble_section(symbol: str, preset: str, out_dir: Path, batches: dict[int, tuple[int, int]]) -> dict:
     """p50/p99 µs of the ONE graph and of each member alone per session setting and batch; the sum of the
     members' separate p50s; the goal verdicts."""
-    from _common import percentile  # type: ignore[import-not-found]
-
     paths, one_graph, inputs = build_ensemble(symbol, preset, out_dir)
     graphs = {"ensemble (one run)": one_graph, **{f"member:{n}": p for n, p in paths.items()}}
     stats: dict[str, dict] = {}
-    for setting in settings:
+    for setting in SETTINGS:
         for graph, path in graphs.items():
             sess = session(path, setting)
             for batch, (n, warmup) in batches.items():
@@ -85,7 +85,7 @@ def ensemble_section(symbol: str, preset: str, out_dir: Path, settings, session,
                     "p99_us": percentile(values, 99),
                 }
     summary = {}
-    for setting in settings:
+    for setting in SETTINGS:
         for batch in batches:
             key = f"b{batch}"
             members = sum(stats[f"member:{n}"][setting][key]["p50_us"] for n in paths)
@@ -95,7 +95,7 @@ def ensemble_section(symbol: str, preset: str, out_dir: Path, settings, session,
                 "members_sum_p50_us": members,
                 "ratio": one / members,
             }
-    b1 = {s: summary[f"{s}/b1"] for s in settings}
+    b1 = {s: summary[f"{s}/b1"] for s in SETTINGS}
     goals = {
         "one_graph_b1_p50_le_1ms": all(v["one_graph_p50_us"] <= ONE_GRAPH_GOAL_US for v in b1.values()),
         "one_graph_b1_below_members_sum": all(v["ratio"] < 1 for v in b1.values()),
