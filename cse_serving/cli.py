@@ -6,6 +6,7 @@ cse-serving serve [--host H] [--port P] [--store DIR] [--no-auth] [--log-level L
 cse-serving token create --name N [--admin]      prints the token once
 cse-serving token list
 cse-serving token revoke NAME
+cse-serving settings                             every CSE_* variable serving reads, its default and meaning
 """
 
 from __future__ import annotations
@@ -17,33 +18,36 @@ import sys
 from collections.abc import Sequence
 
 from cse_models.errors import CseError
+from cse_serving.env_fields import described, settings_table
 from cse_serving.settings import Settings
 
-DB_HELP = "token database: a SQLite path or a postgresql:// URL (default $CSE_SERVING_DB or $CSE_HOME/serving.db)"
+DB_HELP = described(Settings, "db_path")
 
 
 def _parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="cse-serving", description="cse prediction API")
     commands = parser.add_subparsers(dest="command", required=True)
 
-    serve = commands.add_parser("serve", help="run the HTTP API (uvicorn)")
-    serve.add_argument("--host", help="bind address (default $CSE_SERVING_HOST or 127.0.0.1)")
-    serve.add_argument("--port", type=int, help="port (default $CSE_SERVING_PORT or 8000)")
-    serve.add_argument("--store", help="model store root (default $CSE_STORE or $CSE_HOME/store)")
+    serve = commands.add_parser(
+        "serve", help="run the HTTP API (uvicorn)", epilog="Every environment variable: cse-serving settings"
+    )
+    serve.add_argument("--host", help=described(Settings, "host"))
+    serve.add_argument("--port", type=int, help=described(Settings, "port"))
+    serve.add_argument("--store", help=described(Settings, "store_root"))
     serve.add_argument("--db", help=DB_HELP)
     serve.add_argument("--no-auth", action="store_true", help="disable token checks (local demos only)")
     serve.add_argument("--log-level", default="info", choices=["debug", "info", "warning", "error"])
     serve.add_argument(
         "--access-log", action="store_true", default=None, help="log every request: id, route, status, token name"
     )
-    limits = serve.add_argument_group("limits (defaults: the CSE_SERVING_* environment, see settings)")
-    limits.add_argument("--header-timeout", type=float, help="seconds for a request's headers to arrive (10)")
-    limits.add_argument("--body-timeout", type=float, help="seconds for a request's body to arrive (30)")
-    limits.add_argument("--keep-alive", type=float, help="seconds an idle keep-alive connection is kept (5)")
-    limits.add_argument("--limit-concurrency", type=int, help="connections or running requests before 503 (1000)")
-    limits.add_argument("--rate-limit", help="requests per token or client, e.g. 600/minute, or off")
-    limits.add_argument("--auth-lockout", help="bad tokens that lock a client out, e.g. 20/minute, or off")
-    limits.add_argument("--auth-lockout-seconds", type=float, help="how long a lockout lasts (300)")
+    limits = serve.add_argument_group("limits")
+    limits.add_argument("--header-timeout", type=float, help=described(Settings, "header_timeout_s"))
+    limits.add_argument("--body-timeout", type=float, help=described(Settings, "body_timeout_s"))
+    limits.add_argument("--keep-alive", type=float, help=described(Settings, "keep_alive_s"))
+    limits.add_argument("--limit-concurrency", type=int, help=described(Settings, "limit_concurrency"))
+    limits.add_argument("--rate-limit", help=described(Settings, "rate_limit"))
+    limits.add_argument("--auth-lockout", help=described(Settings, "auth_lockout"))
+    limits.add_argument("--auth-lockout-seconds", type=float, help=described(Settings, "auth_lockout_s"))
 
     token = commands.add_parser("token", help="manage API tokens")
     token.add_argument("--db", help=DB_HELP)
@@ -54,6 +58,8 @@ def _parser() -> argparse.ArgumentParser:
     actions.add_parser("list", help="list tokens (names and roles, never the tokens)")
     revoke = actions.add_parser("revoke", help="revoke a token by name")
     revoke.add_argument("name")
+
+    commands.add_parser("settings", help="list every environment variable, its default and what it means")
     return parser
 
 
@@ -111,11 +117,19 @@ def _token(args: argparse.Namespace) -> int:
     return 0
 
 
+def _settings(args: argparse.Namespace) -> int:
+    print(settings_table(Settings))
+    return 0
+
+
+COMMANDS = {"serve": _serve, "token": _token, "settings": _settings}
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     args = _parser().parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     try:
-        return _serve(args) if args.command == "serve" else _token(args)
+        return COMMANDS[args.command](args)
     except CseError as exc:
         print(f"cse-serving: {exc}", file=sys.stderr)
         return 2

@@ -1,57 +1,33 @@
 """Serving configuration as one frozen dataclass, read once from the environment.
 
-Environment variables (all optional):
-  CSE_STORE             model store root: a directory (default $CSE_HOME/store) or an s3://bucket/prefix URL
-                        (endpoint and credentials: CSE_STORE_S3_ENDPOINT, AWS_*; local cache CSE_STORE_CACHE —
-                        see cse_models/store_objects.py)
-  CSE_HOME              working directory of cse (default ./.cse)
-  CSE_SERVING_HOST      bind address (default 127.0.0.1: never exposed unless asked)
-  CSE_SERVING_PORT      port (default 8000)
-  CSE_SERVING_AUTH      "0"/"false"/"off" disables token checks (local demos only)
-  CSE_SERVING_DB        token database: a SQLite file (default $CSE_HOME/serving.db) or a
-                        postgresql://user:password@host:port/database URL, whose `tokens` table (created if
-                        missing) replicas share; a password may also come from PGPASSWORD or ~/.pgpass
-  CSE_SERVING_MAX_BODY  request body limit in bytes (default 1 MiB)
-  CSE_ORT_INTRA_THREADS / CSE_ORT_INTER_THREADS  onnxruntime threads per session (default 1)
-  CSE_SERVING_WATCH_SECONDS  how often the store watcher polls LATEST/PINNED (default 5; 0 = off)
-  CSE_SERVING_KEEP_VERSIONS  versions kept loaded per series, addressable by `version` (default 1)
-  CSE_SERVING_SOURCE    server-side kline fetch for /predict without klines: none (default), sample, binance
-  CSE_SERVING_BINANCE_URL  Binance REST root for the binance source (default: python-binance's)
-  CSE_SERVING_SCORECARD live scorecard database (default $CSE_HOME/scorecard.db; "off" disables it)
-  CSE_SERVING_SCORECARD_ROWS  predictions kept in the scorecard (default 200000)
-  CSE_SERVING_LIVE_MARGIN  live skill this far below walk-forward skill flags a model (default 0.02)
-  CSE_SERVING_HEADER_TIMEOUT  seconds for a request's headers to arrive, from connect or first byte (default 10)
-  CSE_SERVING_BODY_TIMEOUT  seconds for a request's body to arrive once its headers have (default 30)
-  CSE_SERVING_KEEP_ALIVE  seconds an idle keep-alive connection stays open (default 5)
-  CSE_SERVING_LIMIT_CONCURRENCY  open connections or running requests before 503s (default 1000; 0 = none)
-  CSE_SERVING_RATE_LIMIT  requests per token (or per client address without one), e.g. 600/minute; off
-  CSE_SERVING_AUTH_LOCKOUT  bad tokens from one client that lock it out, e.g. 20/minute (default); off
-  CSE_SERVING_AUTH_LOCKOUT_SECONDS  how long a lockout lasts (default 300)
-  CSE_SERVING_ACCESS_LOG  "1"/"true"/"on": one log line per request (default off)
-  CSE_SERVING_PUBLIC_PAGE  "1"/"true"/"on": the web page's read-only views answer without a token (default
-                        off): GET /leaderboard, /klines/{symbol}/{interval} and /scorecard/{symbol}/{interval}
-  CSE_SERVING_INT8      "1"/"true"/"on": serve a version's int8 variant (model.int8.onnx, sha256-verified) when
-                        its manifest lists variants["int8"], else model.onnx (default off: model.onnx)
-                        — the published versions' walk-forward leaderboards, recent candles and predictions
-                        already scored against their closed candle, i.e. history. Everything else keeps its
-                        token: /predict (a forecast still to come is what a token buys, and each costs
-                        inference), /predictions/latest (fresh forecasts), /models (operator detail: load
-                        errors, pins), /metrics/deep_learning and the admin routes. A token, when sent, is
-                        still checked (a wrong one is a 401, never silently ignored); the rate limit keys
-                        anonymous callers by address.
+Each setting is declared once, below, with its default, its environment variable and what it means
+(`env_fields.setting`); `Settings.from_env` and `cse-serving settings` (the table of every variable) are
+derived from those declarations. Keyword overrides (the CLI's flags) win over the environment.
+
+The store's object-store options (CSE_STORE_S3_ENDPOINT, AWS_*, the local cache CSE_STORE_CACHE) are read by
+cse_models/store_objects.py, not here. A PostgreSQL token database's password may also come from PGPASSWORD
+or ~/.pgpass.
+
+CSE_SERVING_PUBLIC_PAGE opens the web page's read-only views — GET /leaderboard, /klines/{symbol}/{interval}
+and /scorecard/{symbol}/{interval}: the published versions' walk-forward leaderboards, recent candles and
+predictions already scored against their closed candle, i.e. history. Everything else keeps its token:
+/predict (a forecast still to come is what a token buys, and each costs inference), /predictions/latest
+(fresh forecasts), /models (operator detail: load errors, pins), /metrics/deep_learning and the admin routes.
+A token, when sent, is still checked (a wrong one is a 401, never silently ignored); the rate limit keys
+anonymous callers by address.
 """
 
 from __future__ import annotations
 
 import os
 from collections.abc import Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 
 from cse_models.errors import ConfigError
 from cse_models.store import is_store_url
-
-_FALSE = {"0", "false", "off", "no"}
+from cse_serving.env_fields import derived_setting, is_off, lowercase, read_env, setting, verbatim
+from cse_serving.rates import Rate
 
 
 def _cse_home(env: Mapping[str, str]) -> Path:
@@ -61,19 +37,6 @@ def _cse_home(env: Mapping[str, str]) -> Path:
 def _store_root(root: str | Path) -> Path | str:
     """A local store root as a Path; an object-store URL (s3://...) stays a string."""
     return root if is_store_url(root) else Path(root)
-
-
-def _default_store(env: Mapping[str, str] | None = None) -> Path | str:
-    env = os.environ if env is None else env
-    return _store_root(env["CSE_STORE"]) if env.get("CSE_STORE") else _cse_home(env) / "store"
-
-
-def _default_scorecard(env: Mapping[str, str] | None = None) -> Path | None:
-    env = os.environ if env is None else env
-    raw = env.get("CSE_SERVING_SCORECARD")
-    if raw and raw.strip().lower() in _FALSE:
-        return None
-    return Path(raw) if raw else _cse_home(env) / "scorecard.db"
 
 
 def is_postgres_url(location: str | Path) -> bool:
@@ -86,9 +49,8 @@ def _db_location(location: str | Path) -> Path | str:
     return location if is_postgres_url(location) else Path(location)
 
 
-def _default_db(env: Mapping[str, str] | None = None) -> Path | str:
-    env = os.environ if env is None else env
-    return _db_location(env["CSE_SERVING_DB"]) if env.get("CSE_SERVING_DB") else _cse_home(env) / "serving.db"
+def _scorecard_location(text: str, variable: str) -> Path | None:
+    return None if is_off(text) else Path(text)
 
 
 @dataclass(frozen=True)
@@ -99,31 +61,92 @@ class Settings:
     ([1, 24, 9] windows): thread hand-off costs more than it saves, and uvicorn workers scale out instead.
     """
 
-    store_root: Path | str = field(default_factory=_default_store)  # a directory or an s3:// URL
-    host: str = "127.0.0.1"
-    port: int = 8000
-    auth: bool = True
-    db_path: Path | str = field(default_factory=_default_db)  # a SQLite file or a postgresql:// URL
-    max_body_bytes: int = 1_048_576
-    ort_intra_op_threads: int = 1
-    ort_inter_op_threads: int = 1
-    watch_interval_s: float = 5.0
-    keep_versions: int = 1
-    source: str = "none"
-    binance_api_url: str | None = None
-    scorecard_path: Path | None = field(default_factory=_default_scorecard)
-    scorecard_max_rows: int = 200_000
-    live_skill_margin: float = 0.02
-    header_timeout_s: float = 10.0
-    body_timeout_s: float = 30.0
-    keep_alive_s: float = 5.0
-    limit_concurrency: int = 1000
-    rate_limit: str = "600/minute"
-    auth_lockout: str = "20/minute"
-    auth_lockout_s: float = 300.0
-    access_log: bool = False
-    public_page: bool = False
-    int8: bool = False
+    store_root: Path | str = derived_setting(  # noqa: RUF009 (a field with a default_factory)
+        lambda env: _cse_home(env) / "store",
+        "CSE_STORE",
+        "model store root: a directory or an s3://bucket/prefix URL",
+        parse=lambda text, _: _store_root(text),
+        shown="$CSE_HOME/store",
+    )
+    host: str = setting("127.0.0.1", "CSE_SERVING_HOST", "bind address (never exposed unless asked)")
+    port: int = setting(8000, "CSE_SERVING_PORT", "port")
+    auth: bool = setting(True, "CSE_SERVING_AUTH", "token checks; 0/false/off/no disables them (local demos only)")
+    db_path: Path | str = derived_setting(  # noqa: RUF009 (a field with a default_factory)
+        lambda env: _cse_home(env) / "serving.db",
+        "CSE_SERVING_DB",
+        "token database: a SQLite file or a postgresql://user:password@host:port/database URL, whose `tokens` "
+        "table (created if missing) replicas share",
+        parse=lambda text, _: _db_location(text),
+        shown="$CSE_HOME/serving.db",
+    )
+    max_body_bytes: int = setting(1_048_576, "CSE_SERVING_MAX_BODY", "request body limit in bytes", shown="1 MiB")
+    ort_intra_op_threads: int = setting(
+        1, "CSE_ORT_INTRA_THREADS", "onnxruntime intra-op threads per session (0 = onnxruntime's default)"
+    )
+    ort_inter_op_threads: int = setting(
+        1, "CSE_ORT_INTER_THREADS", "onnxruntime inter-op threads per session (0 = onnxruntime's default)"
+    )
+    watch_interval_s: float = setting(
+        5.0, "CSE_SERVING_WATCH_SECONDS", "how often the store watcher polls LATEST/PINNED, seconds (0 = off)"
+    )
+    keep_versions: int = setting(
+        1, "CSE_SERVING_KEEP_VERSIONS", "versions kept loaded per series, addressable by `version`"
+    )
+    source: str = setting(
+        "none",
+        "CSE_SERVING_SOURCE",
+        "server-side kline fetch for /predict without klines: none, sample, binance",
+        parse=lowercase,
+    )
+    binance_api_url: str | None = setting(
+        None,
+        "CSE_SERVING_BINANCE_URL",
+        "Binance REST root for the binance source",
+        parse=verbatim,
+        shown="python-binance's",
+    )
+    scorecard_path: Path | None = derived_setting(  # noqa: RUF009 (a field with a default_factory)
+        lambda env: _cse_home(env) / "scorecard.db",
+        "CSE_SERVING_SCORECARD",
+        "live scorecard database (off disables it)",
+        parse=_scorecard_location,
+        shown="$CSE_HOME/scorecard.db",
+    )
+    scorecard_max_rows: int = setting(200_000, "CSE_SERVING_SCORECARD_ROWS", "predictions kept in the scorecard")
+    live_skill_margin: float = setting(
+        0.02, "CSE_SERVING_LIVE_MARGIN", "live skill this far below walk-forward skill flags a model"
+    )
+    header_timeout_s: float = setting(
+        10.0, "CSE_SERVING_HEADER_TIMEOUT", "seconds for a request's headers to arrive, from connect or first byte"
+    )
+    body_timeout_s: float = setting(
+        30.0, "CSE_SERVING_BODY_TIMEOUT", "seconds for a request's body to arrive once its headers have"
+    )
+    keep_alive_s: float = setting(5.0, "CSE_SERVING_KEEP_ALIVE", "seconds an idle keep-alive connection stays open")
+    limit_concurrency: int = setting(
+        1000, "CSE_SERVING_LIMIT_CONCURRENCY", "open connections or running requests before 503s (0 = none)"
+    )
+    rate_limit: str = setting(
+        "600/minute",
+        "CSE_SERVING_RATE_LIMIT",
+        "requests per token (or per client address without one), e.g. 600/minute; off",
+    )
+    auth_lockout: str = setting(
+        "20/minute", "CSE_SERVING_AUTH_LOCKOUT", "bad tokens from one client that lock it out, e.g. 20/minute; off"
+    )
+    auth_lockout_s: float = setting(300.0, "CSE_SERVING_AUTH_LOCKOUT_SECONDS", "how long a lockout lasts, seconds")
+    access_log: bool = setting(False, "CSE_SERVING_ACCESS_LOG", "one log line per request")
+    public_page: bool = setting(
+        False,
+        "CSE_SERVING_PUBLIC_PAGE",
+        "the web page's read-only views answer without a token (which: cse_serving/settings.py)",
+    )
+    int8: bool = setting(
+        False,
+        "CSE_SERVING_INT8",
+        "serve a version's int8 variant (model.int8.onnx, sha256-verified) when its manifest lists "
+        'variants["int8"], else model.onnx',
+    )
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "store_root", _store_root(self.store_root))
@@ -145,8 +168,6 @@ class Settings:
                 raise ConfigError(f"{name} must be > 0 seconds, got {getattr(self, name)}")
         if self.limit_concurrency < 0:
             raise ConfigError(f"limit_concurrency must be ≥ 0 (0 = no limit), got {self.limit_concurrency}")
-        from cse_serving.ratelimit import Rate  # the parser lives with the limiter; imported only here
-
         Rate.parse(self.rate_limit, name="rate_limit")
         Rate.parse(self.auth_lockout, name="auth_lockout")
         for name in ("ort_intra_op_threads", "ort_inter_op_threads"):
@@ -156,52 +177,6 @@ class Settings:
     @classmethod
     def from_env(cls, env: Mapping[str, str] | None = None, **overrides: object) -> Settings:
         """Settings from environment variables; keyword overrides (e.g. from CLI flags) win when not None."""
-        env = os.environ if env is None else env
-
-        def number(name: str, default: int) -> int:
-            raw = env.get(name)
-            if raw is None or raw == "":
-                return default
-            try:
-                return int(raw)
-            except ValueError:
-                raise ConfigError(f"{name} must be an integer, got {raw!r}") from None
-
-        def decimal(name: str, default: float) -> float:
-            raw = env.get(name)
-            if raw is None or raw == "":
-                return default
-            try:
-                return float(raw)
-            except ValueError:
-                raise ConfigError(f"{name} must be a number, got {raw!r}") from None
-
-        values: dict[str, object] = {
-            "store_root": _default_store(env),
-            "host": env.get("CSE_SERVING_HOST") or "127.0.0.1",
-            "port": number("CSE_SERVING_PORT", 8000),
-            "auth": (env.get("CSE_SERVING_AUTH") or "1").strip().lower() not in _FALSE,
-            "db_path": _default_db(env),
-            "max_body_bytes": number("CSE_SERVING_MAX_BODY", 1_048_576),
-            "ort_intra_op_threads": number("CSE_ORT_INTRA_THREADS", 1),
-            "ort_inter_op_threads": number("CSE_ORT_INTER_THREADS", 1),
-            "watch_interval_s": decimal("CSE_SERVING_WATCH_SECONDS", 5.0),
-            "keep_versions": number("CSE_SERVING_KEEP_VERSIONS", 1),
-            "source": (env.get("CSE_SERVING_SOURCE") or "none").strip().lower(),
-            "binance_api_url": env.get("CSE_SERVING_BINANCE_URL") or None,
-            "scorecard_path": _default_scorecard(env),
-            "scorecard_max_rows": number("CSE_SERVING_SCORECARD_ROWS", 200_000),
-            "live_skill_margin": decimal("CSE_SERVING_LIVE_MARGIN", 0.02),
-            "header_timeout_s": decimal("CSE_SERVING_HEADER_TIMEOUT", 10.0),
-            "body_timeout_s": decimal("CSE_SERVING_BODY_TIMEOUT", 30.0),
-            "keep_alive_s": decimal("CSE_SERVING_KEEP_ALIVE", 5.0),
-            "limit_concurrency": number("CSE_SERVING_LIMIT_CONCURRENCY", 1000),
-            "rate_limit": env.get("CSE_SERVING_RATE_LIMIT") or "600/minute",
-            "auth_lockout": env.get("CSE_SERVING_AUTH_LOCKOUT") or "20/minute",
-            "auth_lockout_s": decimal("CSE_SERVING_AUTH_LOCKOUT_SECONDS", 300.0),
-            "access_log": (env.get("CSE_SERVING_ACCESS_LOG") or "0").strip().lower() not in _FALSE,
-            "public_page": (env.get("CSE_SERVING_PUBLIC_PAGE") or "0").strip().lower() not in _FALSE,
-            "int8": (env.get("CSE_SERVING_INT8") or "0").strip().lower() not in _FALSE,
-        }
+        values = read_env(cls, os.environ if env is None else env)
         values.update({k: v for k, v in overrides.items() if v is not None})
-        return cls(**values)  # type: ignore[arg-type]
+        return cls(**values)
