@@ -4,7 +4,8 @@ shared `features` and `last_close` inputs, then the ensemble's combiners — so 
 (`<member>/close`, …) for `members: true`.
 
 `check_composed` is the parity proof: the composed graph's ensemble outputs against
-`FittedEnsemble.combine` on the members' own graphs run separately, within rtol 1e-3 / atol 1e-5.
+`FittedEnsemble.combine` on the members' own graphs run separately, within rtol 1e-3 / atol 1e-5, and its
+`return` output against the combined log return within `RETURN_ATOL` (absolute).
 """
 
 from __future__ import annotations
@@ -25,6 +26,10 @@ from cse_models.export.parity import ParityCheck, ParityReport
 from cse_models.heads.layout import FORECAST_OUTPUTS, INPUT_NAME, LAST_CLOSE_INPUT, outputs_by_head
 
 COMBINER_PREFIX = "ensemble/"
+# The combined log return is the number a combiner computes; a close within rtol 1e-3 lets it be off by
+# 1e-3, about a whole hourly move, so a combiner answering persistence (0) would pass. float32 closes of
+# 1e2–1e5 give log returns good to ~1e-7, so the graph's `return` is held to this, absolute.
+RETURN_ATOL = 1e-6
 
 
 class EnsembleMemberError(ConfigError):
@@ -168,8 +173,10 @@ def check_composed(
     batches: tuple[int, ...] = (1, 7),
 ) -> ParityReport:
     """The composed graph against `fitted.combine` of the members run alone, every ensemble output, at each
-    batch size; also each member output against that member alone. Raises ExportParityError."""
+    batch size, and its `return` against the combined log return within `RETURN_ATOL`; also each member
+    output against that member alone. Raises ExportParityError."""
     check = ParityCheck(f"composed ensemble {fitted.name!r} and Python")
+    returns = ParityCheck(f"composed ensemble {fitted.name!r} and Python", rtol=0.0, atol=RETURN_ATOL)
     for batch in batches:
         feed = {name: np.ascontiguousarray(values[:batch], dtype=np.float32) for name, values in inputs.items()}
         alone = {name: run_graph(member_paths[name], feed) for name in fitted.members}
@@ -178,6 +185,7 @@ def check_composed(
             {n: outputs_by_head("forecast", list(o.values())) for n, o in alone.items()}, last_close
         )
         got = run_graph(composed.path, feed, composed.outputs)
+        returns.compare("return", got["return"][:, 0], np.log(expected["price"] / last_close), batch)
         combined = outputs_by_head("forecast", [got[o] for o in FORECAST_OUTPUTS])
         for head, want in expected.items():
             check.compare(head, combined[head], want, batch)

@@ -3,6 +3,7 @@ composed graph against Python for every kind, and the bad inputs refused before 
 
 from __future__ import annotations
 
+import dataclasses
 import json
 
 import numpy as np
@@ -21,10 +22,17 @@ from cse_models.ensembles import (
     fit_ensemble,
     segment_fit_rows,
 )
-from cse_models.ensembles.compose import EnsembleMemberError, check_composed, compose_ensemble, run_graph
+from cse_models.ensembles.combiners import Linear
+from cse_models.ensembles.compose import (
+    RETURN_ATOL,
+    EnsembleMemberError,
+    check_composed,
+    compose_ensemble,
+    run_graph,
+)
 from cse_models.ensembles.spaces import Stacks
 from cse_models.ensembles.stacking import MetaFold, check_purged, purged_folds
-from cse_models.errors import ConfigError
+from cse_models.errors import ConfigError, ExportParityError
 from cse_models.export.onnx import export_onnx
 from cse_models.features.dataset import build_datasets, compute_features, fit_feature_scaler
 from cse_models.features.heldout import graph_inputs
@@ -143,11 +151,28 @@ def test_the_composed_graph_equals_the_ensemble_computed_in_python(members, meth
     composed = compose_ensemble(fitted, paths, root / f"ens-{method}-{len(options)}.onnx")
     parity = check_composed(fitted, composed, paths, inputs)  # raises beyond rtol 1e-3 / atol 1e-5
     assert parity.max_rel_diff < 1e-3
+    got = run_graph(composed.path, inputs, ("close", "return"))
+    last_close = inputs["last_close"].astype(np.float64)
+    np.testing.assert_allclose(got["return"], np.log(got["close"] / last_close), rtol=0, atol=RETURN_ATOL)
     assert set(composed.outputs) >= {"close", "lstm/close", "cnn/probabilities"}
     # one run returns the ensemble and every member: the members' outputs are theirs alone
     alone = run_graph(paths["cnn"], inputs)
     together = run_graph(composed.path, inputs, ("cnn/close", "close"))
     np.testing.assert_allclose(together["cnn/close"], alone["close"], rtol=1e-5)
+
+
+def test_a_composed_graph_whose_price_combiner_answers_persistence_fails_the_parity_check(members):
+    """Positive control: the graph's price combiner replaced by one that answers a zero return (persistence)
+    while Python combines the members; its closes stay within rtol 1e-3, its `return` does not."""
+    paths, rows, inputs, root = members
+    fitted = fit_ensemble(EnsembleConfig("ens", tuple(paths), "voting"), rows)
+    persistence = Linear(weights=(0.0,) * len(paths))
+    wrong = dataclasses.replace(fitted, combiners={**fitted.combiners, "price": persistence})
+    composed = compose_ensemble(wrong, paths, root / "ens-persistence.onnx")
+    combined = fitted.combiners["price"].apply(rows.stacks.returns)
+    assert np.abs(combined).max() > 100 * RETURN_ATOL  # the members do move: persistence is wrong here
+    with pytest.raises(ExportParityError, match="'return'"):
+        check_composed(fitted, composed, paths, inputs)
 
 
 def test_a_stored_ensemble_round_trips_and_refuses_weights_that_do_not_sum_to_one(members):
