@@ -48,7 +48,7 @@ def prepare():
     from cse_models.config import DataConfig
     from cse_models.data.clean import clean_klines
     from cse_models.data.file_sources import SampleSource
-    from cse_models.features.dataset import build_datasets, compute_features, fit_feature_scaler
+    from cse_models.datasets.segments import build_datasets, compute_features, fit_feature_scaler
 
     klines, _ = clean_klines(SampleSource().fetch(SYMBOL, "1h", None, None), "1h")
     data_cfg = DataConfig.honest()
@@ -77,7 +77,7 @@ def latency(path: str, inputs: dict[str, np.ndarray], batch: int, n: int, warmup
 
 
 def measure(spec, data_cfg, scaler, datasets, train_cfg, args, workdir: Path) -> dict:
-    from cse_models.features.heldout import graph_inputs
+    from cse_models.datasets.graph_inputs import graph_inputs
     from cse_models.members import member_kind
 
     kind = member_kind(spec.architecture)

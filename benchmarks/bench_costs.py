@@ -124,7 +124,7 @@ def data_path_curve(args: argparse.Namespace) -> list[dict]:
 def sample_features(data_cfg):
     from cse_models.data.clean import clean_klines
     from cse_models.data.file_sources import SAMPLE_INTERVAL, SampleSource
-    from cse_models.features.dataset import compute_features
+    from cse_models.datasets.segments import compute_features
 
     klines, _ = clean_klines(SampleSource().fetch("BTCUSDT", SAMPLE_INTERVAL, None, None), SAMPLE_INTERVAL)
     return compute_features(klines, data_cfg.feature_set)
@@ -133,7 +133,7 @@ def sample_features(data_cfg):
 def walk_forward_curve(args: argparse.Namespace) -> list[dict]:
     from cse_models.config import DataConfig
     from cse_models.evaluation.evaluate import evaluate_walk_forward
-    from cse_models.evaluation.folds import WalkForwardConfig
+    from cse_models.scoring.folds import WalkForwardConfig
     from cse_models.specs import ModelSpec
 
     data_cfg = DataConfig.honest(seq_len=24)
@@ -160,7 +160,7 @@ def training_curve(args: argparse.Namespace) -> list[dict]:
 
     from cse_models.config import DataConfig
     from cse_models.data.clean import clean_klines
-    from cse_models.features.dataset import build_datasets, compute_features, fit_feature_scaler, window_count
+    from cse_models.datasets.segments import build_datasets, compute_features, fit_feature_scaler, window_count
     from cse_models.models import build_model
     from cse_models.training.config import budget
     from cse_models.training.loop import fit

@@ -40,7 +40,7 @@ import polars as pl
 from cse_models.config import DataConfig
 from cse_models.data.clean import clean_klines
 from cse_models.data.schema import conform
-from cse_models.features.dataset import build_datasets, compute_features, fit_feature_scaler
+from cse_models.datasets.segments import build_datasets, compute_features, fit_feature_scaler
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from _common import RESULTS_DIR, SEED_DIR, machine_info, versions, warn_if_busy

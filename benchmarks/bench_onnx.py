@@ -100,8 +100,8 @@ def sample_windows(symbol: str, count: int):
     from cse_models.config import DataConfig
     from cse_models.data.clean import clean_klines
     from cse_models.data.file_sources import SAMPLE_INTERVAL, SampleSource
-    from cse_models.features.dataset import build_datasets, compute_features, fit_feature_scaler
-    from cse_models.features.heldout import raw_test_windows
+    from cse_models.datasets.graph_inputs import raw_test_windows
+    from cse_models.datasets.segments import build_datasets, compute_features, fit_feature_scaler
 
     klines, _ = clean_klines(SampleSource().fetch(symbol, SAMPLE_INTERVAL, None, None), SAMPLE_INTERVAL)
     features = compute_features(klines, "mur9")
@@ -155,9 +155,9 @@ def export_forecast_lstm(symbol: str, out_dir: Path) -> tuple[Path, dict[str, np
     from cse_models.config import DataConfig
     from cse_models.data.clean import clean_klines
     from cse_models.data.file_sources import SAMPLE_INTERVAL, SampleSource
+    from cse_models.datasets.graph_inputs import graph_inputs
+    from cse_models.datasets.segments import build_datasets, compute_features, fit_feature_scaler
     from cse_models.export.onnx import export_onnx
-    from cse_models.features.dataset import build_datasets, compute_features, fit_feature_scaler
-    from cse_models.features.heldout import graph_inputs
     from cse_models.heads import HeadCalibration
     from cse_models.models import build_model
     from cse_models.training.run import model_config_for

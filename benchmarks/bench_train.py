@@ -191,7 +191,7 @@ def run_torch_gru(seq_len: int, args: argparse.Namespace) -> dict:
 def load_sample(symbol: str):
     from cse_models.data.clean import clean_klines
     from cse_models.data.file_sources import SAMPLE_INTERVAL, SampleSource
-    from cse_models.features.dataset import compute_features
+    from cse_models.datasets.segments import compute_features
 
     klines, _ = clean_klines(SampleSource().fetch(symbol, SAMPLE_INTERVAL, None, None), SAMPLE_INTERVAL)
     return compute_features(klines, "mur9")
@@ -208,7 +208,7 @@ def bench_cse(
     from flax import nnx
 
     from cse_models.config import DataConfig
-    from cse_models.features.dataset import build_datasets, fit_feature_scaler, window_count
+    from cse_models.datasets.segments import build_datasets, fit_feature_scaler, window_count
     from cse_models.models import build_model, rnn_ops
     from cse_models.training.config import TrainingConfig
     from cse_models.training.loop import SplitTrainStep, StepOptions, retain_freed_buffers

@@ -34,15 +34,15 @@ def build_ensemble(symbol: str, preset: str, out_dir: Path) -> tuple[dict[str, s
     from cse_models.config import DataConfig
     from cse_models.data.clean import clean_klines
     from cse_models.data.file_sources import SAMPLE_INTERVAL, SampleSource
+    from cse_models.datasets.graph_inputs import graph_inputs
+    from cse_models.datasets.segments import build_datasets, compute_features, fit_feature_scaler
     from cse_models.ensembles import EnsembleConfig
     from cse_models.ensembles.compose import check_composed, compose_ensemble
-    from cse_models.ensembles.graph_fit import fit_on_graphs
     from cse_models.export.onnx import export_onnx
-    from cse_models.features.dataset import build_datasets, compute_features, fit_feature_scaler
-    from cse_models.features.heldout import graph_inputs
     from cse_models.heads import HeadCalibration
     from cse_models.members import member_kind
     from cse_models.models import build_model
+    from cse_models.publication.ensemble_choice import fit_on_graphs
     from cse_models.specs import ModelSpec
     from cse_models.training.config import budget
     from cse_models.training.run import model_config_for

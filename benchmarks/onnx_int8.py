@@ -87,10 +87,10 @@ def trained_lstm_int8(symbol: str, epochs: int, out_dir: Path) -> list[dict]:
     from cse_models.config import DataConfig
     from cse_models.data.clean import clean_klines
     from cse_models.data.file_sources import SAMPLE_INTERVAL, SampleSource
+    from cse_models.datasets.graph_inputs import graph_inputs
+    from cse_models.datasets.segments import build_datasets, compute_features, fit_feature_scaler
     from cse_models.export.onnx import export_onnx
     from cse_models.export.quantize import Int8Tolerance, int8_variant
-    from cse_models.features.dataset import build_datasets, compute_features, fit_feature_scaler
-    from cse_models.features.heldout import graph_inputs
     from cse_models.specs import ModelSpec
     from cse_models.training.config import TrainingConfig
     from cse_models.training.run import fit_spec

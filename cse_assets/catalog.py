@@ -90,5 +90,5 @@ ENSEMBLE = Domain(
 PUBLISH = Domain(
     "publish",
     ("team:cse-ml",),
-    ("cse_assets/assets/publish.py", "cse_models/publication.py", "cse_models/store.py", "cse_models/heads"),
+    ("cse_assets/assets/publish.py", "cse_models/publication/publish.py", "cse_models/store.py", "cse_models/heads"),
 )

@@ -15,10 +15,10 @@ from typing import Any
 
 import polars as pl
 
+from cse_models.datasets.segments import SplitArrays, load_datasets, save_datasets
 from cse_models.ensembles import FittedEnsemble
 from cse_models.evaluation.report import Leaderboards
 from cse_models.export.exported import ExportedModel
-from cse_models.features.dataset import SplitArrays, load_datasets, save_datasets
 from cse_models.features.scaling import FittedScaler
 from cse_models.store import Manifest
 from cse_models.training.summary import TrainedModel

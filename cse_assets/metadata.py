@@ -16,8 +16,8 @@ from dagster import MetadataValue, TableColumn, TableRecord, TableSchema
 from cse_assets.charts import loss_curve_png, png_markdown
 from cse_models.data.clean import CleaningReport
 from cse_models.evaluation.report import Leaderboard
-from cse_models.evaluation.scoring import SCORING
 from cse_models.features.windows import CLASS_NAMES
+from cse_models.scoring.rules import SCORING
 from cse_models.store import HeadVerdict
 from cse_models.training.summary import TrainedModel
 

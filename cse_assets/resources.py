@@ -27,8 +27,8 @@ from cse_models.data.clean import CleaningConfig
 from cse_models.data.file_sources import CsvArchiveSource, SampleSource
 from cse_models.data.sources import KlineSource, TimeRange
 from cse_models.errors import ConfigError
-from cse_models.evaluation.folds import WalkForwardConfig
 from cse_models.features.split import SplitConfig
+from cse_models.scoring.folds import WalkForwardConfig
 from cse_models.store import ModelStore
 from cse_models.training.config import TrainingConfig, budget
 

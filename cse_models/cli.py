@@ -110,11 +110,11 @@ def _clean(args: argparse.Namespace) -> int:
 
 def _train(args: argparse.Namespace) -> int:
     from cse_models.config import DataConfig
+    from cse_models.datasets.graph_inputs import graph_inputs
+    from cse_models.datasets.segments import build_datasets, compute_features, fit_feature_scaler
     from cse_models.evaluation import WalkForwardConfig, evaluate_walk_forward, head_decisions
-    from cse_models.features.dataset import build_datasets, compute_features, fit_feature_scaler
-    from cse_models.features.heldout import graph_inputs
     from cse_models.members import member_kind
-    from cse_models.publication import PublishRequest, head_verdicts, publish
+    from cse_models.publication.publish import PublishRequest, head_verdicts, publish
     from cse_models.specs import ModelSpec
     from cse_models.store import Member, ModelStore
     from cse_models.training.config import budget
@@ -177,6 +177,7 @@ def _range_text(text: str | None) -> str | None:
 
 def _evaluate(args: argparse.Namespace) -> int:
     from cse_models.config import DataConfig
+    from cse_models.datasets.segments import compute_features
     from cse_models.ensembles import default_ensembles
     from cse_models.errors import DataError
     from cse_models.evaluation import (
@@ -186,7 +187,6 @@ def _evaluate(args: argparse.Namespace) -> int:
         head_decisions,
         rows_needed,
     )
-    from cse_models.features.dataset import compute_features
     from cse_models.features.sets import get_feature_set
     from cse_models.specs import ModelSpec
 

@@ -33,9 +33,9 @@ import numpy as np
 from cse_models.classical import CLASSICAL
 from cse_models.classical.member import ClassicalKind
 from cse_models.config import DataConfig
+from cse_models.datasets.segments import SplitArrays
 from cse_models.errors import UnknownNameError
 from cse_models.export.exported import ExportedModel
-from cse_models.features.dataset import SplitArrays
 from cse_models.features.scaling import FittedScaler
 from cse_models.heads.calibration import HeadCalibration
 from cse_models.registry import Registry

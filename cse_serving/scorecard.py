@@ -30,9 +30,9 @@ import numpy as np
 
 from cse_models.data.schema import interval_ms
 from cse_models.errors import ConfigError, DataError
-from cse_models.evaluation.metrics import brier_losses
 from cse_models.features.windows import CLASS_NAMES
 from cse_models.heads.layout import SIGMA_FLOOR
+from cse_models.scoring.metrics import brier_losses
 from cse_serving.schemas import Kline, PredictResponse
 
 DEFAULT_MAX_ROWS = 200_000

@@ -14,7 +14,7 @@ from cse_assets.metadata import cleaning_metadata, time_span
 from cse_assets.partitions import symbols
 from cse_assets.resources import DataSettings, KlineSourceResource
 from cse_models.data.clean import clean_klines
-from cse_models.features.dataset import SplitArrays, build_datasets, compute_features, fit_feature_scaler, window_count
+from cse_models.datasets.segments import SplitArrays, build_datasets, compute_features, fit_feature_scaler, window_count
 from cse_models.features.scaling import FittedScaler
 
 

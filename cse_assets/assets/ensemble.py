@@ -12,10 +12,10 @@ from cse_assets.catalog import ENSEMBLE, TRAINING_POOL
 from cse_assets.failures import library_errors_as_failure
 from cse_assets.partitions import symbols
 from cse_assets.resources import CseHomeResource, DataSettings
+from cse_models.datasets.graph_inputs import graph_inputs
 from cse_models.ensembles import FittedEnsemble, default_ensembles
 from cse_models.evaluation import Leaderboards
 from cse_models.export.exported import ExportedModel
-from cse_models.features.heldout import graph_inputs
 from cse_models.features.scaling import FittedScaler
 from cse_models.specs import ModelSpec
 
@@ -73,7 +73,7 @@ def build_ensemble(specs: Sequence[ModelSpec]) -> DomainDefinitions:
         """The ensemble method (weighted, stacking or voting) with the best walk-forward price skill, fit on
         what the published members' ONNX graphs forecast for the validation windows (never their training
         rows): its weights or meta model per head and its conformal interval factor."""
-        from cse_models.ensembles.graph_fit import choose_ensemble, fit_on_graphs
+        from cse_models.publication.ensemble_choice import choose_ensemble, fit_on_graphs
 
         boards: Leaderboards = inputs["evaluation"]
         paths = {spec.name: inputs[f"onnx_{spec.name}"].path for spec in specs}

@@ -27,10 +27,10 @@ from cse_assets.failures import library_errors_as_failure
 from cse_assets.metadata import training_metadata
 from cse_assets.partitions import symbols
 from cse_assets.resources import CseHomeResource, DataSettings, TrainingResource
+from cse_models.datasets.graph_inputs import graph_inputs
+from cse_models.datasets.segments import SplitArrays
 from cse_models.errors import ExportParityError
 from cse_models.export.exported import ExportedModel
-from cse_models.features.dataset import SplitArrays
-from cse_models.features.heldout import graph_inputs
 from cse_models.features.scaling import FittedScaler
 from cse_models.members import member_kind
 from cse_models.specs import ModelSpec

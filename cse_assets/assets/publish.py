@@ -25,15 +25,15 @@ from cse_assets.resources import (
     TrainingResource,
 )
 from cse_models.config import DataConfig
+from cse_models.datasets.graph_inputs import graph_inputs
+from cse_models.datasets.segments import SplitArrays
 from cse_models.ensembles import FittedEnsemble, default_ensembles
-from cse_models.ensembles.graph_fit import EnsembleChoice, ensemble_or_member
 from cse_models.evaluation import Leaderboards
 from cse_models.export.exported import ExportedModel
-from cse_models.features.dataset import SplitArrays
-from cse_models.features.heldout import graph_inputs
 from cse_models.features.scaling import FittedScaler
 from cse_models.features.windows import n_windows, target_rows
-from cse_models.publication import (
+from cse_models.publication.ensemble_choice import EnsembleChoice, ensemble_or_member
+from cse_models.publication.publish import (
     PublishRequest,
     data_range,
     head_verdicts,

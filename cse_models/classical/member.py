@@ -21,10 +21,10 @@ import numpy as np
 from cse_models.classical.registry import CLASSICAL, TreeModels
 from cse_models.classical.summary import segment_summaries, summarise_windows, summary_names
 from cse_models.config import DataConfig
+from cse_models.datasets.graph_inputs import graph_inputs
+from cse_models.datasets.segments import SplitArrays
 from cse_models.errors import ConfigError, StoreError
 from cse_models.export.exported import ExportedModel
-from cse_models.features.dataset import SplitArrays
-from cse_models.features.heldout import graph_inputs
 from cse_models.features.scaling import FittedScaler
 from cse_models.features.windows import n_windows
 from cse_models.heads.calibration import HeadCalibration
@@ -164,7 +164,7 @@ class ClassicalKind:
     def train(self, spec, datasets, data_cfg, train_cfg, scaler, directory, **options) -> TrainedModel:
         """Fit, then write `model.json`, the trees (each kind's own format) and `summary.json` into
         `directory`. A fit takes seconds, so `resume` starts over; `devices` and `on_epoch` do not apply."""
-        from cse_models.evaluation.segment import score_segment
+        from cse_models.scoring.segment import score_segment
 
         directory = Path(directory)
         directory.mkdir(parents=True, exist_ok=True)

@@ -25,7 +25,7 @@ from typing import Any
 import numpy as np
 
 from cse_models.config import DataConfig
-from cse_models.features.dataset import SplitArrays
+from cse_models.datasets.segments import SplitArrays
 from cse_models.features.scaling import FittedScaler
 from cse_models.features.windows import sliding_windows
 

@@ -3,6 +3,9 @@ voting, fit on the members' out-of-sample validation forecasts, scored walk-forw
 exported as ONE ONNX graph holding every member (`compose`). numpy at import; jax/optax only while
 fitting, onnx only while composing."""
 
+from cse_models.ensembles import stacking as _stacking  # noqa: F401  (registers "stacking")
+from cse_models.ensembles import voting as _voting  # noqa: F401  (registers "voting")
+from cse_models.ensembles import weighted as _weighted  # noqa: F401  (registers "weighted")
 from cse_models.ensembles.config import ENSEMBLE_METHODS, EnsembleConfig, default_ensembles
 from cse_models.ensembles.fitted import COMBINED_HEADS, FittedEnsemble
 from cse_models.ensembles.kinds import ENSEMBLES, fit_ensemble

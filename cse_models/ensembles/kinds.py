@@ -1,5 +1,7 @@
 """The ensemble kinds by name: each turns `FitRows` into a `FittedEnsemble`. Registered like models, so
-an `EnsembleConfig.method` is looked up, never branched on."""
+an `EnsembleConfig.method` is looked up, never branched on. Each kind's module registers itself; the
+package (`cse_models/ensembles/__init__.py`) imports them, so the registry is full before anyone can call
+`fit_ensemble`."""
 
 from __future__ import annotations
 
@@ -31,6 +33,4 @@ def register_ensemble(name: str, description: str):
 
 
 def fit_ensemble(cfg: EnsembleConfig, rows: FitRows) -> FittedEnsemble:
-    from cse_models.ensembles import stacking, voting, weighted  # noqa: F401  (register the kinds)
-
     return ENSEMBLES.get(cfg.method).fit(cfg, rows)

@@ -9,9 +9,9 @@ from dataclasses import dataclass
 import numpy as np
 
 from cse_models.config import DataConfig
+from cse_models.datasets.segments import SplitArrays
 from cse_models.ensembles.spaces import Forecasts, Stacks, stack_forecasts
 from cse_models.errors import DataError
-from cse_models.features.dataset import SplitArrays
 from cse_models.features.sets import RANGE_FLOOR
 from cse_models.features.windows import target_rows
 

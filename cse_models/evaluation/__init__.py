@@ -6,25 +6,7 @@ promotion gate, and look-ahead guards for CI. numpy + polars only; jax is import
     verdicts = head_decisions(boards, "lstm", max_p_value=0.05)
 """
 
-from cse_models.evaluation.baselines import BASELINES, REFERENCE, Baseline, Forecaster, baseline_names
-from cse_models.evaluation.dm_test import DMResult, diebold_mariano, diebold_mariano_losses, student_t_cdf
 from cse_models.evaluation.evaluate import evaluate_walk_forward
-from cse_models.evaluation.folds import (
-    Fold,
-    FoldData,
-    WalkForwardConfig,
-    build_fold_data,
-    rows_needed,
-    walk_forward_folds,
-)
-from cse_models.evaluation.leakage import (
-    LeakageError,
-    assert_no_lookahead,
-    scale_after,
-    shuffle_after,
-    walk_forward_stamps,
-)
-from cse_models.evaluation.metrics import brier_losses, classification_scores, regression_scores, skill
 from cse_models.evaluation.report import (
     Leaderboard,
     LeaderboardRow,
@@ -36,6 +18,24 @@ from cse_models.evaluation.report import (
     promotion_decision,
 )
 from cse_models.evaluation.walk_forward import WalkForwardResult, default_forecasters, run_walk_forward
+from cse_models.scoring.baselines import BASELINES, REFERENCE, Baseline, Forecaster, baseline_names
+from cse_models.scoring.dm_test import DMResult, diebold_mariano, diebold_mariano_losses, student_t_cdf
+from cse_models.scoring.folds import (
+    Fold,
+    FoldData,
+    WalkForwardConfig,
+    build_fold_data,
+    rows_needed,
+    walk_forward_folds,
+)
+from cse_models.scoring.leakage import (
+    LeakageError,
+    assert_no_lookahead,
+    scale_after,
+    shuffle_after,
+    walk_forward_stamps,
+)
+from cse_models.scoring.metrics import brier_losses, classification_scores, regression_scores, skill
 
 __all__ = [
     "BASELINES",

@@ -13,11 +13,11 @@ from collections import defaultdict
 
 import numpy as np
 
+from cse_models.datasets.graph_inputs import last_closes
 from cse_models.ensembles import EnsembleConfig, check_after_training, fit_ensemble, segment_fit_rows
 from cse_models.errors import DataError
-from cse_models.evaluation.baselines import Forecaster, Forecasts
-from cse_models.evaluation.folds import FoldData
-from cse_models.features.heldout import last_closes
+from cse_models.scoring.baselines import Forecaster, Forecasts
+from cse_models.scoring.folds import FoldData
 
 
 class MemberForecasts:

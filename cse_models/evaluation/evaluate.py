@@ -9,9 +9,9 @@ import polars as pl
 
 from cse_models.config import DataConfig
 from cse_models.ensembles.config import EnsembleConfig
-from cse_models.evaluation.folds import WalkForwardConfig
 from cse_models.evaluation.report import Leaderboards, build_leaderboards
 from cse_models.evaluation.walk_forward import Progress, default_forecasters, run_walk_forward
+from cse_models.scoring.folds import WalkForwardConfig
 from cse_models.specs import ModelSpec
 
 

@@ -19,11 +19,11 @@ from typing import Any
 import numpy as np
 
 from cse_models.errors import ConfigError
-from cse_models.evaluation.baselines import REFERENCE
-from cse_models.evaluation.dm_test import DMResult, diebold_mariano_losses
-from cse_models.evaluation.metrics import skill
-from cse_models.evaluation.scoring import SCORING
 from cse_models.evaluation.walk_forward import WalkForwardResult
+from cse_models.scoring.baselines import REFERENCE
+from cse_models.scoring.dm_test import DMResult, diebold_mariano_losses
+from cse_models.scoring.metrics import skill
+from cse_models.scoring.rules import SCORING
 
 
 @dataclass(frozen=True)

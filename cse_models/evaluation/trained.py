@@ -9,9 +9,9 @@ from __future__ import annotations
 
 from collections.abc import Callable
 
-from cse_models.evaluation.baselines import Forecaster, Forecasts
-from cse_models.evaluation.folds import FoldData
 from cse_models.members import FittedMember, member_kind
+from cse_models.scoring.baselines import Forecaster, Forecasts
+from cse_models.scoring.folds import FoldData
 from cse_models.specs import ModelSpec
 from cse_models.training.config import TrainingConfig
 

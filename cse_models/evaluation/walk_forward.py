@@ -19,11 +19,11 @@ import polars as pl
 from cse_models.config import DataConfig, Task
 from cse_models.ensembles.config import EnsembleConfig
 from cse_models.errors import ConfigError, DataError
-from cse_models.evaluation.baselines import BASELINES, Forecaster, baseline_names
-from cse_models.evaluation.folds import Fold, FoldData, WalkForwardConfig, build_fold_data, walk_forward_folds
-from cse_models.features.dataset import SplitArrays
 from cse_models.features.windows import CLASS_NAMES, target_rows
 from cse_models.heads.layout import heads_of_task
+from cse_models.scoring.baselines import BASELINES, Forecaster, baseline_names
+from cse_models.scoring.folds import Fold, FoldData, WalkForwardConfig, build_fold_data, walk_forward_folds
+from cse_models.scoring.segment import segment_truth
 from cse_models.specs import ModelSpec
 
 log = logging.getLogger(__name__)
@@ -53,17 +53,6 @@ class WalkForwardResult:
     @property
     def heads(self) -> tuple[str, ...]:
         return tuple(self.forecasts)
-
-
-def segment_truth(split: SplitArrays, data_cfg: DataConfig, feature_names: tuple[str, ...]) -> dict[str, np.ndarray]:
-    """What each head of the task is scored against, for every window of a segment."""
-    if data_cfg.task == "forecast":
-        t = split.targets(data_cfg, feature_names)
-        return {"price": t.close, "interval": t.close, "volatility": t.range, "direction": t.label}
-    if data_cfg.task == "classification":
-        return {"direction": split.y}
-    rows = target_rows(split.close.shape[0], data_cfg.seq_len, data_cfg.horizon)
-    return {"price": split.close[rows]}
 
 
 def check_series(features: pl.DataFrame, folds: Sequence[Fold]) -> None:

@@ -45,9 +45,9 @@ import numpy as np
 import onnx
 
 from cse_models.config import DataConfig
+from cse_models.datasets.graph_inputs import graph_inputs
+from cse_models.datasets.segments import SplitArrays
 from cse_models.errors import QuantizationError
-from cse_models.features.dataset import SplitArrays
-from cse_models.features.heldout import graph_inputs
 from cse_models.features.scaling import FittedScaler
 from cse_models.features.windows import n_windows
 from cse_models.heads.layout import INPUT_NAME, OUTPUT_NAMES, input_names, outputs_by_head
@@ -200,8 +200,8 @@ def segment_skill(
 ) -> dict[str, Any]:
     """Each session's per-head skill on every window of the test segment, scored like the leaderboard
     (`score_segment`: the head's skill metric against its reference baseline on the same points)."""
-    from cse_models.evaluation.scoring import SCORING
-    from cse_models.evaluation.segment import score_segment
+    from cse_models.scoring.rules import SCORING
+    from cse_models.scoring.segment import score_segment
 
     count = n_windows(test_split.close.shape[0], data_cfg.seq_len, data_cfg.horizon)
     inputs = graph_inputs(test_split, data_cfg, limit=count)

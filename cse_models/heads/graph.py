@@ -18,7 +18,10 @@ from cse_models.errors import ConfigError
 from cse_models.features.scaling import FittedScaler
 from cse_models.features.sets import RANGE_FLOOR
 from cse_models.heads.calibration import HeadCalibration
-from cse_models.heads.layout import RANGE_FEATURE, SIGMA_FEATURE, SIGMA_FLOOR
+from cse_models.heads.layout import heads_of_task
+from cse_models.heads.registry import HEAD_SPECS
+from cse_models.heads.scales import RANGE_FEATURE, SIGMA_FEATURE, SIGMA_FLOOR
+from cse_models.heads.spec import CardParts
 
 HUBER_DELTA = 1.0  # in trailing σ: returns beyond one σ are weighted linearly (robust to fat tails)
 
@@ -42,8 +45,9 @@ def forecast_card(
     feature_names: tuple[str, ...],
     horizon: int,
 ) -> tuple[jax.Array, ...]:
-    """Network outputs `[B, 5]`, raw feature windows `[B, seq, f]` and last closes `[B, 1]` →
-    (close, return, lower, upper, volatility) each `[B, 1]` and probabilities `[B, 3]` (`FORECAST_OUTPUTS`).
+    """Network outputs `[B, 5]`, raw feature windows `[B, seq, f]` and last closes `[B, 1]` → every
+    registered head's outputs in order (`OUTPUT_NAMES["forecast"]`: close, return, lower, upper,
+    volatility `[B, 1]` and probabilities `[B, 3]` for the built-in heads).
 
     λ = 0 makes close == last_close exactly (persistence); every price is last_close × exp(log return), so
     multiplying the input prices by k multiplies every price output by k."""
@@ -51,16 +55,17 @@ def forecast_card(
     sigma = jnp.maximum(raw_features[:, -1, feature_names.index(SIGMA_FEATURE)][:, None] * root_h, SIGMA_FLOOR)
     range_ref = jnp.maximum(raw_features[:, -1, feature_names.index(RANGE_FEATURE)][:, None] * root_h, RANGE_FLOOR)
     c = calibration.clip_sigmas
-    ret = calibration.shrink * jnp.clip(out[:, :1], -c, c) * sigma
-    close = last_close * jnp.exp(ret)
-    volatility = range_ref * jnp.exp(out[:, 1:2])
-    half = calibration.interval_scale * sigma
-    lower = last_close * jnp.exp(ret - half)
-    upper = last_close * jnp.exp(ret + half)
-    prior = jnp.asarray(calibration.class_prior, jnp.float32)
-    a = calibration.direction_weight
-    probabilities = a * jax.nn.softmax(out[:, 2:5], axis=-1) + (1 - a) * prior
-    return close, ret, lower, upper, volatility, probabilities
+    parts = CardParts(
+        out=out,
+        ret=calibration.shrink * jnp.clip(out[:, :1], -c, c) * sigma,
+        sigma=sigma,
+        range_ref=range_ref,
+        last_close=last_close,
+        calibration=calibration,
+        exp=jnp.exp,
+        softmax=lambda logits: jax.nn.softmax(logits, axis=-1),
+    )
+    return tuple(output for head in heads_of_task("forecast") for output in HEAD_SPECS.get(head).card(parts))
 
 
 def serving_function(
@@ -68,7 +73,7 @@ def serving_function(
 ) -> Callable[..., tuple[jax.Array, ...]]:
     """The exported computation, as a JAX function of the graph's inputs returning its outputs in order:
     raw features [batch, seq, f] (and last_close [batch, 1] for the forecast task) →
-    forecast card (`FORECAST_OUTPUTS`), or the close [batch, 1], or probabilities [batch, k]."""
+    forecast card (`OUTPUT_NAMES["forecast"]`), or the close [batch, 1], or probabilities [batch, k]."""
     scale = jnp.asarray(scaler.scale, jnp.float32)
     shift = jnp.asarray(scaler.min, jnp.float32)
     names = scaler.feature_names

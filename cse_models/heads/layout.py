@@ -4,49 +4,79 @@ The multi-head `forecast` task: the network emits 5 numbers per window —
   0 `return_z`    next log return divided by the trailing volatility σ·√h (stationary, unit scale),
   1 `range_ratio` log of the next-horizon log(high/low) over its trailing mean (0 = the trailing mean),
   2–4           Sell / Hold / Buy logits (hold band = ± `hold_band_sigmas` · σ·√h),
-and the exported graph turns them into the forecast card (`HEAD_OUTPUTS`). The seeds' tasks stay:
-`regression` (the next close level, a price head) and `classification` (fixed-band Sell/Hold/Buy).
+and the exported graph turns them into the forecast card: each registered head's outputs
+(`heads.registry`), in registration order. The seeds' tasks stay: `regression` (the next close level, a
+price head) and `classification` (fixed-band Sell/Hold/Buy).
 """
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Iterator, Mapping, Sequence
 
 import numpy as np
 
 from cse_models.errors import ConfigError
 from cse_models.features.windows import CLASS_NAMES
+from cse_models.heads.registry import HEAD_SPECS, HeadView
+from cse_models.heads.scales import RANGE_FEATURE, SIGMA_FEATURE, SIGMA_FLOOR
 
-HEADS = ("price", "interval", "volatility", "direction")
-_TASK_HEADS = {"regression": ("price",), "classification": ("direction",), "forecast": HEADS}
+__all__ = [
+    "FORECAST_OUTPUTS",
+    "HEADS",
+    "HEAD_OUTPUTS",
+    "INPUT_NAME",
+    "LAST_CLOSE_INPUT",
+    "OUTPUT_NAMES",
+    "RANGE_FEATURE",
+    "SIGMA_FEATURE",
+    "SIGMA_FLOOR",
+    "heads_of_task",
+    "input_names",
+    "network_outputs",
+    "outputs_by_head",
+    "require_head_features",
+]
+
+_SEED_TASK_HEADS = {"regression": ("price",), "classification": ("direction",)}
+_SEED_TASK_OUTPUTS = {"regression": ("close",), "classification": ("probabilities",)}
 _NETWORK_OUTPUTS = {"regression": 1, "classification": len(CLASS_NAMES), "forecast": 2 + len(CLASS_NAMES)}
-
-# Graph outputs of the forecast task per head, in the order the graph returns them.
-HEAD_OUTPUTS = {
-    "price": ("close", "return"),
-    "interval": ("lower", "upper"),
-    "volatility": ("volatility",),
-    "direction": ("probabilities",),
-}
-FORECAST_OUTPUTS = tuple(name for head in HEADS for name in HEAD_OUTPUTS[head])
-
-INPUT_NAME = "features"
-LAST_CLOSE_INPUT = "last_close"
-OUTPUT_NAMES = {"regression": ("close",), "classification": ("probabilities",), "forecast": FORECAST_OUTPUTS}
-
-# Raw features the forecast graph reads from the last row of the window (the set must provide them).
-SIGMA_FEATURE = "rv_24"  # trailing realized volatility of one-step log returns
-RANGE_FEATURE = "range_mean_24"  # trailing mean of log(high/low)
-# σ·√h below this is taken as this: real series have flat stretches (exchange outages with a frozen price),
-# where the trailing volatility is 0 and a return could not be scaled by it.
-SIGMA_FLOOR = 1e-6
+TASKS = ("regression", "classification", "forecast")
 
 
 def heads_of_task(task: str) -> tuple[str, ...]:
+    """The forecast task has every registered head (read when called: a head registered later is in)."""
+    if task == "forecast":
+        return HEAD_SPECS.names()
     try:
-        return _TASK_HEADS[task]
+        return _SEED_TASK_HEADS[task]
     except KeyError:
-        raise ConfigError(f"task must be one of {sorted(_TASK_HEADS)}, got {task!r}") from None
+        raise ConfigError(f"task must be one of {sorted(TASKS)}, got {task!r}") from None
+
+
+class _OutputNames(Mapping[str, tuple[str, ...]]):
+    """task → the graph's outputs in order; the forecast task's from the registry on every lookup."""
+
+    def __getitem__(self, task: str) -> tuple[str, ...]:
+        if task == "forecast":
+            return tuple(name for head in HEAD_SPECS.names() for name in HEAD_SPECS.get(head).outputs)
+        return _SEED_TASK_OUTPUTS[task]
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(TASKS)
+
+    def __len__(self) -> int:
+        return len(TASKS)
+
+
+HEAD_OUTPUTS: Mapping[str, tuple[str, ...]] = HeadView(lambda spec: spec.outputs)
+OUTPUT_NAMES: Mapping[str, tuple[str, ...]] = _OutputNames()
+# The product's heads and card as built in (`heads.registry.HEAD_MODULES`): what the classical members'
+# graphs and the composed ensembles emit. Code that must see a head registered later calls `heads_of_task`.
+HEADS = heads_of_task("forecast")
+FORECAST_OUTPUTS = OUTPUT_NAMES["forecast"]
+
+INPUT_NAME = "features"
+LAST_CLOSE_INPUT = "last_close"
 
 
 def network_outputs(task: str) -> int:
@@ -73,16 +103,7 @@ def input_names(task: str) -> tuple[str, ...]:
 
 
 def outputs_by_head(task: str, outputs: Sequence[np.ndarray]) -> dict[str, np.ndarray]:
-    """The graph's outputs (in `OUTPUT_NAMES[task]` order) as walk-forward head forecasts: price `[n]`,
-    interval `[n, 2]`, volatility `[n]`, direction `[n, 3]`."""
+    """The graph's outputs (in `OUTPUT_NAMES[task]` order) as walk-forward head forecasts, each head's
+    `[n, *HeadSpec.shape]` (price `[n]`, interval `[n, 2]`, volatility `[n]`, direction `[n, 3]`)."""
     named = dict(zip(OUTPUT_NAMES[task], (np.asarray(o, dtype=np.float64) for o in outputs), strict=True))
-    heads = {}
-    if "close" in named:
-        heads["price"] = named["close"][:, 0]
-    if "lower" in named:
-        heads["interval"] = np.concatenate([named["lower"], named["upper"]], axis=1)
-    if "volatility" in named:
-        heads["volatility"] = named["volatility"][:, 0]
-    if "probabilities" in named:
-        heads["direction"] = named["probabilities"]
-    return heads
+    return {head: HEAD_SPECS.get(head).from_outputs(named) for head in heads_of_task(task)}

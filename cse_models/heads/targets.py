@@ -18,7 +18,7 @@ import numpy as np
 from cse_models.errors import DataError
 from cse_models.features.sets import RANGE_FLOOR
 from cse_models.features.windows import CLASS_NAMES, n_windows
-from cse_models.heads.layout import RANGE_FEATURE, SIGMA_FEATURE, SIGMA_FLOOR
+from cse_models.heads.scales import RANGE_FEATURE, SIGMA_FEATURE, SIGMA_FLOOR
 
 
 @dataclass(frozen=True)

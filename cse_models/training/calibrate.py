@@ -16,7 +16,7 @@ from typing import TYPE_CHECKING
 import numpy as np
 
 from cse_models.config import DataConfig
-from cse_models.features.dataset import SplitArrays
+from cse_models.datasets.segments import SplitArrays
 from cse_models.features.scaling import FittedScaler
 from cse_models.heads.calibration import HeadCalibration, conformal_halfwidth, fit_direction_weight, fit_shrink
 from cse_models.heads.targets import label_frequencies
@@ -73,7 +73,7 @@ def predict_heads(
     """Every window of a segment through the serving function → head forecasts (`outputs_by_head`)."""
     import jax
 
-    from cse_models.features.heldout import graph_inputs
+    from cse_models.datasets.graph_inputs import graph_inputs
     from cse_models.features.windows import n_windows
     from cse_models.heads.graph import serving_function
     from cse_models.heads.layout import input_names, outputs_by_head

@@ -30,8 +30,8 @@ import optax
 from flax import nnx
 
 from cse_models.config import DataConfig
+from cse_models.datasets.segments import SplitArrays, window_count
 from cse_models.errors import DataError
-from cse_models.features.dataset import SplitArrays, window_count
 from cse_models.heads.graph import forecast_loss
 from cse_models.models.registry import MODEL_STATE
 from cse_models.registry import Registry

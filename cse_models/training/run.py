@@ -18,8 +18,8 @@ import jax
 from flax import nnx
 
 from cse_models.config import DataConfig
+from cse_models.datasets.segments import SplitArrays
 from cse_models.errors import ConfigError
-from cse_models.features.dataset import SplitArrays
 from cse_models.features.scaling import FittedScaler
 from cse_models.heads.calibration import HeadCalibration
 from cse_models.heads.layout import network_outputs
@@ -89,7 +89,7 @@ def validation_metrics(
 ) -> dict[str, dict[str, Any]]:
     """Per head: validation scores of the model and of the head's reference baseline, and the skill — the
     same baselines and scoring as the walk-forward leaderboard."""
-    from cse_models.evaluation.segment import score_segment
+    from cse_models.scoring.segment import score_segment
 
     forecasts = predict_heads(fitted.model, datasets["val"], data_cfg, scaler, fitted.calibration)
     return score_segment(forecasts, datasets["train"], datasets["val"], data_cfg, scaler)

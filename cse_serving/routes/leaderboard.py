@@ -18,7 +18,7 @@ from typing import Any
 import msgspec
 from litestar import Controller, get
 
-from cse_models.evaluation.scoring import SCORING
+from cse_models.scoring.rules import SCORING
 from cse_models.store import HeadVerdict, Manifest
 from cse_serving.engine import LoadedModel
 from cse_serving.registry import ModelRegistry

@@ -24,8 +24,8 @@ from cse_assets.codecs import codec_for
 from cse_assets.definitions import defs, resources_for
 from cse_assets.partitions import BUNDLED_SYMBOLS, ensure_symbol_partitions, seed_symbols_sensor
 from cse_assets.resources import DataSettings, KlineSourceResource
+from cse_models.datasets.segments import load_datasets
 from cse_models.errors import UnknownNameError
-from cse_models.features.dataset import load_datasets
 from cse_models.features.scaling import FittedScaler, fit_scaler
 
 DATA_ASSETS = [data.raw_klines, data.klines, data.features, data.scaler, data.datasets]

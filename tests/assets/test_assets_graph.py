@@ -17,13 +17,13 @@ from cse_assets.partitions import ensure_symbol_partitions
 from cse_assets.resources import DataSettings, EvaluationSettings, ModelStoreResource, TrainingResource
 from cse_assets.settings import CseSettings
 from cse_models.data.file_sources import SampleSource
+from cse_models.datasets.segments import kline_columns
 from cse_models.ensembles import ENSEMBLE_METHODS, FittedEnsemble
 from cse_models.ensembles.compose import run_graph
-from cse_models.evaluation.baselines import REFERENCE
-from cse_models.features.dataset import kline_columns
 from cse_models.features.sets import get_feature_set
 from cse_models.heads import HEADS
 from cse_models.heads.layout import outputs_by_head
+from cse_models.scoring.baselines import REFERENCE
 from cse_models.store import ModelStore
 
 defs = build_definitions(CseSettings(model_set="demo"))

@@ -12,15 +12,15 @@ import pytest
 from cse_models.config import DataConfig
 from cse_models.data.clean import clean_klines
 from cse_models.data.file_sources import SampleSource
-from cse_models.errors import DataError
-from cse_models.features.calendar import calendar_fields
-from cse_models.features.dataset import (
+from cse_models.datasets.segments import (
     build_datasets,
     compute_features,
     fit_feature_scaler,
     load_datasets,
     save_datasets,
 )
+from cse_models.errors import DataError
+from cse_models.features.calendar import calendar_fields
 from cse_models.features.scaling import FittedScaler, fit_scaler
 from cse_models.features.split import SplitConfig, chronological_split
 from cse_models.features.windows import classification_targets, regression_targets, sliding_windows

@@ -19,8 +19,8 @@ import pytest
 from cse_models.config import DataConfig
 from cse_models.data.clean import clean_klines
 from cse_models.data.file_sources import SampleSource
+from cse_models.datasets.segments import SplitArrays, build_datasets, compute_features, fit_feature_scaler
 from cse_models.features.calendar import calendar_fields
-from cse_models.features.dataset import SplitArrays, build_datasets, compute_features, fit_feature_scaler
 from cse_models.features.scaling import FittedScaler, fit_scaler
 from cse_models.features.sets import FEATURE_SETS, FeatureSet, KlineColumns, get_feature_set
 from cse_models.features.split import chronological_split

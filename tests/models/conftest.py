@@ -8,7 +8,7 @@ import pytest
 from cse_models.config import DataConfig
 from cse_models.data.clean import clean_klines
 from cse_models.data.file_sources import SampleSource
-from cse_models.features.dataset import build_datasets, compute_features, fit_feature_scaler
+from cse_models.datasets.segments import build_datasets, compute_features, fit_feature_scaler
 
 
 @pytest.fixture(scope="session")

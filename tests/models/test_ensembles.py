@@ -13,6 +13,8 @@ from flax import nnx
 from cse_models.config import DataConfig
 from cse_models.data.clean import clean_klines
 from cse_models.data.file_sources import SampleSource
+from cse_models.datasets.graph_inputs import graph_inputs
+from cse_models.datasets.segments import build_datasets, compute_features, fit_feature_scaler
 from cse_models.ensembles import (
     EnsembleConfig,
     EnsembleLeakageError,
@@ -34,8 +36,6 @@ from cse_models.ensembles.spaces import Stacks
 from cse_models.ensembles.stacking import MetaFold, check_purged, purged_folds
 from cse_models.errors import ConfigError, ExportParityError
 from cse_models.export.onnx import export_onnx
-from cse_models.features.dataset import build_datasets, compute_features, fit_feature_scaler
-from cse_models.features.heldout import graph_inputs
 from cse_models.features.windows import n_windows
 from cse_models.heads import HeadCalibration
 from cse_models.heads.layout import outputs_by_head

@@ -12,6 +12,7 @@ import pytest
 from cse_models.config import DataConfig
 from cse_models.data.clean import clean_klines
 from cse_models.data.file_sources import SampleSource
+from cse_models.datasets.segments import compute_features, feature_matrix
 from cse_models.evaluation import (
     BASELINES,
     FoldData,
@@ -25,12 +26,11 @@ from cse_models.evaluation import (
     walk_forward_folds,
     walk_forward_stamps,
 )
-from cse_models.evaluation.folds import Fold
-from cse_models.features.dataset import compute_features, feature_matrix
 from cse_models.features.scaling import fit_scaler
 from cse_models.features.sets import get_feature_set
 from cse_models.features.windows import target_rows
 from cse_models.heads.layout import HEADS
+from cse_models.scoring.folds import Fold
 from cse_models.specs import ModelSpec
 
 CONFIG = WalkForwardConfig(n_folds=3)

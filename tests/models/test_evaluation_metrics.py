@@ -12,6 +12,7 @@ import pytest
 from cse_models.config import DataConfig
 from cse_models.data.clean import clean_klines
 from cse_models.data.file_sources import SampleSource
+from cse_models.datasets.segments import SplitArrays, compute_features
 from cse_models.errors import DataError
 from cse_models.evaluation import (
     BASELINES,
@@ -26,9 +27,8 @@ from cse_models.evaluation import (
     student_t_cdf,
     walk_forward_folds,
 )
-from cse_models.evaluation.folds import Fold
-from cse_models.features.dataset import SplitArrays, compute_features
 from cse_models.features.windows import classification_targets
+from cse_models.scoring.folds import Fold
 
 CFG = DataConfig(seq_len=12)
 

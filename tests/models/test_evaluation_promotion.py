@@ -12,6 +12,7 @@ import polars as pl
 import pytest
 
 from cse_models.config import DataConfig
+from cse_models.datasets.segments import compute_features
 from cse_models.errors import ConfigError
 from cse_models.evaluation import (
     BASELINES,
@@ -25,7 +26,6 @@ from cse_models.evaluation import (
     promotion_decision,
     run_walk_forward,
 )
-from cse_models.features.dataset import compute_features
 from cse_models.features.sets import get_feature_set
 from cse_models.heads.layout import HEADS
 from cse_models.specs import ModelSpec

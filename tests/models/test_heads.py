@@ -11,15 +11,15 @@ from flax import nnx
 from cse_models.config import DataConfig
 from cse_models.data.clean import clean_klines
 from cse_models.data.file_sources import SampleSource
+from cse_models.datasets.graph_inputs import graph_inputs
+from cse_models.datasets.segments import build_datasets, compute_features, fit_feature_scaler, kline_columns
 from cse_models.errors import DataError
 from cse_models.evaluation import WalkForwardConfig, evaluate_walk_forward, walk_forward_folds
-from cse_models.evaluation.baselines import REFERENCE
-from cse_models.features.dataset import build_datasets, compute_features, fit_feature_scaler, kline_columns
-from cse_models.features.heldout import graph_inputs
 from cse_models.features.sets import FEATURE_SETS, get_feature_set
 from cse_models.heads import HEADS, HeadCalibration
 from cse_models.heads.graph import serving_function
 from cse_models.models import build_model
+from cse_models.scoring.baselines import REFERENCE
 from cse_models.specs import ModelSpec
 from cse_models.training.calibrate import predict_heads
 from cse_models.training.config import budget

@@ -15,16 +15,16 @@ from onnx import TensorProto, helper, numpy_helper
 from cse_models.config import DataConfig
 from cse_models.data.clean import clean_klines
 from cse_models.data.file_sources import SampleSource
+from cse_models.datasets.graph_inputs import graph_inputs
+from cse_models.datasets.segments import build_datasets, compute_features, fit_feature_scaler
 from cse_models.errors import QuantizationError
-from cse_models.evaluation.segment import score_segment
 from cse_models.export.onnx import export_onnx
 from cse_models.export.quantize import INT8_FILE, Int8Settings, Int8Tolerance, int8_variant, quantize_graph
-from cse_models.features.dataset import build_datasets, compute_features, fit_feature_scaler
-from cse_models.features.heldout import graph_inputs
 from cse_models.features.windows import n_windows
 from cse_models.heads import HEADS, HeadCalibration
 from cse_models.heads.layout import FORECAST_OUTPUTS
 from cse_models.models import build_model
+from cse_models.scoring.segment import score_segment
 from cse_models.training.calibrate import predict_heads
 from cse_models.training.run import model_config_for
 

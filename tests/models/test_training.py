@@ -6,10 +6,10 @@ import numpy as np
 import pytest
 from flax import nnx
 
-from cse_models.evaluation.metrics import brier_losses
 from cse_models.features.windows import target_rows
 from cse_models.models import build_model
 from cse_models.models.lstm import LSTMConfig
+from cse_models.scoring.metrics import brier_losses
 from cse_models.specs import ModelSpec
 from cse_models.training.checkpoint import load_trained_model
 from cse_models.training.config import budget
@@ -80,7 +80,7 @@ def test_classification_head_reports_accuracy_f1_and_brier_beside_class_frequenc
     import jax
 
     from cse_models.config import DataConfig
-    from cse_models.features.dataset import build_datasets, fit_feature_scaler
+    from cse_models.datasets.segments import build_datasets, fit_feature_scaler
 
     data_cfg = DataConfig(seq_len=12, task="classification")
     scaler = fit_feature_scaler(btc_features, data_cfg)

@@ -17,9 +17,9 @@ from flax import nnx
 from cse_models.config import DataConfig
 from cse_models.data.clean import clean_klines
 from cse_models.data.file_sources import SampleSource
+from cse_models.datasets.graph_inputs import graph_inputs
+from cse_models.datasets.segments import build_datasets, compute_features, fit_feature_scaler
 from cse_models.export.onnx import check_parity, export_onnx
-from cse_models.features.dataset import build_datasets, compute_features, fit_feature_scaler
-from cse_models.features.heldout import graph_inputs
 from cse_models.heads import HeadCalibration
 from cse_models.models import MODELS, build_model
 from cse_models.training.loop import train_step

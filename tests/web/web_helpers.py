@@ -57,7 +57,7 @@ def published_manifest(symbol: str, version: str, *, heads: dict[str, bool], boa
     heads keep only their verdict."""
     import dataclasses
 
-    from cse_models.evaluation.baselines import REFERENCE
+    from cse_models.scoring.baselines import REFERENCE
     from cse_models.store import Member
 
     manifest = serving_helpers.forecast_manifest(symbol, version, heads=heads)

@@ -17,13 +17,14 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from cse_models.evaluation.folds import FoldData
-from cse_models.features.dataset import SplitArrays
+from cse_models.datasets.segments import SplitArrays
 from cse_models.features.sets import RANGE_FLOOR
 from cse_models.features.windows import CLASS_NAMES, target_rows
 from cse_models.heads.layout import RANGE_FEATURE, SIGMA_FEATURE, heads_of_task
+from cse_models.heads.registry import HeadView
 from cse_models.heads.targets import horizon_range, label_frequencies
 from cse_models.registry import Registry
+from cse_models.scoring.folds import FoldData
 
 Forecasts = Mapping[str, np.ndarray]
 Forecaster = Callable[[FoldData], Forecasts]
@@ -42,14 +43,12 @@ class Baseline:
 
 
 BASELINES: Registry[Baseline] = Registry("baseline")
-# What skill and the DM test compare each head with. For classes it is the train frequencies, not the
-# one-hot majority: against a one-hot forecast (Brier 2 when wrong) any soft model "wins", however useless.
-REFERENCE = {
-    "price": "persistence",
-    "interval": "trailing_quantiles",
-    "volatility": "trailing_mean",
-    "direction": "class_frequencies",
-}
+# What skill and the DM test compare each head with (`HeadSpec.reference`). For classes it is the train
+# frequencies, not the one-hot majority: against a one-hot forecast (Brier 2 when wrong) any soft model
+# "wins", however useless.
+
+
+REFERENCE: Mapping[str, str] = HeadView(lambda spec: spec.reference)
 
 
 def baseline_names(task: str, head: str | None = None) -> list[str]:

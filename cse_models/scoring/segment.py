@@ -8,14 +8,24 @@ from typing import Any
 import numpy as np
 
 from cse_models.config import DataConfig
-from cse_models.evaluation.baselines import BASELINES, REFERENCE, Forecasts
-from cse_models.evaluation.folds import Fold, FoldData
-from cse_models.evaluation.metrics import skill
-from cse_models.evaluation.scoring import SCORING
-from cse_models.evaluation.walk_forward import segment_truth
-from cse_models.features.dataset import SplitArrays
+from cse_models.datasets.segments import SplitArrays
 from cse_models.features.scaling import FittedScaler
 from cse_models.features.windows import target_rows
+from cse_models.scoring.baselines import BASELINES, REFERENCE, Forecasts
+from cse_models.scoring.folds import Fold, FoldData
+from cse_models.scoring.metrics import skill
+from cse_models.scoring.rules import SCORING
+
+
+def segment_truth(split: SplitArrays, data_cfg: DataConfig, feature_names: tuple[str, ...]) -> dict[str, np.ndarray]:
+    """What each head of the task is scored against, for every window of a segment."""
+    if data_cfg.task == "forecast":
+        t = split.targets(data_cfg, feature_names)
+        return {"price": t.close, "interval": t.close, "volatility": t.range, "direction": t.label}
+    if data_cfg.task == "classification":
+        return {"direction": split.y}
+    rows = target_rows(split.close.shape[0], data_cfg.seq_len, data_cfg.horizon)
+    return {"price": split.close[rows]}
 
 
 def segment_fold(train: SplitArrays, test: SplitArrays, data_cfg: DataConfig, scaler: FittedScaler) -> FoldData:

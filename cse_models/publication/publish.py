@@ -10,8 +10,8 @@ from pathlib import Path
 from typing import Any
 
 from cse_models.config import DataConfig
+from cse_models.datasets.segments import SplitArrays
 from cse_models.evaluation.report import Leaderboards, PromotionDecision
-from cse_models.features.dataset import SplitArrays
 from cse_models.features.scaling import FittedScaler
 from cse_models.features.sets import get_feature_set
 from cse_models.features.windows import CLASS_NAMES
@@ -187,9 +187,9 @@ def quantized_variants(
     """The int8 variant of the graph to publish, proved against fp32 on the held-back test windows. A
     variant that breaks its tolerance is left out (the fp32 graph is still published) and the note says
     why: the int8 file is an option serving may take, never a reason to withhold a model."""
+    from cse_models.datasets.graph_inputs import graph_inputs
     from cse_models.errors import QuantizationError
     from cse_models.export.quantize import INT8_FILE, VARIANT, int8_variant
-    from cse_models.features.heldout import graph_inputs
 
     workdir.mkdir(parents=True, exist_ok=True)
     try:

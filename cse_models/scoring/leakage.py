@@ -18,9 +18,9 @@ import polars as pl
 
 from cse_models.config import DataConfig
 from cse_models.errors import ConfigError, CseError
-from cse_models.evaluation.baselines import Forecaster
-from cse_models.evaluation.folds import Fold, FoldData, WalkForwardConfig, build_fold_data, walk_forward_folds
 from cse_models.features.windows import target_rows
+from cse_models.scoring.baselines import Forecaster
+from cse_models.scoring.folds import Fold, FoldData, WalkForwardConfig, build_fold_data, walk_forward_folds
 
 Stamped = tuple[np.ndarray, np.ndarray]  # (known_at_ms [n], values [n, ...])
 Computation = Callable[[pl.DataFrame], Mapping[str, Stamped]]

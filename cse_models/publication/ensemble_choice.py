@@ -13,6 +13,8 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from cse_models.config import DataConfig
+from cse_models.datasets.graph_inputs import graph_inputs
+from cse_models.datasets.segments import SplitArrays
 from cse_models.ensembles.config import EnsembleConfig
 from cse_models.ensembles.fitted import FittedEnsemble
 from cse_models.ensembles.kinds import fit_ensemble
@@ -20,8 +22,6 @@ from cse_models.ensembles.rows import check_after_training, segment_fit_rows
 from cse_models.ensembles.spaces import Forecasts
 from cse_models.errors import DataError
 from cse_models.evaluation.report import Leaderboards
-from cse_models.features.dataset import SplitArrays
-from cse_models.features.heldout import graph_inputs
 from cse_models.features.scaling import FittedScaler
 from cse_models.features.windows import n_windows
 from cse_models.heads.layout import outputs_by_head

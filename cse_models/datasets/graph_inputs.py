@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 
 from cse_models.config import DataConfig
-from cse_models.features.dataset import SplitArrays
+from cse_models.datasets.segments import SplitArrays
 from cse_models.features.windows import sliding_windows, target_rows
 from cse_models.heads.layout import INPUT_NAME, LAST_CLOSE_INPUT
 

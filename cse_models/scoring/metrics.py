@@ -12,7 +12,7 @@ import numpy as np
 
 from cse_models.errors import DataError
 from cse_models.features.windows import CLASS_NAMES
-from cse_models.training.metrics import classification_metrics, regression_metrics
+from cse_models.scoring.price_space import classification_metrics, regression_metrics
 
 
 def directional_accuracy(pred: np.ndarray, actual: np.ndarray, last: np.ndarray) -> float:

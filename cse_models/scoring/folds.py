@@ -20,8 +20,8 @@ import numpy as np
 import polars as pl
 
 from cse_models.config import DataConfig
+from cse_models.datasets.segments import SplitArrays, build_segments, feature_matrix, feature_names_of
 from cse_models.errors import ConfigError, DataError
-from cse_models.features.dataset import SplitArrays, build_segments, feature_matrix, feature_names_of
 from cse_models.features.scaling import FittedScaler, fit_scaler
 from cse_models.features.windows import n_windows
 

@@ -1,5 +1,6 @@
 """How each head is scored: its metrics, the per-point loss the Diebold–Mariano test compares, and the
-metric behind skill (1 − metric / metric of the head's reference).
+metric behind skill (1 − metric / metric of the head's reference). Rules are registered by name (`RULES`);
+a head names its rule in `HeadSpec.scoring`, and `SCORING` maps each registered head to it.
 
   price       MAE (skill), RMSE, MAPE, directional accuracy, IC = corr(predicted, realized log return),
               and the accuracy of "always up" on the same points, to read directional accuracy against
@@ -10,13 +11,15 @@ metric behind skill (1 − metric / metric of the head's reference).
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 
 import numpy as np
 
-from cse_models.evaluation.dm_test import LOSSES
-from cse_models.evaluation.metrics import brier_losses, classification_scores, regression_scores
+from cse_models.heads.registry import HeadView
+from cse_models.registry import Registry
+from cse_models.scoring.dm_test import LOSSES
+from cse_models.scoring.metrics import brier_losses, classification_scores, regression_scores
 
 Scores = Callable[[np.ndarray, np.ndarray, np.ndarray, float], dict[str, float]]
 PointLosses = Callable[[np.ndarray, np.ndarray, str, float], np.ndarray]
@@ -75,33 +78,47 @@ def _direction(probabilities: np.ndarray, labels: np.ndarray, _: np.ndarray, __:
     return classification_scores(probabilities, labels.astype(np.int64))
 
 
-SCORING: dict[str, HeadScoring] = {
-    "price": HeadScoring(
+RULES: Registry[HeadScoring] = Registry("scoring rule")
+RULES.add(
+    "close_mae",
+    HeadScoring(
         scores=_price,
         point_losses=lambda f, y, loss, _: LOSSES.get(loss)(f - y),
         skill_metric="mae",
         dm_loss=lambda loss: loss,
         columns=(("mae", "MAE"), ("rmse", "RMSE"), ("directional_accuracy", "dir. acc."), ("ic", "IC")),
     ),
-    "interval": HeadScoring(
+)
+RULES.add(
+    "winkler",
+    HeadScoring(
         scores=_interval,
         point_losses=lambda f, y, _, level: winkler_losses(f, y, level),
         skill_metric="winkler",
         dm_loss=lambda _: "winkler",
         columns=(("coverage", "coverage"), ("width_pct", "width %"), ("winkler", "Winkler")),
     ),
-    "volatility": HeadScoring(
+)
+RULES.add(
+    "range_mae",
+    HeadScoring(
         scores=_volatility,
         point_losses=lambda f, y, loss, _: LOSSES.get(loss)(f - y),
         skill_metric="mae",
         dm_loss=lambda loss: loss,
         columns=(("mae", "MAE"), ("rmse", "RMSE"), ("ic", "IC")),
     ),
-    "direction": HeadScoring(
+)
+RULES.add(
+    "brier",
+    HeadScoring(
         scores=_direction,
         point_losses=lambda f, y, _, __: brier_losses(f, y.astype(np.int64)),
         skill_metric="brier",
         dm_loss=lambda _: "brier",
         columns=(("accuracy", "accuracy"), ("f1_macro", "macro-F1"), ("log_loss", "log loss"), ("brier", "Brier")),
     ),
-}
+)
+
+
+SCORING: Mapping[str, HeadScoring] = HeadView(lambda spec: RULES.get(spec.scoring))
