@@ -94,8 +94,10 @@ def test_the_graph_has_a_networks_inputs_and_outputs_and_a_dynamic_batch(name, t
 def test_onnx_matches_the_python_member_at_batch_1_and_7(name, forecast_data, trained):
     data_cfg, scaler, datasets, _ = forecast_data
     model, exported = trained[name]
-    print("MEASURE", name, exported.parity)
-    assert exported.parity["batches"] == (1, 7) and exported.parity["max_abs_diff"] >= 0
+    assert exported.parity["batches"] == (1, 7)
+    # the graph computes the member's own float32 arithmetic (measured ≤ 1e-7): far inside the rtol 1e-3
+    # the export's check allows, so a graph a little off (a shifted leaf, a calibration rounded) shows here
+    assert 0 < exported.parity["max_abs_diff"] < 1e-5, exported.parity
     inputs = graph_inputs(datasets["val"], data_cfg)  # other windows than the export's parity check saw
     report = member_kind(name).check_parity(model, scaler, data_cfg, exported.path, inputs)
     assert report.max_rel_diff < 1e-3
