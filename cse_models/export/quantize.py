@@ -6,6 +6,29 @@ export. The choices below were measured on the bundled BTCUSDT 1h sample (seq 24
 and 2 × 64 / 2 × 256, random init and trained 3 epochs; financial_gru, financial_cnn1d, the transformers;
 1-thread sessions, an AVX512-VNNI Xeon, 2 shared vCPUs; figures in benchmarks/README.md, bench_onnx):
 
+- **7-bit int8 weights** (`QuantType.QInt8` with `REDUCE_RANGE`; issue 21). The int8 × uint8
+  ("U8S8") kernels of x86 CPUs without VNNI (AVX2, AVX-512 without VNNI) multiply with `VPMADDUBSW`, which
+  adds two u8 × s8 products into a saturating int16: with full-range weights the sum reaches
+  2 · 255 · 127 = 64,770 and is clamped to 32,767. onnxruntime documents it ("When and why do I need to try
+  U8U8?", onnxruntime.ai/docs/performance/model-optimizations/quantization.html: "this instruction might
+  suffer from saturation issues … you can either try reduce_range or the U8U8 format"; "Reduce-range will
+  quantize the weights to 7-bits. It is designed for the U8S8 format on AVX2 and AVX512 (non-VNNI)
+  machines to mitigate saturation issues"; ORT 1.32's `quantize_static` docstring: on "x86/x64 CPU
+  without VNNI … set reduce_range=True"). With weights in [-64, 64] the pair sum stays within
+  2 · 255 · 64 = 32,640 — no saturation on any CPU, which `saturating_weights` checks on every written
+  graph. Measured by the issue on a 2-core AMD EPYC without VNNI (ORT 1.32, a 4 × 3 MatMul): full-range
+  int8 erred by 1.33, 7-bit int8 by 0.012, uint8 weights by 0.005. Why not uint8 weights ("U8U8"), which
+  cannot saturate either: the quantizer writes an LSTM's W and R as int8 whatever `weight_type` says
+  (`operators/lstm.py`), so U8U8 would leave `DynamicQuantizeLSTM` unprotected; and on this VNNI machine
+  U8U8 keeps little of the transformers' speed-up. Measured here (AMD EPYC with AVX512-VNNI, ORT 1.32,
+  1 thread, batch 1, p50, DataConfig.honest() seq 24, random init, the best of 11 interleaved rounds on
+  2 shared cores): lstm_regressor 2 × 128 fp32 217 µs, full-range int8 127 µs (1.70×), 7-bit 129 µs
+  (1.68×), uint8 weights 127 µs (1.70×); transformer_encoder fp32 3,163 µs, full-range 1,422 µs (2.23×),
+  7-bit 1,607 µs (1.97×), uint8 weights 2,034 µs (1.56×). Parity on the test segment's windows, 7-bit
+  against full range: LSTM price 4.0e-5 against 2.0e-5 relative, probabilities 2.6e-3 against 1.6e-3;
+  transformer price 1.05e-4 against 1.07e-4, probabilities 1.4e-2 against 7.5e-3 (tolerance 2e-2). The
+  kernels stay: `DynamicQuantizeLSTM` for the LSTMs; `MatMulInteger`, which onnxruntime's optimizer fuses
+  into `DynamicQuantizeMatMul` / `MatMulIntegerToFloat`, for the MatMuls.
 - **op types by graph** (`op_types_for`): `LSTM` where the graph has one, else `MatMul`.
   ORT has a dynamic int8 kernel for `LSTM` (`com.microsoft.DynamicQuantizeLSTM`: W and R int8, x and h
   quantized each step): 2.0–2.2× at batch 1 for 2 × 128, 2.9–3.1× for 2 × 256, 1.5× for 2 × 64. Quantizing the
@@ -18,17 +41,17 @@ and 2 × 64 / 2 × 256, random init and trained 3 epochs; financial_gru, financi
 - **per-tensor weights** (`per_channel=False`): per-channel cost 10–15 % at batch 1 on the LSTM and did
   not lower the price delta at 2 × 64 / 2 × 128 (it did at 2 × 256: 8.4e-4 against 1.1e-3 relative).
   The activations' per-tensor uint8 step dominates the error, not the weights'.
-- **full 8-bit range** (`reduce_range=False`): 7-bit weights exist for CPUs without VNNI, whose u8×s8
-  multiply-add can saturate; on VNNI they only doubled the delta (1.0e-3 → 2.1e-3 at 2 × 256).
 
 Because activations are quantized from each call's own range, an int8 graph's answer for a window depends
 on what else is in the batch. Parity is therefore measured at batch 1 (each window alone, as a single
-request runs) and at the whole held-back batch, and the worse of the two is reported.
+request runs) and at the whole held-back batch, and the worse of the two is reported (`int8_parity`).
 
 The refusal rule: the price head's ("close") relative difference, and the direction head's absolute
 probability difference, must stay within `Int8Tolerance`; otherwise `QuantizationError`, before anything
 is published. Skill is scored on every window of the held-back test segment, fp32 and int8 on the same
-points, with the leaderboard's scoring (`evaluation.segment.score_segment`).
+points, with the leaderboard's scoring (`evaluation.segment.score_segment`). Since integer kernels differ
+by CPU, the variant ships with `PROBE_FILE` (held-back windows) and its tolerance, and serving repeats the
+parity check on its own CPU at load (`cse_serving.variant_check`).
 
 No JAX here: the publisher may call this on an exported file alone.
 """
@@ -48,6 +71,14 @@ from cse_models.config import DataConfig
 from cse_models.datasets.graph_inputs import graph_inputs
 from cse_models.datasets.segments import SplitArrays
 from cse_models.errors import QuantizationError
+from cse_models.export.int8_parity import (
+    PROBE_FILE,
+    TOLERANCE,
+    Int8Tolerance,
+    parity,
+    run_in_batches,
+    write_probe,
+)
 from cse_models.features.scaling import FittedScaler
 from cse_models.features.windows import n_windows
 from cse_models.heads.layout import INPUT_NAME, OUTPUT_NAMES, input_names, outputs_by_head
@@ -59,31 +90,12 @@ VARIANT = "int8"
 RECURRENT_OP_TYPES = ("LSTM",)
 DENSE_OP_TYPES = ("MatMul",)
 INT8_KERNELS = frozenset({"DynamicQuantizeLSTM", "MatMulInteger", "ConvInteger", "DynamicQuantizeMatMul"})
-PRICE_OUTPUT = "close"
-DIRECTION_OUTPUT = "probabilities"
+SATURATION_FREE_MAX = 64
+"""The largest |int8 weight| whose u8 × s8 pair sum fits VPMADDUBSW's int16: 2 · 255 · 64 = 32,640."""
 
 
-@dataclass(frozen=True)
-class Int8Tolerance:
-    """What an int8 variant may differ from fp32 on held-back inputs. `price_max_rel`: max |Δclose| / |close|
-    (the issue's goal, 1e-3); `probabilities_max_abs`: max |Δp| of any class probability."""
-
-    price_max_rel: float = 1e-3
-    probabilities_max_abs: float = 0.02
-
-    def exceeded(self, parity: dict[str, dict[str, float]]) -> list[str]:
-        """One sentence per limit the parity report breaks (empty: within tolerance)."""
-        broken = []
-        if PRICE_OUTPUT in parity and not parity[PRICE_OUTPUT]["max_rel"] <= self.price_max_rel:
-            broken.append(
-                f"price ({PRICE_OUTPUT!r}) max rel {parity[PRICE_OUTPUT]['max_rel']:.3g} > {self.price_max_rel}"
-            )
-        if DIRECTION_OUTPUT in parity and not parity[DIRECTION_OUTPUT]["max_abs"] <= self.probabilities_max_abs:
-            broken.append(
-                f"direction ({DIRECTION_OUTPUT!r}) max abs {parity[DIRECTION_OUTPUT]['max_abs']:.3g} "
-                f"> {self.probabilities_max_abs}"
-            )
-        return broken
+REDUCE_RANGE = True
+"""7-bit int8 weights (the module docstring): no u8×s8 saturation on x86 CPUs without VNNI."""
 
 
 def quantize_graph(
@@ -92,11 +104,11 @@ def quantize_graph(
     *,
     op_types: Sequence[str] | None = None,
     per_channel: bool = False,
-    reduce_range: bool = False,
 ) -> Path:
     """Write the dynamically quantized int8 copy of `onnx_path` (of its `op_types`, default
-    `op_types_for`) to `out_path`; QuantizationError when the result holds no int8 kernel (nothing to
-    quantize: the copy would only be slower), and then no file is left."""
+    `op_types_for`; 7-bit int8 weights, `REDUCE_RANGE`) to `out_path`. QuantizationError when the result holds
+    no int8 kernel (nothing to quantize: the copy would only be slower) or a weight that can saturate a
+    u8×s8 multiply-add (`saturating_weights`), and then no file is left."""
     from onnxruntime.quantization import QuantType, quantize_dynamic
 
     out_path = Path(out_path)
@@ -107,12 +119,19 @@ def quantize_graph(
         out_path,
         op_types_to_quantize=list(op_types),
         per_channel=per_channel,
-        reduce_range=reduce_range,
+        reduce_range=REDUCE_RANGE,
         weight_type=QuantType.QInt8,
     )
     if not int8_kernels(out_path):
         out_path.unlink(missing_ok=True)
         raise QuantizationError(f"{onnx_path}: no {list(op_types)} node to quantize; no int8 variant written")
+    saturating = saturating_weights(out_path)
+    if saturating:
+        out_path.unlink(missing_ok=True)
+        raise QuantizationError(
+            f"{onnx_path}: int8 weights beyond ±{SATURATION_FREE_MAX} (max |q| by weight: {saturating}) can "
+            "saturate u8×s8 multiply-adds on x86 without VNNI; no int8 variant written"
+        )
     return out_path
 
 
@@ -149,6 +168,33 @@ def int8_kernels(path: str | Path) -> dict[str, int]:
     return counts
 
 
+WEIGHT_INPUTS = {
+    "MatMulInteger": (1,),
+    "ConvInteger": (1,),
+    "DynamicQuantizeMatMul": (1,),
+    "DynamicQuantizeLSTM": (1, 2),
+}
+"""Int8 kernel → the positions of its weight inputs (LSTM: W and R)."""
+
+
+def saturating_weights(path: str | Path) -> dict[str, int]:
+    """Int8 weight initializer → max |q| for each weight of an int8 kernel beyond `SATURATION_FREE_MAX`
+    (empty: no u8×s8 pair sum can leave int16 on any CPU). uint8 weights run u8×u8 kernels, which do not
+    saturate, and are not listed."""
+    graph = onnx.load(str(path)).graph
+    initializers = {tensor.name: tensor for tensor in graph.initializer}
+    found: dict[str, int] = {}
+    for node in graph.node:
+        for position in WEIGHT_INPUTS.get(node.op_type, ()):
+            tensor = initializers.get(node.input[position]) if position < len(node.input) else None
+            if tensor is None or tensor.data_type != onnx.TensorProto.INT8:
+                continue
+            largest = int(np.abs(onnx.numpy_helper.to_array(tensor).astype(np.int16)).max(initial=0))
+            if largest > SATURATION_FREE_MAX:
+                found[tensor.name] = largest
+    return found
+
+
 def cpu_session(path: str | Path):
     """One-thread CPU session with full graph optimization: what serving runs (cse_serving.engine)."""
     import onnxruntime as ort
@@ -159,34 +205,6 @@ def cpu_session(path: str | Path):
     options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
     options.log_severity_level = 3
     return ort.InferenceSession(str(path), sess_options=options, providers=["CPUExecutionProvider"])
-
-
-def _run(session, names: Sequence[str], inputs: dict[str, np.ndarray], batch: int) -> list[np.ndarray]:
-    """Every output over all rows of `inputs`, `batch` windows per call, concatenated."""
-    count = inputs[INPUT_NAME].shape[0]
-    chunks = [
-        session.run(list(names), {k: np.ascontiguousarray(v[i : i + batch]) for k, v in inputs.items()})
-        for i in range(0, count, batch)
-    ]
-    return [np.concatenate([chunk[j] for chunk in chunks]) for j in range(len(names))]
-
-
-def parity(
-    fp32, int8, names: Sequence[str], inputs: dict[str, np.ndarray], batches: Sequence[int] | None = None
-) -> dict[str, dict[str, float]]:
-    """Per output: max |int8 − fp32| and max |int8 − fp32| / |fp32| over `inputs`, each window alone
-    (batch 1) and all at once (dynamic quantization depends on the batch), the worse of the two."""
-    count = inputs[INPUT_NAME].shape[0]
-    report = {name: {"max_abs": 0.0, "max_rel": 0.0} for name in names}
-    for batch in batches or (1, count):
-        want = _run(fp32, names, inputs, batch)
-        have = _run(int8, names, inputs, batch)
-        for name, a, b in zip(names, want, have, strict=True):
-            diff = np.abs(b.astype(np.float64) - a)
-            rel = diff / np.maximum(np.abs(a), 1e-12)
-            report[name]["max_abs"] = max(report[name]["max_abs"], float(diff.max()))
-            report[name]["max_rel"] = max(report[name]["max_rel"], float(rel.max()))
-    return report
 
 
 def segment_skill(
@@ -208,7 +226,7 @@ def segment_skill(
     names = OUTPUT_NAMES[data_cfg.task]
     out: dict[str, Any] = {"segment": "test", "points": count, "batch": batch}
     for label, session in sessions.items():
-        heads = outputs_by_head(data_cfg.task, _run(session, names, inputs, batch))
+        heads = outputs_by_head(data_cfg.task, run_in_batches(session, names, inputs, batch))
         out[label] = score_segment(heads, train_split, test_split, data_cfg, scaler)["skill"]
     out["metric"] = {head: SCORING[head].skill_metric for head in out[next(iter(sessions))]}
     return out
@@ -221,7 +239,6 @@ class Int8Settings:
     op_types: tuple[str, ...] | None = None
     """None: `op_types_for` the graph."""
     per_channel: bool = False
-    reduce_range: bool = False
 
 
 def int8_variant(
@@ -233,7 +250,7 @@ def int8_variant(
     train_split: SplitArrays,
     data_cfg: DataConfig,
     scaler: FittedScaler,
-    tolerance: Int8Tolerance = Int8Tolerance(),
+    tolerance: Int8Tolerance = TOLERANCE,
     settings: Int8Settings = Int8Settings(),
 ) -> dict[str, Any]:
     """Quantize `onnx_path` into `out_path`, prove it against fp32, score both → the manifest's
@@ -243,10 +260,13 @@ def int8_variant(
          "parity": {"windows": n, "batches": [1, n], "outputs": {output: {"max_abs", "max_rel"}}},
          "skill": {"segment": "test", "points": n, "batch": 1, "fp32": {head: skill},
                    "int8": {head: skill}, "metric": {head: metric}},
-         "tolerance": {"price_max_rel": 1e-3, "probabilities_max_abs": 0.02}}
+         "tolerance": {"price_max_rel": 1e-3, "probabilities_max_abs": 0.02},
+         "probe": {"file": "model.int8.probe.npz", "windows": m}}
 
-    `inputs` are held-back graph inputs (`heldout.graph_inputs(test, data_cfg)`). Raises
-    QuantizationError when nothing quantizes or the parity breaks `tolerance` (`out_path` is removed)."""
+    `inputs` are held-back graph inputs (`graph_inputs(test, data_cfg)`); `PROBE_WINDOWS` of them are
+    written to `PROBE_FILE` beside `out_path`, for serving to repeat the parity check on its own CPU
+    (`cse_serving.variant_check`). Raises QuantizationError when nothing quantizes or the parity breaks
+    `tolerance` (`out_path` is removed, no probe is written)."""
     out_path = Path(out_path)
     op_types = settings.op_types or op_types_for(onnx_path)
     quantize_graph(
@@ -254,7 +274,6 @@ def int8_variant(
         out_path,
         op_types=op_types,
         per_channel=settings.per_channel,
-        reduce_range=settings.reduce_range,
     )
     fp32, int8 = cpu_session(onnx_path), cpu_session(out_path)
     names = OUTPUT_NAMES[data_cfg.task]
@@ -269,18 +288,21 @@ def int8_variant(
         )
     skill = segment_skill({"fp32": fp32, "int8": int8}, test_split, train_split, data_cfg, scaler)
     kernels = int8_kernels(out_path)
+    probe_windows = write_probe(out_path.with_name(PROBE_FILE), feeds)
     log.info("int8 variant of %s: kernels %s, parity %s", onnx_path, kernels, deltas)
     return {
         "file": INT8_FILE,
         "quantization": {
             "method": "onnxruntime dynamic",
-            "weights": "int8",
+            "weights": "int8, 7-bit (reduce_range)" if REDUCE_RANGE else "int8",
             "activations": "uint8, per tensor, from each call's range",
             **asdict(settings),
+            "reduce_range": REDUCE_RANGE,
             "op_types": list(op_types),
             "kernels": kernels,
         },
         "parity": {"windows": count, "batches": [1, count], "outputs": deltas},
         "skill": skill,
         "tolerance": asdict(tolerance),
+        "probe": {"file": PROBE_FILE, "windows": probe_windows},
     }

@@ -186,10 +186,12 @@ def quantized_variants(
 ) -> Variants:
     """The int8 variant of the graph to publish, proved against fp32 on the held-back test windows. A
     variant that breaks its tolerance is left out (the fp32 graph is still published) and the note says
-    why: the int8 file is an option serving may take, never a reason to withhold a model."""
+    why: the int8 file is an option serving may take, never a reason to withhold a model. Its probe
+    windows (`PROBE_FILE`) ship beside it, sha256-listed like every file: serving checks the variant
+    against fp32 on them, on its own CPU, before serving it."""
     from cse_models.datasets.graph_inputs import graph_inputs
     from cse_models.errors import QuantizationError
-    from cse_models.export.quantize import INT8_FILE, VARIANT, int8_variant
+    from cse_models.export.quantize import INT8_FILE, PROBE_FILE, VARIANT, int8_variant
 
     workdir.mkdir(parents=True, exist_ok=True)
     try:
@@ -204,7 +206,8 @@ def quantized_variants(
         )
     except QuantizationError as exc:
         return Variants({}, {}, f"no int8 variant: {exc}")
-    return Variants({VARIANT: entry}, {INT8_FILE: workdir / INT8_FILE}, f"int8 variant in {INT8_FILE}")
+    files = {INT8_FILE: workdir / INT8_FILE, PROBE_FILE: workdir / PROBE_FILE}
+    return Variants({VARIANT: entry}, files, f"int8 variant in {INT8_FILE}, probe windows in {PROBE_FILE}")
 
 
 def select_best(boards: Leaderboards, decisions: dict[str, dict[str, PromotionDecision]]) -> str:

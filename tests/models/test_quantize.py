@@ -4,6 +4,7 @@ tolerance, refusal beyond it, and skill scored like training scores it."""
 from __future__ import annotations
 
 import json
+from pathlib import Path
 
 import numpy as np
 import onnx
@@ -18,11 +19,21 @@ from cse_models.data.file_sources import SampleSource
 from cse_models.datasets.graph_inputs import graph_inputs
 from cse_models.datasets.segments import build_datasets, compute_features, fit_feature_scaler
 from cse_models.errors import QuantizationError
+from cse_models.export.int8_parity import PROBE_FILE, PROBE_WINDOWS, parity, read_probe
 from cse_models.export.onnx import export_onnx
-from cse_models.export.quantize import INT8_FILE, Int8Settings, Int8Tolerance, int8_variant, quantize_graph
+from cse_models.export.quantize import (
+    INT8_FILE,
+    SATURATION_FREE_MAX,
+    Int8Settings,
+    Int8Tolerance,
+    cpu_session,
+    int8_variant,
+    quantize_graph,
+    saturating_weights,
+)
 from cse_models.features.windows import n_windows
 from cse_models.heads import HEADS, HeadCalibration
-from cse_models.heads.layout import FORECAST_OUTPUTS
+from cse_models.heads.layout import FORECAST_OUTPUTS, OUTPUT_NAMES, input_names
 from cse_models.models import build_model
 from cse_models.scoring.segment import score_segment
 from cse_models.training.calibrate import predict_heads
@@ -133,11 +144,12 @@ def test_settings_are_recorded(entry):
     recorded = variant["quantization"]
     assert Int8Settings().op_types is None  # chosen per graph: op_types_for
     assert recorded["op_types"] == ["LSTM"]
-    assert (recorded["per_channel"], recorded["reduce_range"]) == (False, False)
+    assert (recorded["per_channel"], recorded["reduce_range"]) == (False, True)
+    assert recorded["weights"] == "int8, 7-bit (reduce_range)"
 
 
-def test_a_graph_importing_the_default_domain_twice_still_quantizes(tmp_path):
-    """skl2onnx (the classical members) can write the default domain twice; the quantizer alone refuses it."""
+def _dense_graph(path: Path, opsets: list[onnx.OperatorSetIdProto] | None = None) -> tuple[Path, np.ndarray]:
+    """y = x @ w, w 4 × 3 in [0, 1.1]: the graph and its weights."""
     weights = numpy_helper.from_array(np.arange(12, dtype=np.float32).reshape(4, 3) / 10, "w")
     graph = helper.make_graph(
         [helper.make_node("MatMul", ["x", "w"], ["y"])],
@@ -146,11 +158,79 @@ def test_a_graph_importing_the_default_domain_twice_still_quantizes(tmp_path):
         [helper.make_tensor_value_info("y", TensorProto.FLOAT, ["batch", 3])],
         [weights],
     )
-    opsets = [helper.make_opsetid("", 17), helper.make_opsetid("ai.onnx", 17), helper.make_opsetid("ai.onnx.ml", 3)]
-    model = helper.make_model(graph, opset_imports=opsets)
+    model = helper.make_model(graph, opset_imports=opsets or [helper.make_opsetid("", 17)])
     model.ir_version = 8
-    onnx.save(model, tmp_path / "dense.onnx")
-    out = quantize_graph(tmp_path / "dense.onnx", tmp_path / INT8_FILE)
+    onnx.save(model, path)
+    return path, numpy_helper.to_array(weights)
+
+
+def test_a_graph_importing_the_default_domain_twice_still_quantizes(tmp_path):
+    """skl2onnx (the classical members) can write the default domain twice; the quantizer alone refuses it."""
+    opsets = [helper.make_opsetid("", 17), helper.make_opsetid("ai.onnx", 17), helper.make_opsetid("ai.onnx.ml", 3)]
+    path, weights = _dense_graph(tmp_path / "dense.onnx", opsets)
+    out = quantize_graph(path, tmp_path / INT8_FILE)
     x = np.linspace(-1, 1, 8, dtype=np.float32).reshape(2, 4)
     (y,) = ort.InferenceSession(str(out), providers=["CPUExecutionProvider"]).run(None, {"x": x})
-    np.testing.assert_allclose(y, x @ numpy_helper.to_array(weights), atol=0.02)
+    np.testing.assert_allclose(y, x @ weights, atol=0.02)
+
+
+# Where each int8 kernel takes its weights (LSTM: W and R), read here independently of the module.
+KERNEL_WEIGHTS = {"MatMulInteger": (1,), "DynamicQuantizeLSTM": (1, 2), "DynamicQuantizeMatMul": (1,)}
+
+
+def _kernel_weights(path: Path) -> dict[str, np.ndarray]:
+    graph = onnx.load(str(path)).graph
+    initializers = {t.name: numpy_helper.to_array(t) for t in graph.initializer}
+    return {
+        node.input[i]: initializers[node.input[i]]
+        for node in graph.node
+        for i in KERNEL_WEIGHTS.get(node.op_type, ())
+        if node.input[i] in initializers
+    }
+
+
+def _worst_u8s8_pair_sum(weights: dict[str, np.ndarray]) -> int:
+    """The largest |a0·w0 + a1·w1| a u8 × s8 multiply-add (VPMADDUBSW) can form with these int8 weights."""
+    return max(2 * 255 * int(np.abs(w.astype(np.int32)).max()) for w in weights.values() if w.dtype == np.int8)
+
+
+@pytest.mark.parametrize("graph", ["lstm", "dense"])
+def test_the_int8_weights_cannot_saturate_a_u8s8_multiply_add_on_any_cpu(graph, entry, tmp_path):
+    """Issue 21: x86 CPUs without VNNI sum two u8 × s8 products into a saturating int16; full-range int8
+    weights overflow it (wrong answers on those CPUs only). A structural check, true on every CPU."""
+    if graph == "lstm":
+        _, out = entry
+    else:
+        out = quantize_graph(_dense_graph(tmp_path / "dense.onnx")[0], tmp_path / INT8_FILE)
+    weights = _kernel_weights(out)
+    assert weights and all(w.dtype == np.int8 for w in weights.values())
+    assert _worst_u8s8_pair_sum(weights) <= np.iinfo(np.int16).max
+    assert saturating_weights(out) == {}
+
+
+def test_full_range_int8_weights_are_found_saturating(forecast_lstm, tmp_path):
+    """The positive control: onnxruntime's default format (QInt8, reduce_range=False) can saturate, and
+    both the check above and `saturating_weights` see it."""
+    from onnxruntime.quantization import QuantType, quantize_dynamic
+
+    _, path, *_ = forecast_lstm
+    out = tmp_path / "full_range.onnx"
+    quantize_dynamic(path, out, op_types_to_quantize=["LSTM"], reduce_range=False, weight_type=QuantType.QInt8)
+    assert _worst_u8s8_pair_sum(_kernel_weights(out)) > np.iinfo(np.int16).max
+    assert saturating_weights(out) and max(saturating_weights(out).values()) > SATURATION_FREE_MAX
+
+
+def test_the_probe_windows_ship_beside_the_variant_and_pass_its_tolerance(entry, forecast_lstm):
+    """What serving re-checks at load: held-back windows as plain float32 arrays (no pickle) named in the
+    entry, on which the variant meets its stored tolerance here too."""
+    variant, out = entry
+    _, path, data_cfg, _, datasets = forecast_lstm
+    probe_path = out.with_name(variant["probe"]["file"])
+    assert variant["probe"]["file"] == PROBE_FILE
+    probe = read_probe(probe_path)
+    assert set(probe) == set(input_names(data_cfg.task))
+    count = graph_inputs(datasets["test"], data_cfg)["features"].shape[0]
+    assert all(a.dtype == np.float32 and a.shape[0] == min(PROBE_WINDOWS, count) for a in probe.values())
+    assert variant["probe"]["windows"] == min(PROBE_WINDOWS, count)
+    deltas = parity(cpu_session(path), cpu_session(out), OUTPUT_NAMES[data_cfg.task], probe)
+    assert Int8Tolerance(**variant["tolerance"]).exceeded(deltas) == []
