@@ -8,7 +8,7 @@ With `url` (or `$CSE_ASSETS_URL`, read when a run uses it) set to an fsspec URL 
 `s3://bucket/assets`, the same files go to `<url>/<asset key>/<partition>.<ext>` instead: each is written
 to a local temporary file by its codec and uploaded in one PUT (an object is replaced whole, so a reader
 sees the old value or the new one), and read back through a local temporary copy. Endpoint and
-credentials as for the model store (`CSE_STORE_S3_ENDPOINT`, `AWS_*`; cse_models/store_objects.py).
+credentials as for the model store (`CSE_STORE_S3_ENDPOINT`, `AWS_*`; cse_models/store/objects.py).
 """
 
 from __future__ import annotations
@@ -23,7 +23,7 @@ from dagster import ConfigurableIOManager, InputContext, MetadataValue, OutputCo
 
 from cse_assets.codecs import CODECS, Codec, codec_for
 from cse_assets.resources import CseHomeResource
-from cse_models.store_objects import object_filesystem
+from cse_models.store.objects import object_filesystem
 
 UNPARTITIONED = "all"
 

@@ -29,7 +29,7 @@ from cse_models.data.sources import KlineSource, TimeRange
 from cse_models.errors import ConfigError
 from cse_models.features.split import SplitConfig
 from cse_models.scoring.folds import WalkForwardConfig
-from cse_models.store import ModelStore
+from cse_models.store import ModelStore, open_store
 from cse_models.training.config import TrainingConfig, budget
 
 DEFAULT_CSE_HOME = ".cse"
@@ -60,7 +60,7 @@ class ModelStoreResource(ConfigurableResource):
 
     def store(self) -> ModelStore:
         root = self.root or os.environ.get("CSE_STORE") or cse_home_from_env() / "store"
-        return ModelStore(root)
+        return open_store(root)
 
 
 def _sample(_: KlineSourceResource) -> KlineSource:

@@ -116,7 +116,7 @@ def _train(args: argparse.Namespace) -> int:
     from cse_models.members import member_kind
     from cse_models.publication.publish import PublishRequest, head_verdicts, publish
     from cse_models.specs import ModelSpec
-    from cse_models.store import Member, ModelStore
+    from cse_models.store import Member, open_store
     from cse_models.training.config import budget
 
     klines, report = _load_klines(args)
@@ -146,7 +146,7 @@ def _train(args: argparse.Namespace) -> int:
         boards = evaluate_walk_forward(features, data_cfg, WalkForwardConfig(), models=[spec], budget=args.budget)
         heads = head_verdicts(boards, spec.name, head_decisions(boards, spec.name))
         manifest = publish(
-            ModelStore(args.publish),
+            open_store(args.publish),
             PublishRequest(
                 symbol=args.symbol,
                 interval=args.interval,

@@ -28,7 +28,7 @@ from litestar.status_codes import (
 )
 
 from cse_models.errors import ConfigError, DataError, SourceError, StoreError, UnknownNameError
-from cse_models.store import ModelStore
+from cse_models.store import open_store
 from cse_serving.access_log import access_log_middleware
 from cse_serving.auth import TokenStore
 from cse_serving.decoding import StrictJsonRequest
@@ -113,7 +113,7 @@ def create_app(
     registry = (
         registry
         if registry is not None
-        else ModelRegistry(ModelStore(settings.store_root), settings, on_load=metrics.observe_load)
+        else ModelRegistry(open_store(settings.store_root), settings, on_load=metrics.observe_load)
     )
     fetcher = fetcher or fetcher_from_settings(
         settings.source, api_url=settings.binance_api_url if settings.source == "binance" else None

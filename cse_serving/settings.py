@@ -5,7 +5,7 @@ Each setting is declared once, below, with its default, its environment variable
 derived from those declarations. Keyword overrides (the CLI's flags) win over the environment.
 
 The store's object-store options (CSE_STORE_S3_ENDPOINT, AWS_*, the local cache CSE_STORE_CACHE) are read by
-cse_models/store_objects.py, not here. A PostgreSQL token database's password may also come from PGPASSWORD
+cse_models/store/objects.py, not here. A PostgreSQL token database's password may also come from PGPASSWORD
 or ~/.pgpass.
 
 CSE_SERVING_PUBLIC_PAGE opens the web page's read-only views — GET /leaderboard, /klines/{symbol}/{interval}

@@ -35,7 +35,7 @@ MODEL_LAYERS: tuple[tuple[str, ...], ...] = (
     ("members",),
     ("ensembles",),
     ("evaluation",),
-    ("store", "store_objects"),
+    ("store",),
     ("publication",),
     ("cli", "__init__"),
 )

@@ -175,7 +175,7 @@ def build_published_model(specs: Sequence[ModelSpec]) -> AssetsDefinition:
                 "heads": heads_table(request.heads),
                 **{f"publish/{h.name}": h.publish for h in request.heads},
                 **{f"forced/{h.name}": h.forced for h in request.heads},
-                "store": MetadataValue.path(str(model_store.store().series_dir(manifest.symbol, manifest.interval))),
+                "store": MetadataValue.path(model_store.store().series_location(manifest.symbol, manifest.interval)),
                 "files": list(manifest.files),
             }
         )

@@ -24,7 +24,7 @@ from cse_models.features.sets import get_feature_set
 from cse_models.heads import HEADS
 from cse_models.heads.layout import outputs_by_head
 from cse_models.scoring.baselines import REFERENCE
-from cse_models.store import ModelStore
+from cse_models.store import open_store
 
 defs = build_definitions(CseSettings(model_set="demo"))
 STRICT_P = 1e-3  # strict enough that a next-hour price edge fails, loose enough for the volatility head
@@ -54,7 +54,7 @@ def graph_run(tmp_path_factory: pytest.TempPathFactory):
 
 
 def _manifest(home):
-    store = ModelStore(home / "store")
+    store = open_store(home / "store")
     return store.verified("ETHUSDT", "1h", store.latest("ETHUSDT", "1h"))
 
 
@@ -182,13 +182,13 @@ IMPOSSIBLE_P = 1e-300  # no head of any model is that significant
 
 def test_the_gate_blocks_publication_when_no_head_passes(graph_run) -> None:
     _, home, *_ = graph_run
-    before = ModelStore(home / "store").versions("ETHUSDT", "1h")
+    before = open_store(home / "store").versions("ETHUSDT", "1h")
     result = _rerun(graph_run, EvaluationSettings(budget="tiny", n_folds=2, max_p_value=IMPOSSIBLE_P))
     (gate,) = [c for c in result.get_asset_check_evaluations() if c.check_name == "beats_naive"]
     assert not gate.passed and gate.severity == AssetCheckSeverity.ERROR
     assert "persistence" in gate.description
     assert not result.asset_materializations_for_node("published_model")
-    assert ModelStore(home / "store").versions("ETHUSDT", "1h") == before
+    assert open_store(home / "store").versions("ETHUSDT", "1h") == before
 
 
 def test_forced_heads_are_published_but_their_check_stays_failed(graph_run) -> None:

@@ -11,7 +11,7 @@ from moto_s3 import running_moto_s3
 
 from cse_assets.io import CseIOManager
 from cse_assets.resources import CseHomeResource
-from cse_models.store_objects import object_filesystem
+from cse_models.store.objects import object_filesystem
 
 
 @asset

@@ -22,7 +22,7 @@ import pytest
 from moto_s3 import running_moto_s3
 from serving_helpers_by_path import serving_helpers
 
-from cse_models.store import ModelStore
+from cse_models.store import ModelStore, open_store
 
 ROOT = Path(__file__).resolve().parents[2]
 REQUIREMENTS = ROOT / "deploy" / "requirements-serving.txt"
@@ -76,7 +76,7 @@ def test_the_serving_image_contents_serve_a_prediction(
             store_env = {"CSE_STORE": s3.url("store"), **s3.env()}
         for name, value in store_env.items():
             monkeypatch.setenv(name, value)
-        version = _publish(ModelStore(store_env["CSE_STORE"]), tmp_path)
+        version = _publish(open_store(store_env["CSE_STORE"]), tmp_path)
         answer = _predict(python, app, {**store_env, "CSE_HOME": str(tmp_path / "home")})
     assert answer["model_version"] == version
 

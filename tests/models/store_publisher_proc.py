@@ -20,7 +20,7 @@ from pathlib import Path
 
 from store_fault_harness import manifest_for
 
-from cse_models.store import ModelStore, new_version
+from cse_models.store import LocalModelStore, new_version
 
 
 class PhaseMarkers:
@@ -39,8 +39,8 @@ class PhaseMarkers:
         return removed
 
 
-class MarkedStore(PhaseMarkers, ModelStore):
-    """A local ModelStore that announces its phases."""
+class MarkedStore(PhaseMarkers, LocalModelStore):
+    """A LocalModelStore that announces its phases."""
 
 
 def slow_unlinks(delay_s: float) -> None:

@@ -1,7 +1,7 @@
 """A publisher that publishes into an S3 model store until it is killed: the subject of
 test_store_s3's kill test (the object-store twin of store_publisher_proc.py, whose `manifest` it reuses).
 
-It imports cse_models.store_objects (stdlib + fsspec/s3fs, no jax). Before each phase it prints a
+It imports cse_models.store.objects (stdlib + fsspec/s3fs, no jax). Before each phase it prints a
 marker line, flushed, so the test knows in which phase each SIGKILL landed. The endpoint and the
 credentials come from the environment (CSE_STORE_S3_ENDPOINT, AWS_*), as in a deployment.
 
@@ -18,7 +18,7 @@ from store_fault_harness import manifest_for
 from store_publisher_proc import PhaseMarkers
 
 from cse_models.store import new_version
-from cse_models.store_objects import ObjectModelStore
+from cse_models.store.objects import ObjectModelStore
 
 
 class MarkedObjectStore(PhaseMarkers, ObjectModelStore):

@@ -38,7 +38,7 @@ def test_list_shows_registered_models_with_parameter_counts():
 
 
 def test_train_shows_progress_and_publishes_a_verified_version(tmp_path: Path):
-    from cse_models.store import ModelStore
+    from cse_models.store import open_store
 
     result = _run(
         "train",
@@ -58,7 +58,7 @@ def test_train_shows_progress_and_publishes_a_verified_version(tmp_path: Path):
     assert result.returncode == 0, result.stderr
     assert "epoch 1/1" in result.stderr
     summary = json.loads(result.stdout)
-    manifest, _ = ModelStore(tmp_path / "store").verified("ETHUSDT", "1h", summary["published_version"])
+    manifest, _ = open_store(tmp_path / "store").verified("ETHUSDT", "1h", summary["published_version"])
     assert manifest.members[0].architecture == "lstm_regressor"
     assert manifest.task == "forecast" and manifest.feature_set == "stationary"  # DataConfig.honest()
     # every head carries the verdict of the walk-forward gate the CLI ran before publishing

@@ -11,9 +11,9 @@ from pathlib import Path
 import pytest
 from store_fault_harness import manifest_for
 
-from cse_models import store as store_module
+from cse_models.store import local as store_module
 from cse_models.errors import StoreError, UnknownNameError
-from cse_models.store import LATEST, MANIFEST, PINNED, Manifest, ModelStore, is_version, new_version
+from cse_models.store import LATEST, MANIFEST, PINNED, Manifest, ModelStore, is_version, new_version, open_store
 
 
 def _manifest(version: str | None = None) -> Manifest:
@@ -29,7 +29,7 @@ def _publish(store: ModelStore, tmp_path: Path, payload: bytes = b"onnx-bytes", 
 
 
 def test_publish_writes_files_with_sha256_and_points_latest(tmp_path):
-    store = ModelStore(tmp_path / "store")
+    store = open_store(tmp_path / "store")
     manifest = _publish(store, tmp_path)
     assert store.latest("BTCUSDT", "1h") == manifest.version
     stored, root = store.verified("BTCUSDT", "1h", manifest.version)
@@ -45,7 +45,7 @@ def test_versions_sort_by_time_and_are_unique():
 
 
 def test_a_corrupted_file_fails_verification(tmp_path):
-    store = ModelStore(tmp_path / "store")
+    store = open_store(tmp_path / "store")
     manifest = _publish(store, tmp_path)
     path = store.version_dir("BTCUSDT", "1h", manifest.version) / "model.onnx"
     path.write_bytes(b"onnx-bytez")
@@ -54,7 +54,7 @@ def test_a_corrupted_file_fails_verification(tmp_path):
 
 
 def test_a_half_written_version_is_invisible_and_latest_is_unchanged(tmp_path):
-    store = ModelStore(tmp_path / "store")
+    store = open_store(tmp_path / "store")
     first = _publish(store, tmp_path)
     half = store.series_dir("BTCUSDT", "1h") / f".tmp-{new_version()}"
     half.mkdir()
@@ -64,7 +64,7 @@ def test_a_half_written_version_is_invisible_and_latest_is_unchanged(tmp_path):
 
 
 def test_failed_publication_leaves_no_trace(tmp_path):
-    store = ModelStore(tmp_path / "store")
+    store = open_store(tmp_path / "store")
     first = _publish(store, tmp_path)
     with pytest.raises(FileNotFoundError):
         store.publish(_manifest(), {"model.onnx": tmp_path / "missing.onnx"})
@@ -73,13 +73,13 @@ def test_failed_publication_leaves_no_trace(tmp_path):
 
 
 def test_retention_keeps_the_newest_n(tmp_path):
-    store = ModelStore(tmp_path / "store")
+    store = open_store(tmp_path / "store")
     published = [_publish(store, tmp_path, payload=bytes([i]) * 4, second=i, keep=2).version for i in range(4)]
     assert store.versions("BTCUSDT", "1h") == published[-2:]
 
 
 def test_a_manifest_with_another_schema_version_is_refused(tmp_path):
-    store = ModelStore(tmp_path / "store")
+    store = open_store(tmp_path / "store")
     manifest = _publish(store, tmp_path)
     path = store.version_dir("BTCUSDT", "1h", manifest.version) / MANIFEST
     data = json.loads(path.read_text())
@@ -97,14 +97,14 @@ def _write_manifestless_version(store: ModelStore) -> Path:
 
 
 def test_versions_skip_a_directory_without_manifest(tmp_path):
-    store = ModelStore(tmp_path / "store")
+    store = open_store(tmp_path / "store")
     first = _publish(store, tmp_path)
     _write_manifestless_version(store)
     assert store.versions("BTCUSDT", "1h") == [first.version]
 
 
 def test_a_pinned_version_survives_retention(tmp_path):
-    store = ModelStore(tmp_path / "store")
+    store = open_store(tmp_path / "store")
     published = [_publish(store, tmp_path, payload=bytes([1]) * 4, second=1).version]
     store.pin("BTCUSDT", "1h", published[0])
     published += [_publish(store, tmp_path, payload=bytes([i]) * 4, second=i, keep=2).version for i in range(2, 6)]
@@ -114,20 +114,20 @@ def test_a_pinned_version_survives_retention(tmp_path):
 
 
 def test_pinned_reads_the_pin_back_and_unpin_removes_it(tmp_path):
-    store = ModelStore(tmp_path / "store")
+    store = open_store(tmp_path / "store")
     first = _publish(store, tmp_path, second=1)
     _publish(store, tmp_path, payload=b"second", second=2)
     assert store.pinned("BTCUSDT", "1h") is None
     store.pin("BTCUSDT", "1h", first.version)
     assert store.pinned("BTCUSDT", "1h") == first.version
-    assert ModelStore(tmp_path / "store").pinned("BTCUSDT", "1h") == first.version  # a restart sees it
+    assert open_store(tmp_path / "store").pinned("BTCUSDT", "1h") == first.version  # a restart sees it
     assert store.unpin("BTCUSDT", "1h") is True
     assert store.pinned("BTCUSDT", "1h") is None
     assert store.unpin("BTCUSDT", "1h") is False
 
 
 def test_pin_of_an_unknown_version_is_refused(tmp_path):
-    store = ModelStore(tmp_path / "store")
+    store = open_store(tmp_path / "store")
     _publish(store, tmp_path)
     with pytest.raises(UnknownNameError, match="no version"):
         store.pin("BTCUSDT", "1h", new_version(datetime(2020, 1, 1, tzinfo=UTC)))
@@ -137,7 +137,7 @@ def test_pin_of_an_unknown_version_is_refused(tmp_path):
 
 
 def test_pin_of_an_incomplete_version_is_refused(tmp_path):
-    store = ModelStore(tmp_path / "store")
+    store = open_store(tmp_path / "store")
     _publish(store, tmp_path)
     half = _write_manifestless_version(store)
     with pytest.raises(UnknownNameError):
@@ -145,7 +145,7 @@ def test_pin_of_an_incomplete_version_is_refused(tmp_path):
 
 
 def test_garbage_in_pinned_is_a_store_error(tmp_path):
-    store = ModelStore(tmp_path / "store")
+    store = open_store(tmp_path / "store")
     _publish(store, tmp_path)
     (store.series_dir("BTCUSDT", "1h") / PINNED).write_text("not-a-version\n")
     with pytest.raises(StoreError, match="not a version"):
@@ -153,7 +153,7 @@ def test_garbage_in_pinned_is_a_store_error(tmp_path):
 
 
 def test_series_lists_a_series_that_only_has_a_pin(tmp_path):
-    store = ModelStore(tmp_path / "store")
+    store = open_store(tmp_path / "store")
     manifest = _publish(store, tmp_path)
     store.pin("BTCUSDT", "1h", manifest.version)
     (store.series_dir("BTCUSDT", "1h") / LATEST).unlink()
@@ -161,7 +161,7 @@ def test_series_lists_a_series_that_only_has_a_pin(tmp_path):
 
 
 def test_clean_stale_removes_old_temp_entries_and_keeps_fresh_ones(tmp_path):
-    store = ModelStore(tmp_path / "store", stale_after_s=60)
+    store = open_store(tmp_path / "store", stale_after_s=60)
     manifest = _publish(store, tmp_path)
     series = store.series_dir("BTCUSDT", "1h")
     old_tmp, fresh_tmp = series / f".tmp-{new_version()}", series / f".tmp-{new_version()}"
@@ -184,7 +184,7 @@ def test_clean_stale_removes_old_temp_entries_and_keeps_fresh_ones(tmp_path):
     assert sorted(p.name for p in series.iterdir()) == sorted(
         [manifest.version, LATEST, fresh_tmp.name, fresh_pinned.name]
     )
-    assert sorted(ModelStore(tmp_path / "store", stale_after_s=0).clean_stale("BTCUSDT", "1h")) == sorted(
+    assert sorted(open_store(tmp_path / "store", stale_after_s=0).clean_stale("BTCUSDT", "1h")) == sorted(
         [fresh_tmp.name, fresh_pinned.name]
     )
 
@@ -192,7 +192,7 @@ def test_clean_stale_removes_old_temp_entries_and_keeps_fresh_ones(tmp_path):
 def test_a_temp_directory_still_being_written_is_not_stale(tmp_path):
     """The age of a temp directory is its newest entry's: a publisher copying a big file deep inside
     members/ leaves the top directory's mtime old, yet it is still at work."""
-    store = ModelStore(tmp_path / "store", stale_after_s=60)
+    store = open_store(tmp_path / "store", stale_after_s=60)
     _publish(store, tmp_path)
     busy = store.series_dir("BTCUSDT", "1h") / f".tmp-{new_version()}"
     (busy / "members").mkdir(parents=True)
@@ -205,7 +205,7 @@ def test_a_temp_directory_still_being_written_is_not_stale(tmp_path):
 
 
 def test_clean_stale_removes_an_old_manifestless_version(tmp_path):
-    store = ModelStore(tmp_path / "store", stale_after_s=0)
+    store = open_store(tmp_path / "store", stale_after_s=0)
     first = _publish(store, tmp_path)
     half = _write_manifestless_version(store)
     assert store.clean_stale("BTCUSDT", "1h") == [half.name]
@@ -213,7 +213,7 @@ def test_clean_stale_removes_an_old_manifestless_version(tmp_path):
 
 
 def test_publish_cleans_stale_entries_first(tmp_path):
-    store = ModelStore(tmp_path / "store", stale_after_s=0)
+    store = open_store(tmp_path / "store", stale_after_s=0)
     _publish(store, tmp_path, second=1)
     series = store.series_dir("BTCUSDT", "1h")
     (series / f".tmp-{new_version()}").mkdir()
@@ -226,7 +226,7 @@ def test_publish_cleans_stale_entries_first(tmp_path):
 def test_prune_moves_a_version_out_of_sight_before_deleting_it(tmp_path, monkeypatch):
     """A kill in the middle of deleting (simulated: rmtree dies after its first unlink) leaves the
     version already renamed away: nothing half-deleted is listed, and the trash goes on the next clean."""
-    store = ModelStore(tmp_path / "store")
+    store = open_store(tmp_path / "store")
     published = [_publish(store, tmp_path, payload=bytes([i]) * 4, second=i).version for i in range(3)]
 
     def killed_rmtree(path, *args, **kwargs):
@@ -249,7 +249,7 @@ def test_prune_moves_a_version_out_of_sight_before_deleting_it(tmp_path, monkeyp
 def test_a_pin_written_while_pruning_gets_its_version_back(tmp_path, monkeypatch):
     """Prune reads PINNED before it starts and again after each rename to trash: a pin that arrives in
     between renames its version back instead of losing it."""
-    store = ModelStore(tmp_path / "store")
+    store = open_store(tmp_path / "store")
     published = [_publish(store, tmp_path, payload=bytes([i]) * 4, second=i).version for i in range(3)]
     reads = iter([None])
     monkeypatch.setattr(ModelStore, "pinned", lambda self, symbol, interval: next(reads, published[0]))
@@ -260,7 +260,7 @@ def test_a_pin_written_while_pruning_gets_its_version_back(tmp_path, monkeypatch
 
 
 def test_a_pin_that_loses_to_a_concurrent_prune_fails_and_restores_the_previous_pin(tmp_path, monkeypatch):
-    store = ModelStore(tmp_path / "store")
+    store = open_store(tmp_path / "store")
     first = _publish(store, tmp_path, second=1).version
     second = _publish(store, tmp_path, payload=b"second", second=2).version
     store.pin("BTCUSDT", "1h", second)
@@ -278,7 +278,7 @@ def test_a_pin_that_loses_to_a_concurrent_prune_fails_and_restores_the_previous_
 
 
 def test_a_garbage_pointer_fails_publication_before_anything_is_written(tmp_path):
-    store = ModelStore(tmp_path / "store")
+    store = open_store(tmp_path / "store")
     first = _publish(store, tmp_path, second=1)
     series = store.series_dir("BTCUSDT", "1h")
     (series / PINNED).write_text("garbage\n")

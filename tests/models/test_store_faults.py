@@ -17,7 +17,7 @@ from pathlib import Path
 
 from store_fault_harness import INTERVAL, SYMBOL, manifest_for, published_files, run_and_kill, violations
 
-from cse_models.store import MANIFEST, PINNED, ModelStore, new_version
+from cse_models.store import MANIFEST, PINNED, ModelStore, new_version, open_store
 
 PUBLISHER = Path(__file__).with_name("store_publisher_proc.py")
 KILLS = 20
@@ -34,7 +34,7 @@ def _temp_entries(store: ModelStore) -> list[str]:
 def test_the_invariant_check_catches_a_prune_killed_mid_rmtree(tmp_path):
     """Positive control: the state an in-place rmtree leaves when killed after deleting some files
     (here model.onnx, while manifest.json remains) is listed, and the check reports it."""
-    store = ModelStore(tmp_path / "store")
+    store = open_store(tmp_path / "store")
     src = published_files(tmp_path / "src", random.Random(0))
     versions = [new_version(datetime(2030, 1, 1, 0, 0, i, tzinfo=UTC)) for i in range(3)]
     for version in versions:
@@ -53,7 +53,7 @@ def test_publisher_killed_at_20_random_points_leaves_the_store_consistent(tmp_pa
     rng = random.Random(20261214)
     root = tmp_path / "store"
     src = published_files(tmp_path / "src", rng)
-    store = ModelStore(root)
+    store = open_store(root)
     pinned = new_version(datetime(2029, 1, 1, tzinfo=UTC))
     store.publish(manifest_for(pinned), src, keep=KEEP)
     (store.series_dir(SYMBOL, INTERVAL) / PINNED).write_text(pinned + "\n")
@@ -70,7 +70,7 @@ def test_publisher_killed_at_20_random_points_leaves_the_store_consistent(tmp_pa
         assert problems == [], f"after kill {kill + 1} (phases so far {dict(phases)}): {problems}"
 
     temp_before = _temp_entries(store)
-    removed = ModelStore(root, stale_after_s=0).clean_stale(SYMBOL, INTERVAL)
+    removed = open_store(root, stale_after_s=0).clean_stale(SYMBOL, INTERVAL)
     temp_after = _temp_entries(store)
     final = new_version(datetime(2031, 1, 1, tzinfo=UTC))
     store.publish(manifest_for(final), src, keep=KEEP)

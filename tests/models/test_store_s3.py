@@ -15,8 +15,8 @@ from moto_s3 import running_moto_s3
 from store_fault_harness import INTERVAL, SYMBOL, manifest_for, published_files, run_and_kill, violations
 
 from cse_models.errors import StoreError, UnknownNameError
-from cse_models.store import MANIFEST, ModelStore, new_version
-from cse_models.store_objects import PRUNING, ObjectModelStore
+from cse_models.store import MANIFEST, ModelStore, new_version, open_store
+from cse_models.store.objects import PRUNING, ObjectModelStore
 
 PUBLISHER = Path(__file__).with_name("store_s3_publisher_proc.py")
 KILLS = 10
@@ -47,7 +47,7 @@ def _publish(store: ModelStore, tmp_path: Path, payload: bytes, second: int, kee
 
 
 def test_s3_store_publishes_lists_and_serves_verified_files_from_a_local_cache(s3_url, tmp_path):
-    store = ModelStore(s3_url)
+    store = open_store(s3_url)
     assert isinstance(store, ObjectModelStore)
     first = _publish(store, tmp_path, b"first", 1)
     second = _publish(store, tmp_path, b"second", 2)
@@ -67,7 +67,7 @@ def test_s3_store_publishes_lists_and_serves_verified_files_from_a_local_cache(s
 
 
 def test_s3_pin_survives_retention_and_unpin_removes_it(s3_url, tmp_path):
-    store = ModelStore(s3_url)
+    store = open_store(s3_url)
     published = [_publish(store, tmp_path, bytes([i]) * 8, i, keep=10) for i in range(3)]
     store.pin(SYMBOL, INTERVAL, published[0])
     with pytest.raises(UnknownNameError, match="no version"):
@@ -84,7 +84,7 @@ def test_s3_pin_survives_retention_and_unpin_removes_it(s3_url, tmp_path):
 
 
 def test_s3_a_pin_written_while_pruning_gets_its_manifest_back(s3_url, tmp_path, monkeypatch):
-    store = ModelStore(s3_url)
+    store = open_store(s3_url)
     published = [_publish(store, tmp_path, bytes([i]) * 8, i, keep=10) for i in range(3)]
     reads = iter([None])
     monkeypatch.setattr(ObjectModelStore, "pinned", lambda self, symbol, interval: next(reads, published[0]))
@@ -96,7 +96,7 @@ def test_s3_a_pin_written_while_pruning_gets_its_manifest_back(s3_url, tmp_path,
 
 
 def test_s3_a_version_without_manifest_is_invisible_and_cleaned_once_stale(s3_url, tmp_path):
-    store = ModelStore(s3_url)
+    store = open_store(s3_url)
     first = _publish(store, tmp_path, b"first", 1)
     half = new_version()
     store.fs.pipe_file(f"{store._key(SYMBOL, INTERVAL, half)}/model.onnx", b"partial")
@@ -117,7 +117,7 @@ def _leftovers(store: ObjectModelStore) -> list[str]:
 def test_s3_publisher_killed_at_10_random_points_leaves_no_partial_version_visible(s3_url, tmp_path):
     rng = random.Random(20261214)
     src = published_files(tmp_path / "src", rng)
-    store = ModelStore(s3_url)
+    store = open_store(s3_url)
     pinned = new_version(datetime(2029, 1, 1, tzinfo=UTC))
     store.publish(manifest_for(pinned), src, keep=KEEP)
     store.pin(SYMBOL, INTERVAL, pinned)

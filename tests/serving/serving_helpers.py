@@ -32,7 +32,7 @@ from onnx import TensorProto, helper, numpy_helper
 
 from cse_models.features.sets import get_feature_set
 from cse_models.heads.layout import FORECAST_OUTPUTS, HEAD_OUTPUTS, HEADS
-from cse_models.store import HeadVerdict, Manifest, ModelStore, TensorSpec, new_version
+from cse_models.store import HeadVerdict, Manifest, ModelStore, TensorSpec, new_version, open_store
 from cse_serving.app import create_app
 from cse_serving.auth import TokenStore
 from cse_serving.settings import Settings
@@ -238,7 +238,7 @@ Publish = Callable[..., str]
 
 @pytest.fixture
 def store(tmp_path: Path) -> ModelStore:
-    return ModelStore(tmp_path / "store")
+    return open_store(tmp_path / "store")
 
 
 @pytest.fixture

@@ -23,7 +23,7 @@ from serving_helpers import (
     version_at,
 )
 
-from cse_models.store import ModelStore
+from cse_models.store import open_store
 from cse_serving.auth import TokenStore
 
 BODY_ROUTES = ["/predict", "/predictions/deep_learning", "/models/BTCUSDT/1h/pin"]
@@ -214,7 +214,7 @@ SLACK_S = 2.0
 def server(tmp_path_factory) -> Iterator[tuple[int, str]]:
     """`cse-serving serve` with 1 s read deadlines and room for 4 connections → (port, user token)."""
     root = tmp_path_factory.mktemp("deadlines")
-    store = ModelStore(root / "store")
+    store = open_store(root / "store")
     store.publish(manifest_for("BTCUSDT", "regression", version_at()), {"model.onnx": regression_onnx(root / "m.onnx")})
     tokens = TokenStore(root / "home" / "serving.db")
     token = tokens.create("alice")

@@ -29,7 +29,7 @@ from serving_helpers import (
 )
 
 from cse_models.errors import StoreError
-from cse_models.store import MODEL_FILE, ModelStore
+from cse_models.store import MODEL_FILE, ModelStore, open_store
 from cse_serving.app import create_app
 from cse_serving.engine import LoadedModel, load_model
 from cse_serving.registry import ModelRegistry
@@ -68,7 +68,7 @@ def publish_with_variant(
 def _registry(settings: Settings, *, int8: bool) -> ModelRegistry:
     """A loaded registry (create_app takes an injected one only when it is non-empty: `registry or ...`)."""
     chosen = dataclasses.replace(settings, int8=int8)
-    registry = ModelRegistry(ModelStore(chosen.store_root), chosen)
+    registry = ModelRegistry(open_store(chosen.store_root), chosen)
     registry.sync()
     return registry
 

@@ -14,8 +14,8 @@ import pytest
 from moto_s3 import running_moto_s3
 from serving_helpers import bearer, make_klines
 
-from cse_models.store import ModelStore
-from cse_models.store_objects import ObjectModelStore
+from cse_models.store import ModelStore, open_store
+from cse_models.store.objects import ObjectModelStore
 from cse_serving.settings import Settings
 
 
@@ -35,7 +35,7 @@ def s3_url(moto, monkeypatch, tmp_path: Path) -> str:
 
 @pytest.fixture
 def store(s3_url) -> ModelStore:
-    return ModelStore(s3_url)
+    return open_store(s3_url)
 
 
 @pytest.fixture

@@ -15,7 +15,7 @@ import httpx
 import pytest
 from web_helpers import fill_scorecard, published_manifest, serving_helpers
 
-from cse_models.store import ModelStore
+from cse_models.store import ModelStore, open_store
 from cse_serving.auth import TokenStore
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -39,7 +39,7 @@ pytestmark = pytest.mark.skipif(not CHROMIUM.exists(), reason="needs Debian's ch
 def published_store(root: Path) -> tuple[ModelStore, dict[str, str]]:
     """BTCUSDT and ETHUSDT forecast models (every head published) → the store and each symbol's version;
     BTCUSDT's predictions of the last day are in the live scorecard, all scored."""
-    store = ModelStore(root / "store")
+    store = open_store(root / "store")
     versions = {}
     for symbol in ("BTCUSDT", "ETHUSDT"):
         versions[symbol] = serving_helpers.version_at()

@@ -40,18 +40,10 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from cse_models.errors import ConfigError, StoreError
-from cse_models.store import (
-    LATEST,
-    MANIFEST,
-    MODEL_FILE,
-    PINNED,
-    STALE_AFTER_S,
-    Manifest,
-    ModelStore,
-    is_version,
-    sha256_file,
-)
+from cse_models.errors import StoreError
+from cse_models.store.base import ModelStore
+from cse_models.store.layout import LATEST, MANIFEST, MODEL_FILE, PINNED, STALE_AFTER_S, is_version, sha256_file
+from cse_models.store.manifest import Manifest
 
 if TYPE_CHECKING:
     from fsspec import AbstractFileSystem
@@ -86,9 +78,9 @@ def _default_cache_dir() -> Path:
     return Path(os.environ.get("CSE_HOME") or ".cse") / "store-cache"
 
 
-class ObjectModelStore(ModelStore):
-    """The model store on an fsspec URL; `ModelStore(url)` builds one. Same methods as the local store;
-    `series_dir` / `version_dir` / `publish` give URLs, `verified` a local (cached) directory."""
+class ObjectModelStore(ModelStore[bytes]):
+    """The model store on an fsspec URL; `open_store(url)` builds one. `verified` gives a local (cached)
+    directory; what `_hide` keeps to restore a version is its manifest's bytes."""
 
     def __init__(
         self,
@@ -98,10 +90,8 @@ class ObjectModelStore(ModelStore):
         storage_options: Mapping[str, Any] | None = None,
         cache_dir: str | Path | None = None,
     ) -> None:
-        if stale_after_s < 0:
-            raise ConfigError(f"stale_after_s must be ≥ 0 seconds, got {stale_after_s}")
-        self.root = root.rstrip("/")  # type: ignore[assignment]  # a URL, not a Path
-        self.stale_after_s = stale_after_s
+        super().__init__(stale_after_s=stale_after_s)
+        self.root = root.rstrip("/")
         self.fs, self._base = object_filesystem(self.root, storage_options)
         self._base = self._base.rstrip("/")
         digest = hashlib.sha256(self.root.encode()).hexdigest()[:12]  # one cache per store
@@ -110,13 +100,8 @@ class ObjectModelStore(ModelStore):
     def _key(self, *parts: str) -> str:
         return "/".join([self._base, *parts])
 
-    def series_dir(self, symbol: str, interval: str) -> str:  # type: ignore[override]
+    def series_location(self, symbol: str, interval: str) -> str:
         return f"{self.root}/{symbol}/{interval}"
-
-    def version_dir(self, symbol: str, interval: str, version: str) -> str:  # type: ignore[override]
-        if not is_version(version):
-            raise StoreError(f"{version!r} is not a store version (YYYYMMDDTHHMMSSZ-xxxxxxxx)")
-        return f"{self.series_dir(symbol, interval)}/{version}"
 
     def _objects(self, *parts: str) -> dict[str, dict[str, Any]]:
         """Every object under a prefix, by name relative to it, with its details (size, mtime)."""
@@ -130,7 +115,7 @@ class ObjectModelStore(ModelStore):
         except FileNotFoundError:
             return None
         if not is_version(version):
-            raise StoreError(f"{self.series_dir(symbol, interval)}/{name} holds {version!r}, not a version")
+            raise StoreError(f"{self.series_location(symbol, interval)}/{name} holds {version!r}, not a version")
         return version
 
     def _write_pointer(self, symbol: str, interval: str, name: str, version: str) -> None:
@@ -140,63 +125,36 @@ class ObjectModelStore(ModelStore):
         with contextlib.suppress(FileNotFoundError):  # already gone: another cleaner or pruner took it
             self.fs.rm(key, recursive=True)
 
-    def publish(self, manifest: Manifest, files: dict[str, Path], *, keep: int = 5) -> str:  # type: ignore[override]
-        """Upload `files` (relative name → local path) as a new version, manifest.json last, then
-        point LATEST at it. Each file is hashed before its upload; a file changed in between fails the
-        readers' sha256 check, so it can never serve."""
-        if MODEL_FILE not in files:
-            raise StoreError(f"a published model needs {MODEL_FILE}")
-        symbol, interval, version = manifest.symbol, manifest.interval, manifest.version
-        self.latest(symbol, interval)
-        self.pinned(symbol, interval)
-        self.clean_stale(symbol, interval)
-        final = self.version_dir(symbol, interval, version)
-        if self._objects(symbol, interval, version):
-            raise StoreError(f"version {version} already exists in {self.series_dir(symbol, interval)}")
-        prefix = self._key(symbol, interval, version)
+    def _version_exists(self, symbol: str, interval: str, version: str) -> bool:
+        return bool(self._objects(symbol, interval, version))
+
+    def _write_version(self, manifest: Manifest, files: dict[str, Path]) -> None:
+        """Upload every file, manifest.json last. Each file is hashed before its upload; a file changed in
+        between fails the readers' sha256 check, so it can never serve."""
+        prefix = self._key(manifest.symbol, manifest.interval, manifest.version)
         try:
             hashes = {}
             for rel, src in sorted(files.items()):
                 hashes[rel] = sha256_file(Path(src))
                 self.fs.put_file(str(src), f"{prefix}/{rel}")
-            complete = Manifest.from_dict({**manifest.to_dict(), "files": hashes})
-            self.fs.pipe_file(f"{prefix}/{MANIFEST}", json.dumps(complete.to_dict(), indent=2).encode())
+            self.fs.pipe_file(
+                f"{prefix}/{MANIFEST}", json.dumps(manifest.with_files(hashes).to_dict(), indent=2).encode()
+            )
         except Exception:
             self._remove_prefix(prefix)
             raise
-        self._write_pointer(symbol, interval, LATEST, version)
-        self.prune(symbol, interval, keep=keep)
-        log.info("published %s %s version %s to %s", symbol, interval, version, self.root)
-        return final
 
-    def latest(self, symbol: str, interval: str) -> str | None:
-        return self._read_pointer(symbol, interval, LATEST)
+    def _is_complete(self, symbol: str, interval: str, version: str) -> bool:
+        return self.fs.exists(self._key(symbol, interval, version, MANIFEST))
 
-    def pinned(self, symbol: str, interval: str) -> str | None:
-        return self._read_pointer(symbol, interval, PINNED)
+    def _read_manifest_text(self, symbol: str, interval: str, version: str) -> bytes:
+        return self.fs.cat_file(self._key(symbol, interval, version, MANIFEST))
 
-    def pin(self, symbol: str, interval: str, version: str) -> None:
-        """As `ModelStore.pin`: PINNED is written, then the version's manifest must still be there (a
-        prune that hid it meanwhile wins: the previous pin is put back and the pin fails)."""
-        self.version_dir(symbol, interval, version)
-        if version not in self.versions(symbol, interval):
-            raise self._unknown_version(symbol, interval, version)
-        before = self.pinned(symbol, interval)
-        self._write_pointer(symbol, interval, PINNED, version)
-        if not self.fs.exists(self._key(symbol, interval, version, MANIFEST)):
-            if before is None:
-                self.unpin(symbol, interval)
-            else:
-                self._write_pointer(symbol, interval, PINNED, before)
-            raise self._unknown_version(symbol, interval, version)
-        log.info("pinned %s %s to version %s", symbol, interval, version)
-
-    def unpin(self, symbol: str, interval: str) -> bool:
-        key = self._key(symbol, interval, PINNED)
+    def _remove_pointer(self, symbol: str, interval: str, name: str) -> bool:
+        key = self._key(symbol, interval, name)
         if not self.fs.exists(key):  # an S3 DELETE of a missing key succeeds: ask first
             return False
         self.fs.rm_file(key)
-        log.info("unpinned %s %s", symbol, interval)
         return True
 
     def versions(self, symbol: str, interval: str) -> list[str]:
@@ -213,17 +171,6 @@ class ObjectModelStore(ModelStore):
                 found.add((parts[0], parts[1]))
         return sorted(found)
 
-    def read_manifest(self, symbol: str, interval: str, version: str) -> Manifest:
-        where = f"{self.version_dir(symbol, interval, version)}/{MANIFEST}"
-        try:
-            text = self.fs.cat_file(self._key(symbol, interval, version, MANIFEST))
-        except FileNotFoundError as exc:
-            raise StoreError(f"{where} is missing") from exc
-        try:
-            return Manifest.from_dict(json.loads(text))
-        except json.JSONDecodeError as exc:
-            raise StoreError(f"{where} is not valid JSON: {exc}") from exc
-
     def verified(self, symbol: str, interval: str, version: str) -> tuple[Manifest, Path]:
         """The manifest and a local directory holding the version, every file matching its sha256.
 
@@ -231,7 +178,7 @@ class ObjectModelStore(ModelStore):
         downloaded to a temporary name, checked and renamed into place, so concurrent servers sharing
         the cache never see half a file under a real name."""
         manifest = self.read_manifest(symbol, interval, version)
-        where = self.version_dir(symbol, interval, version)
+        where = self.version_location(symbol, interval, version)
         if MODEL_FILE not in manifest.files:
             raise StoreError(f"{where}: manifest lists no {MODEL_FILE}")
         local = self.cache_dir / symbol / interval / version
@@ -264,35 +211,29 @@ class ObjectModelStore(ModelStore):
             if is_version(path.name) and path.name not in listed:
                 shutil.rmtree(path, ignore_errors=True)  # another server sharing the cache may be at it too
 
-    def prune(self, symbol: str, interval: str, *, keep: int, pinned: tuple[str, ...] = ()) -> list[str]:
-        """As `ModelStore.prune`. Per version: claim it with an exclusively created `.pruning` marker
-        (a version another pruner holds is skipped), delete its manifest (out of sight), read PINNED
-        again (pinned meanwhile: the manifest goes back), then delete the rest."""
-        if keep < 1:
-            raise StoreError(f"retention keep must be ≥ 1, got {keep}")
-        versions = self.versions(symbol, interval)
-        protect = {*versions[-keep:], *pinned, self.latest(symbol, interval), self.pinned(symbol, interval)}
-        removed = []
-        for version in versions:
-            if version in protect:
-                continue
-            prefix = self._key(symbol, interval, version)
-            try:
-                self.fs.pipe_file(f"{prefix}/{PRUNING}", b"", mode="create")
-                text = self.fs.cat_file(f"{prefix}/{MANIFEST}")
-            except FileExistsError:
-                continue  # another pruner holds it
-            except FileNotFoundError:
-                self.fs.rm_file(f"{prefix}/{PRUNING}")
-                continue  # a pruner that came first took it whole
-            self.fs.rm_file(f"{prefix}/{MANIFEST}")
-            if self.pinned(symbol, interval) == version:
-                self.fs.pipe_file(f"{prefix}/{MANIFEST}", text)
-                self.fs.rm_file(f"{prefix}/{PRUNING}")
-                continue
-            self._remove_prefix(prefix)
-            removed.append(version)
-        return removed
+    def _hide(self, symbol: str, interval: str, version: str) -> bytes | None:
+        """Claim the version with an exclusively created `.pruning` marker (one pruner per version), keep
+        its manifest's bytes and delete the manifest: the version is out of sight."""
+        prefix = self._key(symbol, interval, version)
+        try:
+            self.fs.pipe_file(f"{prefix}/{PRUNING}", b"", mode="create")
+            text = self.fs.cat_file(f"{prefix}/{MANIFEST}")
+        except FileExistsError:
+            return None  # another pruner holds it
+        except FileNotFoundError:
+            self.fs.rm_file(f"{prefix}/{PRUNING}")
+            return None  # a pruner that came first took it whole
+        self.fs.rm_file(f"{prefix}/{MANIFEST}")
+        return text
+
+    def _restore(self, symbol: str, interval: str, version: str, hidden: bytes) -> bool:
+        prefix = self._key(symbol, interval, version)
+        self.fs.pipe_file(f"{prefix}/{MANIFEST}", hidden)
+        self.fs.rm_file(f"{prefix}/{PRUNING}")
+        return True
+
+    def _delete_hidden(self, symbol: str, interval: str, version: str, hidden: bytes) -> None:
+        self._remove_prefix(self._key(symbol, interval, version))
 
     def clean_stale(self, symbol: str, interval: str) -> list[str]:
         """Remove what killed publishers and pruners left → the version names removed: a version
