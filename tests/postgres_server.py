@@ -21,7 +21,7 @@ from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
-import pytest
+from prerequisites import missing_prerequisite
 
 USER = "cse"
 DATABASE = "postgres"
@@ -130,8 +130,6 @@ def postgres_for_tests() -> Iterator[PostgresServer]:
     bin_dir = postgres_bin_dir()
     if bin_dir is None:
         reason = "PostgreSQL server binaries (initdb, pg_ctl) not found: apt-get install -y postgresql"
-        if os.environ.get("CI"):
-            pytest.fail(f"{reason} (.ci/run installs them)")
-        pytest.skip(reason)
+        missing_prerequisite(reason, ".ci/run installs them")
     with running_postgres(bin_dir) as server:
         yield server

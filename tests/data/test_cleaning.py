@@ -4,19 +4,16 @@ time, counted in the report, and nothing disappears without being counted."""
 from __future__ import annotations
 
 from datetime import UTC, datetime
-from pathlib import Path
 
 import numpy as np
 import polars as pl
 import pytest
+from prerequisites import real_data_file
 
 from cse_models.data.clean import CleaningConfig, clean_klines
 from cse_models.data.csv_archive import read_kline_csv
 from cse_models.data.schema import KLINE_SCHEMA
 from cse_models.errors import ConfigError, DataError
-
-BTC_FILE = Path(__file__).resolve().parents[3] / "shared" / "data" / "Binance_BTCUSDT_1h.csv"
-pytestmark = pytest.mark.skipif(not BTC_FILE.is_file(), reason=f"real file {BTC_FILE} not present")
 
 HOUR_MS = 3_600_000
 RANGE_SPIKE = "2017-08-17 04:00:00+00:00"  # open 16199.91, close 4308.83: the first candle of the file
@@ -30,7 +27,7 @@ OPEN_JUMPS = [
 
 @pytest.fixture(scope="module")
 def raw() -> pl.DataFrame:
-    return read_kline_csv(BTC_FILE)
+    return read_kline_csv(real_data_file("Binance_BTCUSDT_1h.csv"))
 
 
 @pytest.fixture(scope="module")
@@ -117,9 +114,9 @@ def test_keep_policy_keeps_bad_ticks_but_still_counts_them(dropped, kept):
     assert spike["close"].to_list() == [4308.83]
 
 
-def test_ffill_inserts_exactly_the_missing_candles_flat_with_zero_volume(dropped):
+def test_ffill_inserts_exactly_the_missing_candles_flat_with_zero_volume(raw, dropped):
     clean, report = dropped
-    filled, filled_report = clean_klines(read_kline_csv(BTC_FILE), "1h", CleaningConfig(gaps="ffill"))
+    filled, filled_report = clean_klines(raw, "1h", CleaningConfig(gaps="ffill"))
     assert filled_report.candles_filled == report.missing_candles == 20
     assert filled.height == clean.height + 20 == filled_report.rows_out
     assert (np.diff(_times(filled)) == HOUR_MS).all()

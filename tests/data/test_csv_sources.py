@@ -9,6 +9,7 @@ from pathlib import Path
 import numpy as np
 import polars as pl
 import pytest
+from prerequisites import real_data_file
 
 from cse_models.data.clean import clean_klines
 from cse_models.data.csv_archive import read_kline_csv
@@ -16,11 +17,6 @@ from cse_models.data.file_sources import SAMPLE_SYMBOLS, CsvArchiveSource, Sampl
 from cse_models.data.schema import KLINE_SCHEMA
 from cse_models.data.sources import TimeRange
 from cse_models.errors import ConfigError, DataError, SourceError
-
-REAL_DIR = Path(__file__).resolve().parents[3] / "shared" / "data"
-BTC_FILE = REAL_DIR / "Binance_BTCUSDT_1h.csv"
-ETH_FILE = REAL_DIR / "Binance_ETHUSDT_1h.csv"
-needs_real = pytest.mark.skipif(not BTC_FILE.is_file(), reason=f"real CryptoDataDownload file {BTC_FILE} not present")
 
 CDD_HEADER = "unix,date,symbol,open,high,low,close,Volume BTC,Volume USDT,tradecount"
 # Three real consecutive rows of the BTC file (newest first), one in each of CryptoDataDownload's styles.
@@ -64,9 +60,8 @@ def archive_year_end_lines() -> list[str]:
 # --- CryptoDataDownload, the real file ---
 
 
-@needs_real
 def test_real_cryptodatadownload_file_parses_every_row_newest_first():
-    raw = read_kline_csv(BTC_FILE)
+    raw = read_kline_csv(real_data_file("Binance_BTCUSDT_1h.csv"))
     assert raw.height == 36062
     assert raw.schema == pl.Schema(KLINE_SCHEMA)
     assert raw["open_time"][0] == utc(2021, 6, 10, 0)
@@ -75,9 +70,8 @@ def test_real_cryptodatadownload_file_parses_every_row_newest_first():
     assert (np.diff(raw["open_time"].dt.epoch("ms").to_numpy()) <= 0).all()
 
 
-@needs_real
 def test_real_file_ms_and_seconds_rows_decode_to_the_same_utc_hour():
-    raw = read_kline_csv(BTC_FILE)
+    raw = read_kline_csv(real_data_file("Binance_BTCUSDT_1h.csv"))
     # file lines 4831/4832: "1605855600000,2020-11-20 07:00:00,..." and "1605855600.0,2020-11-20 07-AM,..."
     ms_row, s_row = raw[4829], raw[4830]
     assert ms_row["open_time"][0] == utc(2020, 11, 20, 7)
@@ -89,9 +83,8 @@ def test_real_file_ms_and_seconds_rows_decode_to_the_same_utc_hour():
     assert raw["open"][-1] == 16199.91
 
 
-@needs_real
 def test_real_eth_file_parses():
-    raw = read_kline_csv(ETH_FILE)
+    raw = read_kline_csv(real_data_file("Binance_ETHUSDT_1h.csv"))
     assert raw.height > 30_000
     assert raw["open_time"].max() == utc(2021, 6, 10, 0)
     assert raw["open_time"].min() == utc(2017, 8, 17, 4)
