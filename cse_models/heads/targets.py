@@ -4,8 +4,8 @@ A window of `seq_len` rows ends at row t = i + seq_len − 1 and targets row t +
 stationary (returns and ratios), so they follow prices outside the training range:
   r = log(close[t+h] / close[t]),  σ = max(rv_24[t]·√h, SIGMA_FLOOR),  z = r / σ
   range = log(max high[t+1 … t+h] / min low[t+1 … t+h]),  ref = range_mean_24[t]·√h,  v = log(range / ref)
-  label = Buy if z > b, Sell if z < −b, else Hold (b = hold_band_sigmas: the band widens with volatility,
-  so Hold keeps about the same share of rows in calm and wild regimes).
+  label = Buy if z > b, Sell if z < −b, else Hold (b = hold_band_sigmas; the rule, shared with serving's
+  live scorecard, is `heads.labels`).
 √h: volatility of a random walk grows with the square root of the horizon.
 """
 
@@ -18,7 +18,8 @@ import numpy as np
 from cse_models.errors import DataError
 from cse_models.features.sets import RANGE_FLOOR
 from cse_models.features.windows import CLASS_NAMES, n_windows
-from cse_models.heads.scales import RANGE_FEATURE, SIGMA_FEATURE, SIGMA_FLOOR
+from cse_models.heads.labels import band_labels, horizon_sigma, log_returns
+from cse_models.heads.scales import RANGE_FEATURE, SIGMA_FEATURE
 
 
 @dataclass(frozen=True)
@@ -86,15 +87,15 @@ def head_targets(
     count = n_windows(len(close), seq_len, horizon)
     last = slice(seq_len - 1, seq_len - 1 + count)
     rows = slice(last.start + horizon, last.stop + horizon)
-    root_h = np.sqrt(horizon)
-    sigma = raw[last, feature_names.index(SIGMA_FEATURE)].astype(np.float64) * root_h
-    require_volatility(sigma)
-    sigma = np.maximum(sigma, SIGMA_FLOOR, out=sigma)
+    rv_24 = raw[last, feature_names.index(SIGMA_FEATURE)]
+    require_volatility(rv_24)
+    sigma = horizon_sigma(rv_24, horizon)
     last_close, target_close = close[last].copy(), close[rows].copy()
-    log_return = np.log(target_close / last_close)
-    z = log_return / sigma
-    label = np.where(z > hold_band_sigmas, 2, np.where(z < -hold_band_sigmas, 0, 1)).astype(np.int32)
-    range_ref = np.maximum(raw[last, feature_names.index(RANGE_FEATURE)].astype(np.float64) * root_h, RANGE_FLOOR)
+    log_return = log_returns(last_close, target_close)
+    label = band_labels(log_return / sigma, hold_band_sigmas)
+    range_ref = np.maximum(
+        raw[last, feature_names.index(RANGE_FEATURE)].astype(np.float64) * np.sqrt(horizon), RANGE_FLOOR
+    )
     return HeadTargets(
         last_close=last_close,
         close=target_close,

@@ -39,7 +39,18 @@ class Baseline:
     tasks: tuple[str, ...] = ("regression", "classification", "forecast")  # tasks whose data it can read
 
     def forecaster(self) -> Forecaster:
-        return lambda data: {self.head: self.forecast(data)}
+        """Forecasts of its head, and of every head of the data's task that takes this baseline as its
+        reference: a head forecasting another head's quantity is judged against that head's reference
+        without a copy of it."""
+
+        def forecast(data: FoldData) -> Forecasts:
+            values = self.forecast(data)
+            heads = [
+                h for h in heads_of_task(data.data_cfg.task) if h != self.head and BASELINES.get(REFERENCE[h]) is self
+            ]
+            return {self.head: values, **dict.fromkeys(heads, values)}
+
+        return forecast
 
 
 BASELINES: Registry[Baseline] = Registry("baseline")
@@ -58,7 +69,7 @@ def baseline_names(task: str, head: str | None = None) -> list[str]:
         others = [
             n for n in BASELINES if BASELINES.get(n).head == h and n != REFERENCE[h] and task in BASELINES.get(n).tasks
         ]
-        names += [REFERENCE[h], *others]
+        names += [n for n in (REFERENCE[h], *others) if n not in names]  # a shared reference once
     return names
 
 
