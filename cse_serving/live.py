@@ -11,11 +11,12 @@ from __future__ import annotations
 import math
 from collections.abc import Iterator, Sequence
 
+from cse_models.heads.labels import HoldBand
 from cse_models.heads.layout import SIGMA_FEATURE
 from cse_serving.engine import LoadedModel, Window
 from cse_serving.registry import ModelRegistry
 from cse_serving.schemas import Kline, LiveModelScore, PredictResponse
-from cse_serving.scorecard import HoldBand, LiveScore, Scorecard, ScoredPoint, degraded
+from cse_serving.scorecard import LiveScore, Scorecard, ScoredPoint, degraded
 
 GAUGES = {
     "skill": ("cse_live_skill", "Live price skill vs persistence, 1 − MAE / MAE(persistence)."),

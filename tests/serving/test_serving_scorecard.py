@@ -17,6 +17,7 @@ hold, sell → 2 of 4 right; Brier (0.38 + 0.26 + 0.74 + 0.86) / 4 = 0.56.
 from __future__ import annotations
 
 import math
+import sqlite3
 from collections.abc import Iterator
 from datetime import UTC, datetime
 from pathlib import Path
@@ -24,6 +25,7 @@ from pathlib import Path
 import pytest
 
 from cse_models.errors import DataError
+from cse_models.heads.labels import HoldBand
 from cse_serving.schemas import (
     ForecastCard,
     ForecastDirection,
@@ -32,12 +34,12 @@ from cse_serving.schemas import (
     Prediction,
     PredictResponse,
 )
-from cse_serving.scorecard import HoldBand, LiveScore, Scorecard, degraded
+from cse_serving.scorecard import LiveScore, Scorecard, degraded
 
 HOUR_MS = 3_600_000
 DAY_MS = 24 * HOUR_MS
 T0 = int(datetime(2024, 3, 1, tzinfo=UTC).timestamp() * 1000)
-BAND = HoldBand(-0.01, 0.01)
+BAND = HoldBand(0.01, sigma=1.0)  # ±0.01 in log return
 CASE = [  # (target, predicted close, realized close, (lower, upper), (p_sell, p_hold, p_buy))
     (T0 + 1 * HOUR_MS, 101.0, 100.5, (99.0, 102.0), (0.2, 0.5, 0.3)),
     (T0 + 2 * HOUR_MS, 102.0, 103.0, (99.0, 104.0), (0.1, 0.3, 0.6)),
@@ -302,21 +304,47 @@ def test_a_reopened_database_keeps_the_scores(tmp_path: Path, clock: Clock) -> N
     reopened.close()
 
 
-def test_realized_class_follows_the_forecast_band_in_sigmas() -> None:
-    band = HoldBand.in_sigmas(0.5, rv_24=0.02, horizon=4)  # σ = 0.02·√4 = 0.04 → ±0.02
+LEGACY_TABLE = """
+    CREATE TABLE predictions (
+        id INTEGER PRIMARY KEY, symbol TEXT NOT NULL, interval TEXT NOT NULL, version TEXT NOT NULL,
+        target_ms INTEGER NOT NULL, recorded_ms INTEGER NOT NULL, last_close REAL NOT NULL, close REAL,
+        lower REAL, upper REAL, level REAL, p_sell REAL, p_hold REAL, p_buy REAL, sell_below REAL, buy_above REAL,
+        realized_close REAL, realized_class INTEGER, scored_ms INTEGER, UNIQUE (symbol, interval, version, target_ms)
+    )
+"""
+"""The table as the scorecard wrote it before bands were stored as (band, σ): bounds in log return."""
 
-    assert (band.sell_below, band.buy_above) == (pytest.approx(-0.02), pytest.approx(0.02))
-    assert [band.label(r) for r in (-0.03, -0.01, 0.0, 0.01, 0.03)] == [0, 1, 1, 1, 2]
-    assert HoldBand.in_sigmas(0.5, rv_24=0.0).buy_above == pytest.approx(0.5e-6)  # σ floored at 1e-6
 
+def test_a_database_written_with_log_return_bounds_scores_its_pending_rows(tmp_path: Path, clock: Clock) -> None:
+    """Pending rows keep their rule: ±0.01 (a band in σ, as b·σ) and log(1 ± 0.002) (a classification band);
+    a row scored before the upgrade keeps its class."""
+    path = tmp_path / "scorecard.db"
+    rows = [  # target, realized close, sell_below, buy_above, realized_class already scored
+        (T0 + HOUR_MS, 101.5, -0.01, 0.01, None),
+        (T0 + 2 * HOUR_MS, 98.5, -0.01, 0.01, None),
+        (T0 + 3 * HOUR_MS, 100.21, math.log1p(-0.002), math.log1p(0.002), None),
+        (T0 + 4 * HOUR_MS, 100.19, math.log1p(-0.002), math.log1p(0.002), None),
+        (T0 + 5 * HOUR_MS, 90.0, -0.01, 0.01, 1),
+    ]
+    with sqlite3.connect(path) as conn:
+        conn.execute(LEGACY_TABLE)
+        conn.executemany(
+            "INSERT INTO predictions (symbol, interval, version, target_ms, recorded_ms, last_close, close, "
+            "sell_below, buy_above, realized_close, realized_class) VALUES ('BTCUSDT', '1h', 'v1', ?, 0, 100, 101, "
+            "?, ?, ?, ?)",
+            [(t, lo, hi, close if scored is not None else None, scored) for t, close, lo, hi, scored in rows],
+        )
+    conn.close()
 
-def test_realized_class_follows_the_classification_band_on_the_simple_return() -> None:
-    band = HoldBand.simple_return(0.002)  # Buy when close/last − 1 > 0.002, Sell when < −0.002
+    upgraded = Scorecard(path, clock=clock)
+    clock.ms = T0 + 6 * HOUR_MS
+    assert upgraded.observe("BTCUSDT", "1h", [kline(t, close) for t, close, *_ in rows]) == 4
+    upgraded.close()
 
-    assert band.label(math.log(1.0021)) == 2
-    assert band.label(math.log(1.0019)) == 1
-    assert band.label(math.log(0.9981)) == 1
-    assert band.label(math.log(0.9979)) == 0
+    with sqlite3.connect(path) as conn:
+        classes = [c for (c,) in conn.execute("SELECT realized_class FROM predictions ORDER BY target_ms")]
+    conn.close()
+    assert classes == [2, 0, 2, 1, 1]
 
 
 def live(skill: float | None, n_price: int) -> LiveScore:
