@@ -5,6 +5,10 @@ The feature scaler is folded into the graph (`x * scale + min` before the model,
 predicted close after it), so serving computes the feature set and makes one onnxruntime call —
 there is no second copy of the scaling to drift. The exported function and the JAX reference used by
 the parity check are the same Python function (`serving_function`).
+
+The intermediate shapes a graph declares (`graph.value_info`) are re-derived by ONNX shape inference
+after jax2onnx writes the file (`redeclare_intermediate_shapes`), and the graph is then checked with
+`full_check`, which fails on any declared shape that disagrees with the ops.
 """
 
 from __future__ import annotations
@@ -52,8 +56,29 @@ def export_onnx(
         input_names=list(names),
         output_names=list(OUTPUT_NAMES[data_cfg.task]),
     )
-    onnx.checker.check_model(str(path))
+    redeclare_intermediate_shapes(path)
+    onnx.checker.check_model(str(path), full_check=True)
     return path
+
+
+def redeclare_intermediate_shapes(path: Path) -> None:
+    """Replace the intermediate shapes jax2onnx declared with the ones ONNX shape inference derives.
+
+    Why: jax2onnx 0.17.1 lowers a Flax conv (channels-last `[b, t, c]`) to ONNX Conv (channels-first
+    `[b, c, t]`) between two Transposes, then folds each inverse pair around an elementwise chain
+    (`remove_redundant_transpose_pairs_ir`, its single-consumer case) without updating the chain's
+    declared shapes. In `residual_cnn1d`, BatchNorm → Relu → Conv inside each residual block leaves the
+    Relu computing `[b, c, t]` while declaring `[b, t, c]`, and onnxruntime warns at load ("Error merging
+    shape info for output 'relu_out_5' source:{-1,128,24} target:{-1,24,128}") before falling back to
+    its own inference. The numbers were right; the declaration was wrong. The model code is right too
+    (channels-last is Flax's layout), so the repair belongs here: `value_info` is only a declaration, so
+    dropping it and letting ONNX shape inference (the same op semantics onnxruntime applies) declare every
+    node output again gives a graph whose declared shapes are the computed ones, for any architecture and
+    any future folding of the exporter. Only the initializers' redundant entries are not declared again
+    (an initializer carries its own shape)."""
+    model = onnx.load(str(path))
+    del model.graph.value_info[:]
+    onnx.save(onnx.shape_inference.infer_shapes(model, strict_mode=True), str(path))
 
 
 def op_types(path: str | Path) -> set[str]:
