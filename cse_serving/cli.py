@@ -1,4 +1,4 @@
-"""`cse-serving`: run the API and manage its tokens.
+"""`cse-serving`: run the API, manage its tokens, and list the settings it reads from the environment.
 
 cse-serving serve [--host H] [--port P] [--store DIR] [--no-auth] [--log-level L] [--access-log]
                   [--header-timeout S] [--body-timeout S] [--keep-alive S] [--limit-concurrency N]
