@@ -10,8 +10,9 @@ the very function training used. How a row becomes an answer is `cse_serving.ans
 
 With `Settings.int8` (CSE_SERVING_INT8) a version whose manifest lists `variants["int8"]` is served from
 that file (`model.int8.onnx`: the same inputs and outputs, dynamically quantized, its parity and skill
-against fp32 recorded beside it — `cse_models.export.quantize`), verified by sha256 like every file;
-otherwise, and for members, `model.onnx`. `LoadedModel.encoding` says which one runs.
+against fp32 recorded beside it — `cse_models.export.quantize`), verified by sha256 like every file, once
+it answers its probe windows like fp32 on this CPU (`cse_serving.variant_check`); otherwise, and for
+members, `model.onnx`. `LoadedModel.encoding` says which one runs, `encoding_reason` why not int8.
 
 Per request the Python work is: one list comprehension over the klines, a handful of vectorized checks,
 the feature function, one `InferenceSession.run`. Nothing per row beyond building the array.
@@ -38,12 +39,11 @@ from cse_models.store import MODEL_FILE, Manifest, ModelStore
 from cse_serving.answers import DECODERS, Decoder, Row
 from cse_serving.schemas import Kline, PredictResponse
 from cse_serving.settings import Settings
+from cse_serving.variant_check import FP32, served_encoding
 
 log = logging.getLogger(__name__)
 
 TASKS = tuple(DECODERS)
-FP32 = "fp32"
-INT8 = "int8"
 _VALUE_COLUMNS = ("open", "high", "low", "close", "volume")
 _FLOAT32_MAX = float(np.finfo(np.float32).max)
 _FLOAT32_TINY = float(np.finfo(np.float32).tiny)
@@ -103,6 +103,8 @@ class LoadedModel:
     """The file `session` runs, relative to the version: model.onnx or a variant's file."""
     encoding: str = FP32
     """Which encoding runs: "fp32" (model.onnx) or the variant's name ("int8")."""
+    encoding_reason: str | None = None
+    """Why fp32 runs though `Settings.int8` asked for the variant (`cse_serving.variant_check`)."""
 
     @property
     def version(self) -> str:
@@ -285,11 +287,10 @@ def load_model(store: ModelStore, symbol: str, interval: str, version: str, sett
         decoder = DECODERS[manifest.task](manifest)
     except StoreError as exc:
         raise StoreError(f"{where}: {exc}") from exc
-    encoding, model_file = served_file(manifest, settings, where)
-    session = make_session(root / model_file, settings)
-    inputs = _input_roles(manifest, root / model_file)
-    output_names = _output_names(manifest, root / model_file)
-    _check_io(session, manifest, inputs, output_names, root / model_file)
+    inputs = _input_roles(manifest, root / MODEL_FILE)
+    output_names = _output_names(manifest, root / MODEL_FILE)
+    served = served_encoding(manifest, root, settings, inputs, output_names, lambda path: make_session(path, settings))
+    _check_io(served.session, manifest, inputs, output_names, root / served.file)
     members = {
         Path(rel).stem: make_session(root / rel, settings)
         for rel in sorted(manifest.files)
@@ -299,7 +300,7 @@ def load_model(store: ModelStore, symbol: str, interval: str, version: str, sett
         _check_io(member, manifest, inputs, output_names, root / f"members/{name}.onnx")
     model = LoadedModel(
         manifest=manifest,
-        session=session,
+        session=served.session,
         feature_set=feature_set,
         inputs=inputs,
         output_names=output_names,
@@ -307,28 +308,12 @@ def load_model(store: ModelStore, symbol: str, interval: str, version: str, sett
         interval_ms=step,
         loaded_at=datetime.now(UTC),
         members=members,
-        model_file=model_file,
-        encoding=encoding,
+        model_file=served.file,
+        encoding=served.encoding,
+        encoding_reason=served.reason,
     )
     _smoke_test(model)
     return model
-
-
-def served_file(manifest: Manifest, settings: Settings, where: str) -> tuple[str, str]:
-    """(encoding, file) to serve: the int8 variant's file when `settings.int8` and the manifest lists one,
-    else ("fp32", model.onnx). The variant's file must be one of the version's sha256-verified files, at
-    the version's top level; StoreError otherwise (the version fails to load rather than serve fp32
-    silently under a setting that asked for int8 and a manifest that promised it)."""
-    if not settings.int8 or INT8 not in manifest.variants:
-        return FP32, MODEL_FILE
-    entry = manifest.variants[INT8]
-    file = entry.get("file") if isinstance(entry, dict) else None
-    if not isinstance(file, str) or "/" in file or not file.endswith(".onnx") or file not in manifest.files:
-        raise StoreError(
-            f"{where}: variants['int8'] names file {file!r}, which is not an .onnx file among the version's "
-            f"sha256-verified files {sorted(manifest.files)}"
-        )
-    return INT8, file
 
 
 def _input_roles(manifest: Manifest, path: Path) -> dict[str, str]:

@@ -191,7 +191,9 @@ class ModelInfo(msgspec.Struct, kw_only=True):
     `loaded_versions` are those a /predict request may name (newest load first); `pinned` is true while
     the store's PINNED holds the series at `version`. `last_error` is the raw load error for admin
     tokens and a stable sentence for user tokens. `encoding` is the graph that runs ("fp32", or a
-    variant such as "int8"); `ensemble` the method when the served graph is an ensemble of `members`."""
+    variant such as "int8"), `encoding_reason` why fp32 runs where the server was set to serve int8 (no
+    variant, no probe windows, or the variant's answers differ from fp32 on this server's CPU); `ensemble`
+    the method when the served graph is an ensemble of `members`."""
 
     symbol: str
     interval: str
@@ -205,6 +207,7 @@ class ModelInfo(msgspec.Struct, kw_only=True):
     members: list[str] = msgspec.field(default_factory=list)
     ensemble: str | None = None
     encoding: str | None = None
+    encoding_reason: str | None = None
     metrics: dict[str, Any] = msgspec.field(default_factory=dict)
     created_at: str | None = None
     loaded_at: str | None = None

@@ -55,8 +55,8 @@ TOLERANCE = Int8Tolerance()
 def run_in_batches(
     session: Any, names: Sequence[str], inputs: Mapping[str, np.ndarray], batch: int
 ) -> list[np.ndarray]:
-    """Every output over all rows of `inputs`, `batch` windows per call, concatenated."""
-    count = inputs[INPUT_NAME].shape[0]
+    """Every output over all rows of `inputs` (each `[windows, ...]`), `batch` windows per call, concatenated."""
+    count = next(iter(inputs.values())).shape[0]
     chunks = [
         session.run(list(names), {k: np.ascontiguousarray(v[i : i + batch]) for k, v in inputs.items()})
         for i in range(0, count, batch)
@@ -72,8 +72,9 @@ def parity(
     batches: Sequence[int] | None = None,
 ) -> dict[str, dict[str, float]]:
     """Per output: max |int8 − fp32| and max |int8 − fp32| / |fp32| over `inputs`, each window alone
-    (batch 1) and all at once (dynamic quantization depends on the batch), the worse of the two."""
-    count = inputs[INPUT_NAME].shape[0]
+    (batch 1) and all at once (dynamic quantization depends on the batch), the worse of the two. `inputs`
+    are keyed by graph input name, each `[windows, ...]`."""
+    count = next(iter(inputs.values())).shape[0]
     report = {name: {"max_abs": 0.0, "max_rel": 0.0} for name in names}
     for batch in batches or (1, count):
         want = run_in_batches(fp32, names, inputs, batch)

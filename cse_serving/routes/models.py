@@ -98,6 +98,7 @@ def model_info(state: SeriesState, admin: bool) -> ModelInfo:
         members=list(manifest.ensemble.get("members", ())) or sorted(model.members),
         ensemble=manifest.ensemble.get("method"),
         encoding=model.encoding,
+        encoding_reason=model.encoding_reason,
         metrics=manifest.metrics,
         created_at=manifest.created_at,
         loaded_at=_iso(model.loaded_at),

@@ -234,3 +234,14 @@ def test_the_probe_windows_ship_beside_the_variant_and_pass_its_tolerance(entry,
     assert variant["probe"]["windows"] == min(PROBE_WINDOWS, count)
     deltas = parity(cpu_session(path), cpu_session(out), OUTPUT_NAMES[data_cfg.task], probe)
     assert Int8Tolerance(**variant["tolerance"]).exceeded(deltas) == []
+
+
+def test_publication_ships_the_probe_with_the_variant(forecast_lstm, tmp_path):
+    """`quantized_variants` hands the publisher the probe file beside the int8 file (both sha256-listed)."""
+    from cse_models.publication.publish import quantized_variants
+
+    _, path, data_cfg, scaler, datasets = forecast_lstm
+    variants = quantized_variants(path, tmp_path, datasets, data_cfg, scaler)
+    entry = variants.variants["int8"]
+    assert set(variants.files) == {INT8_FILE, PROBE_FILE} == {entry["file"], entry["probe"]["file"]}
+    assert all(file.is_file() for file in variants.files.values())
