@@ -41,7 +41,10 @@ def _parser() -> argparse.ArgumentParser:
     train.add_argument("--budget", default="demo", help="demo | full | tiny")
     train.add_argument("--preset", default="default", help="model size: default (the seed's) | demo (small)")
     train.add_argument("--out", type=Path, default=Path(".cse/cli"))
-    train.add_argument("--publish", type=Path, help="model store root to publish into")
+    train.add_argument("--publish", help="model store to publish into: a directory or an fsspec URL (s3://…)")
+    train.add_argument(
+        "--force", action="store_true", help="publish every head even where it fails the gate (recorded as forced)"
+    )
     evaluate = commands.add_parser("evaluate", help="walk-forward leaderboard of models and baselines")
     evaluate.add_argument("--symbol", required=True)
     evaluate.add_argument("--csv", type=Path, help="CryptoDataDownload / Binance archive / plain OHLCV CSV")
@@ -114,9 +117,9 @@ def _train(args: argparse.Namespace) -> int:
     from cse_models.datasets.segments import build_datasets, compute_features, fit_feature_scaler
     from cse_models.evaluation import WalkForwardConfig, evaluate_walk_forward, head_decisions
     from cse_models.members import member_kind
-    from cse_models.publication.publish import PublishRequest, head_verdicts, publish
+    from cse_models.publication.assemble import Candidates, publish_candidates
     from cse_models.specs import ModelSpec
-    from cse_models.store import Member, open_store
+    from cse_models.store import open_store
     from cse_models.training.config import budget
 
     klines, report = _load_klines(args)
@@ -144,24 +147,24 @@ def _train(args: argparse.Namespace) -> int:
     if args.publish:
         # The gate judges walk-forward skill, not validation: the spec is evaluated as the graph would.
         boards = evaluate_walk_forward(features, data_cfg, WalkForwardConfig(), models=[spec], budget=args.budget)
-        heads = head_verdicts(boards, spec.name, head_decisions(boards, spec.name))
-        manifest = publish(
-            open_store(args.publish),
-            PublishRequest(
-                symbol=args.symbol,
-                interval=args.interval,
-                data=data_cfg,
-                scaler=scaler,
-                onnx_path=Path(exported.path),
-                members=(Member(spec.name, spec.architecture, 1.0),),
-                metrics={**trained.metrics, "calibration": trained.calibration},
-                training={"budget": args.budget, "spec": spec.as_dict(), "model": trained.config},
-                heads=heads,
-            ),
-            workdir=out / "publish",
+        candidates = Candidates(
+            symbol=args.symbol,
+            interval=args.interval,
+            data=data_cfg,
+            scaler=scaler,
+            datasets=datasets,
+            specs=(spec,),
+            trained={spec.name: trained},
+            exported={spec.name: exported},
+            boards=boards,
+            decisions={spec.name: head_decisions(boards, spec.name, force=args.force)},
+            budget=dataclasses.asdict(train_cfg),
         )
-        summary["published_version"] = manifest.version
-        summary["heads"] = {h.name: {"publish": h.publish, "skill": h.skill, "reason": h.reason} for h in heads}
+        published = publish_candidates(open_store(args.publish), candidates, workdir=out / "publish")
+        summary["published_version"] = published.manifest.version
+        summary["heads"] = {
+            h.name: {"publish": h.publish, "skill": h.skill, "reason": h.reason} for h in published.manifest.heads
+        }
     print(json.dumps(summary, indent=2))
     return 0
 

@@ -41,3 +41,8 @@ class StoreError(CseError):
 class QuantizationError(CseError):
     """A quantized variant of an exported graph is refused: it differs from the fp32 graph beyond its
     stated tolerance, or nothing in the graph was quantized."""
+
+
+class PublicationError(CseError):
+    """Nothing can be published: no head of any candidate passed the promotion gate, or the candidates
+    are inconsistent."""

@@ -12,7 +12,7 @@ from cse_models.heads.layout import HEADS
 
 
 def _run(*args: str) -> subprocess.CompletedProcess:
-    return subprocess.run([sys.executable, "-m", "cse_models.cli", *args], capture_output=True, text=True, timeout=120)
+    return subprocess.run([sys.executable, "-m", "cse_models.cli", *args], capture_output=True, text=True, timeout=300)
 
 
 def test_clean_prints_the_cleaning_report_of_a_csv():
