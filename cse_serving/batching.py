@@ -21,7 +21,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 
 from cse_serving.answers import Row
-from cse_serving.engine import LoadedModel, Window, batch_rows
+from cse_serving.loaded_model import LoadedModel, Window, batch_rows
 
 MemberRows = dict[str, Row]
 

@@ -34,7 +34,7 @@ from prometheus_client.platform_collector import PlatformCollector
 from prometheus_client.process_collector import ProcessCollector
 
 from cse_serving.batching import FlushStats
-from cse_serving.engine import LoadedModel
+from cse_serving.loaded_model import LoadedModel
 from cse_serving.registry import ModelRegistry, Readiness, SeriesKey
 from cse_serving.schemas import PredictResponse
 

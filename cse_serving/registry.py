@@ -29,7 +29,8 @@ from enum import StrEnum
 from cse_models.data.schema import interval_ms, validate_symbol
 from cse_models.errors import CseError, UnknownNameError
 from cse_models.store import ModelStore
-from cse_serving.engine import LoadedModel, load_model
+from cse_serving.loaded_model import LoadedModel
+from cse_serving.loading import load_model
 from cse_serving.settings import Settings
 
 log = logging.getLogger(__name__)

@@ -2,7 +2,7 @@
 
 Klines follow Binance's REST kline fields by name. The seed's names are accepted too (`timestamp` for
 `open_time`; `quote_av`, `tb_base_av`, `tb_quote_av`, `ignore` are read past), so a client of the seed
-API can send the same rows. Value checks (finite, positive, ordered) happen in `cse_serving.engine`,
+API can send the same rows. Value checks (finite, positive, ordered) happen in `cse_serving.kline_validation`,
 vectorized over the whole window, not here per field.
 """
 

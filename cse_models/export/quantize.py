@@ -196,7 +196,7 @@ def saturating_weights(path: str | Path) -> dict[str, int]:
 
 
 def cpu_session(path: str | Path):
-    """One-thread CPU session with full graph optimization: what serving runs (cse_serving.engine)."""
+    """One-thread CPU session with full graph optimization: what serving runs (cse_serving.loading)."""
     import onnxruntime as ort
 
     options = ort.SessionOptions()

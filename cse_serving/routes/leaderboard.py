@@ -20,7 +20,7 @@ from litestar import Controller, get
 
 from cse_models.scoring.rules import SCORING
 from cse_models.store import HeadVerdict, Manifest
-from cse_serving.engine import LoadedModel
+from cse_serving.loaded_model import LoadedModel
 from cse_serving.registry import ModelRegistry
 from cse_serving.routes.page import PUBLIC_NOTE, READER_SECURITY, reader_responses, require_reader
 

@@ -36,7 +36,8 @@ from cse_models.export.int8_parity import PROBE_FILE, write_probe
 from cse_models.features.sets import get_feature_set
 from cse_models.store import MODEL_FILE, ModelStore, open_store
 from cse_serving.app import create_app
-from cse_serving.engine import LoadedModel, load_model
+from cse_serving.loaded_model import LoadedModel
+from cse_serving.loading import load_model
 from cse_serving.registry import ModelRegistry
 from cse_serving.settings import Settings
 
