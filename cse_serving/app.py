@@ -13,7 +13,7 @@ import asyncio
 import gc
 import logging
 from collections.abc import AsyncIterator, Callable
-from contextlib import asynccontextmanager
+from contextlib import AbstractAsyncContextManager, asynccontextmanager
 from typing import Any
 
 from litestar import Litestar, Request, Response
@@ -94,34 +94,15 @@ EXCEPTION_HANDLERS = {
 }
 
 
-def create_app(
-    settings: Settings | None = None,
-    *,
-    registry: ModelRegistry | None = None,
-    fetcher: KlineFetcher | None = None,
-) -> Litestar:
-    """Build the service from `settings` (default: the environment).
-
-    `registry` may be injected (embedding, tests); by default one reads `settings.store_root`. `fetcher`
-    lets /predict work without klines in the body (server-side fetching); by default it comes from
-    `settings.source`, and without one such a request is a 422 saying so."""
-    settings = settings or Settings.from_env()
-    rate = Rate.parse(settings.rate_limit, name="rate_limit")
-    lockout_rate = Rate.parse(settings.auth_lockout, name="auth_lockout")
-    lockout = AuthLockout(lockout_rate, settings.auth_lockout_s) if lockout_rate else None
-    metrics = ServingMetrics()
-    registry = (
-        registry
-        if registry is not None
-        else ModelRegistry(open_store(settings.store_root), settings, on_load=metrics.observe_load)
-    )
-    fetcher = fetcher or fetcher_from_settings(
-        settings.source, api_url=settings.binance_api_url if settings.source == "binance" else None
-    )
-    watcher = StoreWatcher(registry, settings.watch_interval_s)
-    predictor = Predictor(registry, metrics, fetcher=fetcher)
-    collector = StateCollector(registry)
-    metrics.registry.register(collector)
+def serving_lifespan(
+    settings: Settings,
+    registry: ModelRegistry,
+    watcher: StoreWatcher,
+    predictor: Predictor,
+    collector: StateCollector,
+) -> Callable[[Litestar], AbstractAsyncContextManager[None]]:
+    """What lives as long as the server: the token store, the live scorecard, the first load of the store
+    and its watcher; closed in reverse on shutdown."""
 
     @asynccontextmanager
     async def lifespan(app: Litestar) -> AsyncIterator[None]:
@@ -156,6 +137,40 @@ def create_app(
                 live.close()
             if tokens is not None:
                 tokens.close()
+
+    return lifespan
+
+
+def create_app(
+    settings: Settings | None = None,
+    *,
+    registry: ModelRegistry | None = None,
+    fetcher: KlineFetcher | None = None,
+) -> Litestar:
+    """Build the service from `settings` (default: the environment).
+
+    `registry` may be injected (embedding, tests); by default one reads `settings.store_root`. `fetcher`
+    lets /predict work without klines in the body (server-side fetching); by default it comes from
+    `settings.source`, and without one such a request is a 422 saying so."""
+    settings = settings or Settings.from_env()
+    rate = Rate.parse(settings.rate_limit, name="rate_limit")
+    lockout_rate = Rate.parse(settings.auth_lockout, name="auth_lockout")
+    lockout = AuthLockout(lockout_rate, settings.auth_lockout_s) if lockout_rate else None
+    metrics = ServingMetrics()
+    registry = (
+        registry
+        if registry is not None
+        else ModelRegistry(open_store(settings.store_root), settings, on_load=metrics.observe_load)
+    )
+    fetcher = fetcher or fetcher_from_settings(
+        settings.source, api_url=settings.binance_api_url if settings.source == "binance" else None
+    )
+    watcher = StoreWatcher(registry, settings.watch_interval_s)
+    predictor = Predictor(registry, metrics, fetcher=fetcher)
+    collector = StateCollector(registry)
+    metrics.registry.register(collector)
+
+    lifespan = serving_lifespan(settings, registry, watcher, predictor, collector)
 
     return Litestar(
         route_handlers=CONTROLLERS,

@@ -5,7 +5,16 @@ and `onnx_ensemble` (every member graph and the combiners composed into ONE grap
 # No `from __future__ import annotations`: Dagster inspects the context/resource annotations at import.
 from collections.abc import Sequence
 
-from dagster import AssetExecutionContext, AssetIn, MetadataValue, TableColumn, TableRecord, TableSchema, asset
+from dagster import (
+    AssetExecutionContext,
+    AssetIn,
+    AssetsDefinition,
+    MetadataValue,
+    TableColumn,
+    TableRecord,
+    TableSchema,
+    asset,
+)
 
 from cse_assets.assets import DomainDefinitions
 from cse_assets.catalog import ENSEMBLE, TRAINING_POOL
@@ -13,7 +22,8 @@ from cse_assets.failures import library_errors_as_failure
 from cse_assets.partitions import symbols
 from cse_assets.resources import CseHomeResource, DataSettings
 from cse_models.datasets.graph_inputs import graph_inputs
-from cse_models.ensembles import FittedEnsemble, default_ensembles
+from cse_models.ensembles import EnsembleConfig, FittedEnsemble, default_ensembles
+from cse_models.ensembles.exported import export_ensemble
 from cse_models.evaluation import Leaderboards
 from cse_models.export.exported import ExportedModel
 from cse_models.features.scaling import FittedScaler
@@ -54,7 +64,10 @@ def build_ensemble(specs: Sequence[ModelSpec]) -> DomainDefinitions:
     ensembles = default_ensembles(tuple(spec.name for spec in specs))
     if not ensembles:
         return DomainDefinitions(assets=())
+    return DomainDefinitions(assets=(ensemble_weights_asset(specs, ensembles), onnx_ensemble_asset(specs)))
 
+
+def ensemble_weights_asset(specs: Sequence[ModelSpec], ensembles: Sequence[EnsembleConfig]) -> AssetsDefinition:
     @asset(
         partitions_def=symbols,
         kinds={"optax"},
@@ -92,6 +105,10 @@ def build_ensemble(specs: Sequence[ModelSpec]) -> DomainDefinitions:
         )
         return fitted
 
+    return ensemble_weights
+
+
+def onnx_ensemble_asset(specs: Sequence[ModelSpec]) -> AssetsDefinition:
     @asset(
         partitions_def=symbols,
         kinds={"onnx"},
@@ -110,26 +127,21 @@ def build_ensemble(specs: Sequence[ModelSpec]) -> DomainDefinitions:
         """Every member graph and the ensemble's combiners in ONE ONNX graph: one session.run per request
         returns the ensemble's card and each member's (`<member>/close`, …); checked against the ensemble
         computed in Python from the members run alone (rtol 1e-3, atol 1e-5)."""
-        from cse_models.ensembles.compose import check_composed, compose_ensemble
-        from cse_models.export.onnx import op_types
-
         fitted: FittedEnsemble = inputs["ensemble_weights"]
         config = data_settings.data_config()
         paths = {spec.name: inputs[f"onnx_{spec.name}"].path for spec in specs}
         path = cse_home.root / "onnx" / "ensemble" / context.partition_key / "model.onnx"
         with library_errors_as_failure():
-            composed = compose_ensemble(fitted, paths, path)
-            parity = check_composed(fitted, composed, paths, graph_inputs(inputs["datasets"]["test"], config))
-        exported = ExportedModel(
-            composed.path, fitted.name, config.task, config.seq_len, sorted(op_types(path)), parity.as_dict()
-        )
+            exported, outputs = export_ensemble(
+                fitted, paths, path, graph_inputs(inputs["datasets"]["test"], config), config
+            )
         context.add_output_metadata(
             {
                 "path": MetadataValue.path(exported.path),
-                "outputs": list(composed.outputs),
+                "outputs": list(outputs),
                 **{f"parity/{k}": v for k, v in exported.parity.items() if k != "batches"},
             }
         )
         return exported
 
-    return DomainDefinitions(assets=(ensemble_weights, onnx_ensemble))
+    return onnx_ensemble

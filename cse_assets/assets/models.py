@@ -14,8 +14,10 @@ from pathlib import Path
 from dagster import (
     AssetCheckExecutionContext,
     AssetCheckResult,
+    AssetChecksDefinition,
     AssetExecutionContext,
     AssetIn,
+    AssetsDefinition,
     MetadataValue,
     asset,
     asset_check,
@@ -44,7 +46,12 @@ def onnx_path(cse_home: CseHomeResource, spec: ModelSpec, partition: str) -> Pat
 
 def build_model_assets(spec: ModelSpec) -> DomainDefinitions:
     """`model_<name>`, `onnx_<name>` and the `onnx_parity` check on the latter, for one spec."""
-    model_key, onnx_key = f"model_{spec.name}", f"onnx_{spec.name}"
+    return DomainDefinitions(assets=(model_asset_for(spec), onnx_asset_for(spec)), checks=(parity_check_for(spec),))
+
+
+def model_asset_for(spec: ModelSpec) -> AssetsDefinition:
+    """`model_<name>`: the spec trained by its member kind (a Flax network or a classical model)."""
+    model_key = f"model_{spec.name}"
     overrides = f" with {spec.overrides}" if spec.overrides else ""
     kind = member_kind(spec.architecture)
 
@@ -93,6 +100,14 @@ def build_model_assets(spec: ModelSpec) -> DomainDefinitions:
         context.add_output_metadata(training_metadata(trained))
         return trained
 
+    return model_asset
+
+
+def onnx_asset_for(spec: ModelSpec) -> AssetsDefinition:
+    """`onnx_<name>`: the trained model exported as the forecast-card graph."""
+    model_key, onnx_key = f"model_{spec.name}", f"onnx_{spec.name}"
+    kind = member_kind(spec.architecture)
+
     @asset(
         name=onnx_key,
         partitions_def=symbols,
@@ -129,6 +144,14 @@ def build_model_assets(spec: ModelSpec) -> DomainDefinitions:
         )
         return exported
 
+    return onnx_asset
+
+
+def parity_check_for(spec: ModelSpec) -> AssetChecksDefinition:
+    """The blocking `onnx_parity` check of `onnx_<name>` against the Python model."""
+    model_key, onnx_key = f"model_{spec.name}", f"onnx_{spec.name}"
+    kind = member_kind(spec.architecture)
+
     @asset_check(
         asset=onnx_key,
         name="onnx_parity",
@@ -160,7 +183,7 @@ def build_model_assets(spec: ModelSpec) -> DomainDefinitions:
             passed=True, metadata={"max_abs_diff": report.max_abs_diff, "max_rel_diff": report.max_rel_diff}
         )
 
-    return DomainDefinitions(assets=(model_asset, onnx_asset), checks=(parity_check,))
+    return parity_check
 
 
 def build_models(specs: Sequence[ModelSpec]) -> DomainDefinitions:

@@ -28,8 +28,8 @@ from cse_models.export.exported import ExportedModel
 from cse_models.features.scaling import FittedScaler
 from cse_models.features.windows import n_windows
 from cse_models.heads.calibration import HeadCalibration
-from cse_models.heads.layout import FORECAST_OUTPUTS, INPUT_NAME, LAST_CLOSE_INPUT, outputs_by_head
-from cse_models.specs import ModelSpec
+from cse_models.heads.layout import INPUT_NAME, LAST_CLOSE_INPUT, OUTPUT_NAMES, outputs_by_head
+from cse_models.specs import ModelSpec, preset_config
 from cse_models.training.calibrate import calibrate_outputs
 from cse_models.training.config import TrainingConfig
 from cse_models.training.summary import TrainedModel
@@ -41,17 +41,7 @@ PARITY_BATCHES = (1, 7)
 def classical_config_for(spec: ModelSpec) -> Any:
     """The registered config (its defaults, or its small `demo()` preset) plus the spec's overrides."""
     entry = CLASSICAL.get(spec.architecture)
-    fields = {f.name for f in dataclasses.fields(entry.config_cls)}
-    unknown = set(spec.overrides) - fields
-    if unknown:
-        raise ConfigError(
-            f"model {spec.architecture!r} has no config field(s) {sorted(unknown)}; fields: {sorted(fields)}"
-        )
-    if spec.preset == "demo":
-        return entry.config_cls.demo(**spec.overrides)
-    if spec.preset != "default":
-        raise ConfigError(f"model preset must be 'default' or 'demo', got {spec.preset!r}")
-    return entry.config_cls(**spec.overrides)
+    return preset_config(spec.architecture, entry.config_cls, spec.preset, dict(spec.overrides))
 
 
 def require_forecast(architecture: str, data_cfg: DataConfig) -> None:
@@ -78,7 +68,7 @@ class ClassicalMember:
         return self.trees.raw_outputs(segment_summaries(split, self.data_cfg, self.scaler))
 
     def card(self, inputs: dict[str, np.ndarray]) -> list[np.ndarray]:
-        """The forecast card (`FORECAST_OUTPUTS`) of graph inputs: the Python side of the parity check."""
+        """The forecast card (`OUTPUT_NAMES["forecast"]`) of graph inputs: the Python side of the parity check."""
         features = np.asarray(inputs[INPUT_NAME], dtype=np.float32)
         raw = self.trees.raw_outputs(summarise_windows(features, self.scaler))
         return self._card(raw.astype(np.float32), features, inputs[LAST_CLOSE_INPUT])
@@ -229,7 +219,7 @@ class ClassicalKind:
                 n: np.ascontiguousarray(inputs[n][:batch], dtype=np.float32) for n in (INPUT_NAME, LAST_CLOSE_INPUT)
             }
             expected = member.card(feed)
-            got = session.run(list(FORECAST_OUTPUTS), feed)
-            for name, want, have in zip(FORECAST_OUTPUTS, expected, got, strict=True):
+            got = session.run(list(OUTPUT_NAMES["forecast"]), feed)
+            for name, want, have in zip(OUTPUT_NAMES["forecast"], expected, got, strict=True):
                 check.compare(name, have, want, batch)
         return check.report()

@@ -19,12 +19,11 @@ from flax import nnx
 
 from cse_models.config import DataConfig
 from cse_models.datasets.segments import SplitArrays
-from cse_models.errors import ConfigError
 from cse_models.features.scaling import FittedScaler
 from cse_models.heads.calibration import HeadCalibration
 from cse_models.heads.layout import network_outputs
 from cse_models.models import MODELS, build_model, parameter_count
-from cse_models.specs import ModelSpec
+from cse_models.specs import ModelSpec, preset_config
 from cse_models.training.calibrate import calibrate_heads, predict_heads
 from cse_models.training.checkpoint import BestCheckpoints, save_model_spec
 from cse_models.training.config import TrainingConfig
@@ -42,16 +41,9 @@ def model_config_for(name: str, data_cfg: DataConfig, n_features: int, preset: s
     length and head size the data dictates, plus explicit overrides."""
     entry = MODELS.get(name)
     fields = {f.name for f in dataclasses.fields(entry.config_cls)}
-    unknown = set(overrides) - fields
-    if unknown:
-        raise ConfigError(f"model {name!r} has no config field(s) {sorted(unknown)}; fields: {sorted(fields)}")
     from_data = {"n_features": n_features, "n_outputs": network_outputs(data_cfg.task), "seq_len": data_cfg.seq_len}
     values = {**{k: v for k, v in from_data.items() if k in fields}, **overrides}
-    if preset == "demo":
-        return entry.config_cls.demo(**values)
-    if preset != "default":
-        raise ConfigError(f"model preset must be 'default' or 'demo', got {preset!r}")
-    return entry.config_cls(**values)
+    return preset_config(name, entry.config_cls, preset, values)
 
 
 @dataclass(frozen=True)
