@@ -1,6 +1,7 @@
 """`FittedEnsemble`: what an ensemble learned — one combiner per head and the interval's conformal factor —
 as JSON-friendly data (the `ensemble_weights` asset's value, the manifest's `ensemble`), and `combine`,
-the numpy computation the composed ONNX graph is checked against."""
+the numpy computation the composed ONNX graph is checked against (each combined head's combiner on its
+space's stack, `spaces.SPACES`)."""
 
 from __future__ import annotations
 
@@ -19,10 +20,8 @@ from cse_models.ensembles.combiners import (
     combiner_from_dict,
     combiner_to_dict,
 )
-from cse_models.ensembles.spaces import Forecasts, card_from, stack_forecasts
+from cse_models.ensembles.spaces import COMBINED_HEADS, Forecasts, card_from, stack_forecasts
 from cse_models.errors import ConfigError
-
-COMBINED_HEADS = ("price", "volatility", "direction")  # the interval follows the price (spaces.py)
 
 
 @dataclass(frozen=True)
@@ -53,10 +52,8 @@ class FittedEnsemble:
     def combine(self, forecasts: Mapping[str, Forecasts], last_close: np.ndarray) -> dict[str, np.ndarray]:
         """Members' head forecasts (walk-forward form) → the ensemble's."""
         stacks = stack_forecasts(forecasts, self.members, last_close)
-        ret = self.combiners["price"].apply(stacks.returns)
-        log_range = self.combiners["volatility"].apply(stacks.log_ranges)
-        probabilities = self.combiners["direction"].apply(stacks.probabilities)
-        return card_from(ret, log_range, probabilities, stacks, self.interval_scale, last_close)
+        combined = {head: self.combiners[head].apply(stacks.of(head)) for head in COMBINED_HEADS}
+        return card_from(combined, stacks, self.interval_scale, last_close)
 
     def weights(self) -> dict[str, dict[str, float]]:
         """head → member → weight, for combiners that have per-member weights (tables, the web page)."""

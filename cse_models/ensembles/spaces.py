@@ -9,13 +9,17 @@
   a conformal factor fitted on the ensemble's own residuals (`fit_interval_scale`): the members' widths
   say which windows are wilder, the factor makes the ensemble's own coverage right.
 
+Each head names its space (`HeadSpec.space`); `SPACES` says what a space stacks and how its combination
+goes back to a forecast. The combined heads (`COMBINED_HEADS`) are the product's heads that have a
+combining space — the built-in card, which is what the members' graphs and the composed graph emit.
+
 `stack_forecasts` (numpy, walk-forward form: head → array) and `stack_nodes` (ONNX, the members' card
 outputs inside the composed graph) compute the same stacks; `card_from` / `card_nodes` the way back.
 """
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
@@ -23,11 +27,38 @@ import numpy as np
 
 from cse_models.errors import DataError
 from cse_models.heads.calibration import conformal_halfwidth
+from cse_models.heads.layout import HEADS
+from cse_models.heads.registry import HEAD_SPECS
+from cse_models.registry import Registry
 
 if TYPE_CHECKING:
     from cse_models.ensembles.graph_builder import GraphBuilder
 
 Forecasts = Mapping[str, np.ndarray]  # head → forecasts, as walk-forward forecasters return them
+
+
+@dataclass(frozen=True)
+class Space:
+    """One combining space: the `Stacks` field it fills, a member's forecast `[n, *shape]` into it (with
+    the window's last close `[n]`), and a combined value back out."""
+
+    field: str
+    into: Callable[[np.ndarray, np.ndarray], np.ndarray]
+    back: Callable[[np.ndarray, np.ndarray], np.ndarray]
+
+
+SPACES: Registry[Space] = Registry("combining space")
+SPACES.add("log_return", Space("returns", lambda f, last: np.log(f / last), lambda x, last: last * np.exp(x)))
+SPACES.add("log", Space("log_ranges", lambda f, _: np.log(f), lambda x, _: np.exp(x)))
+SPACES.add("probabilities", Space("probabilities", lambda f, _: f, lambda x, _: x))
+INTERVAL_SPACE = "interval"  # not combined: re-centred on the combined return (`card_from`)
+
+COMBINED_HEADS = tuple(h for h in HEADS if HEAD_SPECS.get(h).space in SPACES)
+RETURN_HEAD = next(h for h in COMBINED_HEADS if HEAD_SPECS.get(h).space == "log_return")
+
+
+def space_of(head: str) -> Space:
+    return SPACES.get(HEAD_SPECS.get(head).space)
 
 
 @dataclass(frozen=True)
@@ -42,37 +73,37 @@ class Stacks:
     def rows(self, index: np.ndarray | slice) -> Stacks:
         return Stacks(self.returns[index], self.log_ranges[index], self.probabilities[index], self.halfwidths[index])
 
+    def of(self, head: str) -> np.ndarray:
+        """The stack a combined head's combiner reads."""
+        return getattr(self, space_of(head).field)
+
 
 def stack_forecasts(forecasts: Mapping[str, Forecasts], members: Sequence[str], last_close: np.ndarray) -> Stacks:
     missing = [name for name in members if name not in forecasts]
     if missing:
         raise DataError(f"ensemble members {missing} have no forecasts; got {sorted(forecasts)}")
     picked = [forecasts[name] for name in members]
-    return Stacks(
-        returns=np.stack([np.log(f["price"] / last_close) for f in picked], axis=1),
-        log_ranges=np.stack([np.log(f["volatility"]) for f in picked], axis=1),
-        probabilities=np.stack([f["direction"] for f in picked], axis=1),
-        halfwidths=np.stack(
-            [0.5 * (np.log(f["interval"][:, 1]) - np.log(f["interval"][:, 0])) for f in picked], axis=1
-        ),
-    )
+    stacked = {
+        space_of(h).field: np.stack([space_of(h).into(f[h], last_close) for f in picked], axis=1)
+        for h in COMBINED_HEADS
+    }
+    interval = next(h for h in HEADS if HEAD_SPECS.get(h).space == INTERVAL_SPACE)
+    halfwidths = [0.5 * (np.log(f[interval][:, 1]) - np.log(f[interval][:, 0])) for f in picked]
+    return Stacks(**stacked, halfwidths=np.stack(halfwidths, axis=1))
 
 
 def card_from(
-    ret: np.ndarray,
-    log_range: np.ndarray,
-    probabilities: np.ndarray,
-    stacks: Stacks,
-    interval_scale: float,
-    last_close: np.ndarray,
+    combined: Mapping[str, np.ndarray], stacks: Stacks, interval_scale: float, last_close: np.ndarray
 ) -> dict[str, np.ndarray]:
-    """Combined spaces → head forecasts (walk-forward form)."""
+    """Combined spaces (combined head → its combiner's output) → head forecasts (walk-forward form), in
+    card order; the interval around the combined return."""
+    ret = combined[RETURN_HEAD]
     half = interval_scale * stacks.halfwidths.mean(axis=1)
+    interval = np.stack([last_close * np.exp(ret - half), last_close * np.exp(ret + half)], axis=1)
     return {
-        "price": last_close * np.exp(ret),
-        "interval": np.stack([last_close * np.exp(ret - half), last_close * np.exp(ret + half)], axis=1),
-        "volatility": np.exp(log_range),
-        "direction": probabilities,
+        h: space_of(h).back(combined[h], last_close) if h in combined else interval
+        for h in HEADS
+        if h in combined or HEAD_SPECS.get(h).space == INTERVAL_SPACE
     }
 
 

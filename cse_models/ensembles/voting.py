@@ -9,8 +9,9 @@ from cse_models.ensembles.config import EnsembleConfig
 from cse_models.ensembles.fitted import FittedEnsemble
 from cse_models.ensembles.kinds import register_ensemble
 from cse_models.ensembles.rows import FitRows
-from cse_models.ensembles.spaces import fit_interval_scale
+from cse_models.ensembles.spaces import COMBINED_HEADS, RETURN_HEAD, fit_interval_scale
 from cse_models.errors import ConfigError
+from cse_models.heads.registry import HEAD_SPECS
 
 VOTES = ("soft", "hard")
 AVERAGES = ("mean", "median")
@@ -25,12 +26,14 @@ def fit_voting(cfg: EnsembleConfig, rows: FitRows) -> FittedEnsemble:
     equal = tuple([1.0 / m] * m)
     level = Median(m) if average == "median" else Linear(equal)
     direction = HardVote(3) if vote == "hard" else LinearPool(equal)
-    ret = level.apply(rows.stacks.returns)
+    by_space = {"log_return": level, "log": level, "probabilities": direction}  # `spaces.SPACES` → combiner
+    combiners = {head: by_space[HEAD_SPECS.get(head).space] for head in COMBINED_HEADS}
+    ret = combiners[RETURN_HEAD].apply(rows.stacks.returns)
     return FittedEnsemble(
         name=cfg.name,
         method="voting",
         members=cfg.members,
-        combiners={"price": level, "volatility": level, "direction": direction},
+        combiners=combiners,
         interval_scale=fit_interval_scale(ret, rows.true_return, rows.stacks, rows.interval_level),
         info={"rows": rows.size, "vote": vote, "average": average},
     )

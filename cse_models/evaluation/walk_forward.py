@@ -19,8 +19,9 @@ import polars as pl
 from cse_models.config import DataConfig, Task
 from cse_models.ensembles.config import EnsembleConfig
 from cse_models.errors import ConfigError, DataError
-from cse_models.features.windows import CLASS_NAMES, target_rows
+from cse_models.features.windows import target_rows
 from cse_models.heads.layout import heads_of_task
+from cse_models.heads.registry import HEAD_SPECS
 from cse_models.scoring.baselines import BASELINES, Forecaster, baseline_names
 from cse_models.scoring.folds import Fold, FoldData, WalkForwardConfig, build_fold_data, walk_forward_folds
 from cse_models.scoring.segment import segment_truth
@@ -42,7 +43,7 @@ class WalkForwardResult:
     fold_of: np.ndarray  # [n] fold index of each point
     issue_time_ms: np.ndarray  # [n] open time of the window's last row: when the forecast is made
     target_time_ms: np.ndarray  # [n] open time of the forecast candle
-    truth: dict[str, np.ndarray]  # head → what happened: close, close, realized range, int label
+    truth: dict[str, np.ndarray]  # head → what it is scored against (`HeadSpec.truth`)
     last_close: np.ndarray  # [n] the window's last close
     forecasts: dict[str, dict[str, np.ndarray]]  # head → forecaster name → forecasts
     kinds: dict[str, str] = field(default_factory=dict)  # name → "baseline" | "model"
@@ -136,12 +137,9 @@ def run_walk_forward(
     )
 
 
-HEAD_SHAPES = {"price": (), "volatility": (), "interval": (2,), "direction": (len(CLASS_NAMES),)}
-
-
 def _checked(name: str, head: str, forecast: np.ndarray, count: int) -> np.ndarray:
     forecast = np.asarray(forecast, dtype=np.float64)
-    shape = (count, *HEAD_SHAPES[head])
+    shape = (count, *HEAD_SPECS.get(head).shape)
     if forecast.shape != shape:
         raise DataError(f"forecaster {name!r} returned shape {forecast.shape} for head {head!r}, expected {shape}")
     if not np.isfinite(forecast).all():

@@ -11,6 +11,8 @@ from cse_models.config import DataConfig
 from cse_models.datasets.segments import SplitArrays
 from cse_models.features.scaling import FittedScaler
 from cse_models.features.windows import target_rows
+from cse_models.heads.layout import heads_of_task
+from cse_models.heads.registry import HEAD_SPECS
 from cse_models.scoring.baselines import BASELINES, REFERENCE, Forecasts
 from cse_models.scoring.folds import Fold, FoldData
 from cse_models.scoring.metrics import skill
@@ -18,10 +20,11 @@ from cse_models.scoring.rules import SCORING
 
 
 def segment_truth(split: SplitArrays, data_cfg: DataConfig, feature_names: tuple[str, ...]) -> dict[str, np.ndarray]:
-    """What each head of the task is scored against, for every window of a segment."""
+    """What each head of the task is scored against, for every window of a segment (a forecast head's
+    `HeadSpec.truth` of the segment's targets)."""
     if data_cfg.task == "forecast":
         t = split.targets(data_cfg, feature_names)
-        return {"price": t.close, "interval": t.close, "volatility": t.range, "direction": t.label}
+        return {head: HEAD_SPECS.get(head).truth(t) for head in heads_of_task(data_cfg.task)}
     if data_cfg.task == "classification":
         return {"direction": split.y}
     rows = target_rows(split.close.shape[0], data_cfg.seq_len, data_cfg.horizon)
