@@ -102,8 +102,8 @@ def merge_tree_models(models: dict[str, Any], n_inputs: int) -> Any:
 
 def card_function(calibration: Any, feature_names: tuple[str, ...], horizon: int) -> Callable[..., tuple]:
     """JAX: (features `[B, seq, f]`, last_close `[B, 1]`, ẑ `[B, 1]`, range ratio `[B, 1]`, class
-    probabilities `[B, 3]`) → the forecast card (`FORECAST_OUTPUTS`) — `forecast_card` on the raw outputs
-    (logits = log of the floored probabilities)."""
+    probabilities `[B, 3]`) → the forecast card (`OUTPUT_NAMES["forecast"]`: every registered head) —
+    `forecast_card` on the raw outputs (logits = log of the floored probabilities)."""
     import jax.numpy as jnp
 
     from cse_models.heads.graph import forecast_card
@@ -129,7 +129,7 @@ def raw_card(calibration: Any, feature_names: tuple[str, ...], horizon: int) -> 
 def card_graph(calibration: Any, feature_names: tuple[str, ...], seq_len: int, horizon: int) -> Any:
     from jax2onnx import to_onnx
 
-    from cse_models.heads.layout import FORECAST_OUTPUTS, INPUT_NAME, LAST_CLOSE_INPUT
+    from cse_models.heads.layout import INPUT_NAME, LAST_CLOSE_INPUT, OUTPUT_NAMES
 
     f = len(feature_names)
     return to_onnx(
@@ -138,23 +138,24 @@ def card_graph(calibration: Any, feature_names: tuple[str, ...], seq_len: int, h
         model_name="card",
         opset=CARD_OPSET,
         input_names=[INPUT_NAME, LAST_CLOSE_INPUT, *TREE_OUTPUTS],
-        output_names=list(FORECAST_OUTPUTS),
+        output_names=list(OUTPUT_NAMES["forecast"]),
     )
 
 
 def member_graph(trees_model: Any, scaler: Any, calibration: Any, seq_len: int, horizon: int) -> Any:
     """summary → trees → card as one model with the forecast graph's inputs and outputs."""
     from cse_models.classical.summary import summary_graph
-    from cse_models.heads.layout import FORECAST_OUTPUTS, INPUT_NAME, LAST_CLOSE_INPUT
+    from cse_models.heads.layout import INPUT_NAME, LAST_CLOSE_INPUT, OUTPUT_NAMES
 
+    card_outputs = OUTPUT_NAMES["forecast"]  # every registered head's (`heads.registry`)
     names = scaler.feature_names
     summary = summary_graph(scaler, seq_len, CARD_OPSET, INPUT_NAME)
     card = card_graph(calibration, names, seq_len, horizon)
     card_io = {v.name: v for v in (*card.graph.input, *card.graph.output)}
-    same = {n: n for n in (INPUT_NAME, LAST_CLOSE_INPUT, _SUMMARY, *TREE_OUTPUTS, *FORECAST_OUTPUTS)}
+    same = {n: n for n in (INPUT_NAME, LAST_CLOSE_INPUT, _SUMMARY, *TREE_OUTPUTS, *card_outputs)}
     return compose(
         [Part(summary, "summary", same), Part(trees_model, "trees", same), Part(card, "card", same)],
         [card_io[INPUT_NAME], card_io[LAST_CLOSE_INPUT]],
-        [card_io[name] for name in FORECAST_OUTPUTS],
+        [card_io[name] for name in card_outputs],
         "cse_model",
     )
