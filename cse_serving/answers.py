@@ -4,19 +4,23 @@ A row is one batch row of every graph output, by output name (`OUTPUT_NAMES[task
 `cse_models.heads.layout`). Each task registers a decoder factory: it reads what it needs from the
 manifest once, at load time (and raises StoreError for a manifest it cannot serve), and returns the
 function called per request. A decoder returns the legacy `Prediction` and, for the multi-head
-`forecast` task, the forecast card.
+`forecast` task, the forecast card: each published head writes its part through the renderer its
+`HeadSpec.render` names (`RENDERERS`); a head with no card field of its own uses `values`.
 """
 
 from __future__ import annotations
 
 import math
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
 
 from cse_models.errors import StoreError
 from cse_models.heads.layout import HEAD_OUTPUTS
+from cse_models.heads.registry import HEAD_SPECS
+from cse_models.registry import Registry
 from cse_models.store import Manifest
 from cse_serving.schemas import ForecastCard, ForecastDirection, ForecastInterval, Prediction
 
@@ -26,8 +30,6 @@ Row = Mapping[str, np.ndarray]
 Answer = tuple[Prediction, ForecastCard | None]
 Decoder = Callable[[Row, float], Answer]
 """(row, last close of the request) → answer."""
-
-DEFAULT_INTERVAL_LEVEL = 0.8
 
 
 def _direction(class_names: list[str], probabilities: np.ndarray) -> ForecastDirection:
@@ -72,13 +74,44 @@ def published_heads(manifest: Manifest) -> frozenset[str]:
     return frozenset(head.name for head in manifest.heads if head.publish)
 
 
-def interval_level(metrics: Mapping[str, Any]) -> float:
-    """The interval head's coverage level, recorded by calibration (`metrics.calibration.interval_level`)."""
-    calibration = metrics.get("calibration") or {}
-    level = calibration.get("interval_level", DEFAULT_INTERVAL_LEVEL) if isinstance(calibration, dict) else None
-    if not isinstance(level, int | float) or isinstance(level, bool) or not 0 < level < 1:
-        raise StoreError(f"metrics.calibration.interval_level must be a number in (0, 1), got {level!r}")
-    return float(level)
+@dataclass(frozen=True)
+class CardContext:
+    """What a head's renderer reads besides its row, fixed per loaded model."""
+
+    class_names: list[str]
+    level: float
+
+
+Render = Callable[[str, Row, CardContext], dict[str, Any]]
+"""(head, row, context) → the `ForecastCard` fields this head fills."""
+
+RENDERERS: Registry[Render] = Registry("card renderer")
+RENDERERS.add("price", lambda _, row, __: {"close": float(row["close"][0]), "log_return": float(row["return"][0])})
+RENDERERS.add(
+    "interval",
+    lambda _, row, ctx: {
+        "interval": ForecastInterval(lower=float(row["lower"][0]), upper=float(row["upper"][0]), level=ctx.level)
+    },
+)
+RENDERERS.add("volatility", lambda _, row, __: {"volatility": float(row["volatility"][0])})
+RENDERERS.add("direction", lambda _, row, ctx: {"direction": _direction(ctx.class_names, row["probabilities"])})
+
+
+@RENDERERS.register("values")
+def _values(head: str, row: Row, _: CardContext) -> dict[str, Any]:
+    """A head without a card field of its own: its outputs' numbers under `other[head]`, output by output."""
+    values = [float(v) for output in HEAD_SPECS.get(head).outputs for v in np.ravel(row[output])]
+    return {"other": {head: values}}
+
+
+def render_card(heads: Sequence[str], row: Row, ctx: CardContext) -> dict[str, Any]:
+    """The card's fields of the published heads (`HeadSpec.render`), in card order; the others null."""
+    fields: dict[str, Any] = {"close": None, "log_return": None, "interval": None, "volatility": None}
+    fields |= {"direction": None, "other": {}}
+    for head in heads:
+        part = RENDERERS.get(HEAD_SPECS.get(head).render)(head, row, ctx)
+        fields |= {**part, "other": {**fields["other"], **part.get("other", {})}}
+    return fields
 
 
 def forecast_decoder(manifest: Manifest) -> Decoder:
@@ -87,25 +120,14 @@ def forecast_decoder(manifest: Manifest) -> Decoder:
         raise StoreError("a forecast model needs class_names for its direction head")
     class_names = list(manifest.class_names)
     published = published_heads(manifest)
-    level = interval_level(manifest.metrics)
+    heads = [head for head in HEAD_SPECS.names() if head in published]
+    level = manifest.metrics.interval_level
     skill = {head.name: head.skill for head in manifest.heads if head.publish and math.isfinite(head.skill)}
+    context = CardContext(class_names, level)
 
     def decode(row: Row, last_close: float) -> Answer:
-        price = "price" in published
-        direction = _direction(class_names, row["probabilities"]) if "direction" in published else None
-        card = ForecastCard(
-            last_close=last_close,
-            close=float(row["close"][0]) if price else None,
-            log_return=float(row["return"][0]) if price else None,
-            interval=(
-                ForecastInterval(lower=float(row["lower"][0]), upper=float(row["upper"][0]), level=level)
-                if "interval" in published
-                else None
-            ),
-            volatility=float(row["volatility"][0]) if "volatility" in published else None,
-            direction=direction,
-            skill=skill,
-        )
+        card = ForecastCard(last_close=last_close, skill=skill, **render_card(heads, row, context))
+        direction = card.direction
         prediction = Prediction(
             close=card.close,
             label=direction.label if direction else None,

@@ -103,15 +103,16 @@ class ForecastDirection(msgspec.Struct, kw_only=True):
     probabilities: dict[str, float]
 
 
-class ForecastCard(msgspec.Struct, kw_only=True):
+class ForecastCard(msgspec.Struct, kw_only=True, omit_defaults=True):
     """The answer of a multi-head `forecast` model for the next candle.
 
     Each head's part is null when the head did not pass its publication gate (see GET /models for its
     reason): price → `close` and `return`, interval → `interval`, volatility → `volatility`, direction →
     `direction`. `return` is the predicted log return log(close / last_close); `volatility` the predicted
     log(high / low) of the next candle; `skill` the walk-forward skill of each published head against its
-    reference baseline (1 − model error / reference error). A member's card shows the same heads as the
-    model's, with an empty `skill` (members were not scored alone)."""
+    reference baseline (1 − model error / reference error); `other` (absent when empty) the numbers of
+    each published head without a field of its own (`HeadSpec.render` "values"). A member's card shows the
+    same heads as the model's, with an empty `skill` (members were not scored alone)."""
 
     last_close: float
     close: float | None
@@ -120,6 +121,7 @@ class ForecastCard(msgspec.Struct, kw_only=True):
     volatility: float | None
     direction: ForecastDirection | None
     skill: dict[str, float]
+    other: dict[str, list[float]] = msgspec.field(default_factory=dict)  # heads without a field of their own
 
 
 class PredictResponse(msgspec.Struct, kw_only=True, omit_defaults=True):

@@ -214,6 +214,8 @@
         " (" + pct(card.interval.level, 0) + " coverage)" : "withheld (interval head not published)"],
       ["Volatility", card.volatility === null ? "withheld (volatility head not published)" :
         pct(card.volatility, 2) + " expected high–low range (log)"],
+      // heads without a field of their own (HeadSpec.render "values"): their numbers, output by output
+      ...Object.entries(card.other || {}).map(([head, values]) => [head, values.map((v) => v.toPrecision(4)).join(" / ")]),
       ["Model version", predicted.model_version],
     ]);
     if (!card.direction) return;
