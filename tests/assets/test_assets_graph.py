@@ -1,14 +1,23 @@
 """The whole graph for one symbol — data → train → export → parity check → walk-forward → gate per head →
 publish — as a real Dagster materialization on a tiny budget, and the published version is what serving
-would load."""
+would load.
+
+The module materializes once (`graph_run`) and its tests only read that run; a test that re-materializes
+with other settings does so in its own copy of CSE_HOME with its own instance (`rerun`), which also
+checks that the module's home is untouched afterwards — so the tests pass in any order, or alone.
+"""
 
 from __future__ import annotations
+
+import shutil
+from collections.abc import Callable, Iterator
+from pathlib import Path
 
 import httpx
 import numpy as np
 import onnxruntime as ort
 import pytest
-from dagster import AssetCheckSeverity, AssetKey, DagsterInstance, materialize
+from dagster import AssetCheckSeverity, AssetKey, DagsterInstance, ExecuteInProcessResult, materialize
 from serving_helpers_by_path import serving_helpers
 
 from cse_assets.definitions import build_definitions, resources_for
@@ -143,12 +152,12 @@ def test_the_evaluated_spec_is_the_published_spec(graph_run) -> None:
     result, home, *_ = graph_run
     manifest, _ = _manifest(home)
     specs = {spec.name: spec for spec in MODEL_SETS.get("demo")}
-    assert {name: member["spec"] for name, member in manifest.training["members"].items()} == {
+    assert {name: member["spec"] for name, member in manifest.training.extra["members"].items()} == {
         name: spec.as_dict() for name, spec in specs.items()
     }
-    selected = manifest.metrics["selected"]
+    selected = manifest.metrics.selected
     if selected in specs:
-        assert manifest.training["spec"] == specs[selected].as_dict()
+        assert manifest.training.extra["spec"] == specs[selected].as_dict()
     (evaluated,) = result.asset_materializations_for_node("evaluation")
     for head in manifest.heads:
         assert evaluated.metadata[f"skill/{head.name}/{selected}"].value == head.skill
@@ -163,27 +172,53 @@ def test_onnx_parity_check_is_blocking_upstream_of_publication() -> None:
         assert AssetKey("published_model") in graph.get(parity.asset_key).child_keys
 
 
-def _rerun(graph_run, settings: EvaluationSettings, selection: tuple[str, ...] = ("evaluation", "published_model")):
-    _, home, instance, resources = graph_run
-    with pytest.MonkeyPatch.context() as patch:
-        patch.setenv("CSE_HOME", str(home))
-        return materialize(
-            [*defs.assets, *defs.asset_checks],
-            partition_key="ETHUSDT",
-            resources={**resources, "evaluation_settings": settings},
-            instance=instance,
-            selection=list(selection),
-            raise_on_error=False,
-        )
+Rerun = Callable[..., tuple[ExecuteInProcessResult, Path]]
+
+
+def _files(home: Path) -> dict[str, tuple[int, int]]:
+    return {str(p.relative_to(home)): (p.stat().st_size, p.stat().st_mtime_ns) for p in home.rglob("*") if p.is_file()}
+
+
+@pytest.fixture
+def rerun(graph_run, tmp_path: Path) -> Iterator[Rerun]:
+    """Re-materializes a selection with other evaluation settings in a copy of the module's CSE_HOME (its
+    assets, store and compilation cache) with a fresh instance → (result, that home). The module's home
+    must be as it was afterwards: what a rerun publishes never reaches the store the other tests read."""
+    _, home, _, resources = graph_run
+    before = _files(home)
+
+    def run(settings: EvaluationSettings, selection=("evaluation", "published_model")):
+        own = tmp_path / "cse_home"
+        shutil.copytree(home, own, symlinks=True)
+        instance = DagsterInstance.ephemeral()
+        ensure_symbol_partitions(instance, ["ETHUSDT"])
+        with pytest.MonkeyPatch.context() as patch:
+            patch.setenv("CSE_HOME", str(own))
+            result = materialize(
+                [*defs.assets, *defs.asset_checks],
+                partition_key="ETHUSDT",
+                resources={
+                    **resources,
+                    "evaluation_settings": settings,
+                    "model_store": ModelStoreResource(root=str(own / "store")),
+                },
+                instance=instance,
+                selection=list(selection),
+                raise_on_error=False,
+            )
+        return result, own
+
+    yield run
+    assert _files(home) == before, "a rerun changed the module's CSE_HOME"
 
 
 IMPOSSIBLE_P = 1e-300  # no head of any model is that significant
 
 
-def test_the_gate_blocks_publication_when_no_head_passes(graph_run) -> None:
+def test_the_gate_blocks_publication_when_no_head_passes(graph_run, rerun: Rerun) -> None:
     _, home, *_ = graph_run
     before = open_store(home / "store").versions("ETHUSDT", "1h")
-    result = _rerun(graph_run, EvaluationSettings(budget="tiny", n_folds=2, max_p_value=IMPOSSIBLE_P))
+    result, home = rerun(EvaluationSettings(budget="tiny", n_folds=2, max_p_value=IMPOSSIBLE_P))
     (gate,) = [c for c in result.get_asset_check_evaluations() if c.check_name == "beats_naive"]
     assert not gate.passed and gate.severity == AssetCheckSeverity.ERROR
     assert "persistence" in gate.description
@@ -191,10 +226,9 @@ def test_the_gate_blocks_publication_when_no_head_passes(graph_run) -> None:
     assert open_store(home / "store").versions("ETHUSDT", "1h") == before
 
 
-def test_forced_heads_are_published_but_their_check_stays_failed(graph_run) -> None:
-    _, home, *_ = graph_run
+def test_forced_heads_are_published_but_their_check_stays_failed(rerun: Rerun) -> None:
     forced = EvaluationSettings(budget="tiny", n_folds=2, max_p_value=IMPOSSIBLE_P, force_publish=True)
-    result = _rerun(graph_run, forced)
+    result, home = rerun(forced)
     (gate,) = [c for c in result.get_asset_check_evaluations() if c.check_name == "beats_naive"]
     assert not gate.passed and gate.severity == AssetCheckSeverity.WARN
     assert result.asset_materializations_for_node("published_model")
@@ -203,22 +237,21 @@ def test_forced_heads_are_published_but_their_check_stays_failed(graph_run) -> N
     assert all(h.reason.startswith("forced publication; the gate said:") for h in manifest.heads)
 
 
-def test_the_ensemble_is_published_as_one_graph_the_api_serves_with_its_members(graph_run) -> None:
+def test_the_ensemble_is_published_as_one_graph_the_api_serves_with_its_members(rerun: Rerun) -> None:
     """With `publish_ensemble='always'` the ensemble of the demo set (LSTM + LightGBM) is published as ONE
     graph; the real API answers `members: true` from that one run, and every number equals the member
     graphs run alone combined in Python by the fitted ensemble."""
-    _, home, *_ = graph_run
     # forced: every head is served, so every number of the answer can be compared
     settings = EvaluationSettings(budget="tiny", n_folds=2, force_publish=True, publish_ensemble="always")
-    result = _rerun(graph_run, settings, ["ensemble_weights", "onnx_ensemble", "published_model"])
+    result, home = rerun(settings, ("ensemble_weights", "onnx_ensemble", "published_model"))
     assert result.success
     (weights,) = result.asset_materializations_for_node("ensemble_weights")
     table = {record.data["forecaster"] for record in weights.metadata["weights"].records}
     manifest, _ = _manifest(home)
     ensemble = manifest.ensemble
-    assert table == {"lstm", "lightgbm", ensemble["name"]}
-    assert ensemble["method"] in ENSEMBLE_METHODS and ensemble["members"] == ["lstm", "lightgbm"]
-    assert manifest.metrics["selected"] == ensemble["name"] and "walk-forward price skill" in ensemble["reason"]
+    assert table == {"lstm", "lightgbm", ensemble.name}
+    assert ensemble.method in ENSEMBLE_METHODS and ensemble.members == ("lstm", "lightgbm")
+    assert manifest.metrics.selected == ensemble.name and "walk-forward price skill" in ensemble.reason
     assert {"lstm/close", "lightgbm/probabilities"} <= {t.name for t in manifest.outputs}
     assert not any(f.startswith("members/") for f in manifest.files)  # the members live inside model.onnx
 
