@@ -25,8 +25,12 @@ and 2 × 64 / 2 × 256, random init and trained 3 epochs; financial_gru, financi
   2 shared cores): lstm_regressor 2 × 128 fp32 217 µs, full-range int8 127 µs (1.70×), 7-bit 129 µs
   (1.68×), uint8 weights 127 µs (1.70×); transformer_encoder fp32 3,163 µs, full-range 1,422 µs (2.23×),
   7-bit 1,607 µs (1.97×), uint8 weights 2,034 µs (1.56×). Parity on the test segment's windows, 7-bit
-  against full range: LSTM price 4.0e-5 against 2.0e-5 relative, probabilities 2.6e-3 against 1.6e-3;
-  transformer price 1.05e-4 against 1.07e-4, probabilities 1.4e-2 against 7.5e-3 (tolerance 2e-2). The
+  against full range (random init): LSTM price 4.0e-5 against 2.0e-5 relative, probabilities 2.6e-3
+  against 1.6e-3; transformer price 1.05e-4 against 1.07e-4, probabilities 1.4e-2 against 7.5e-3
+  (tolerance 2e-2). The LSTM trained 3 epochs: forecast task price 2.4e-5 against 1.2e-5, probabilities
+  2.5e-3 against 3.1e-3; the seeds' regression task (mur9, the graph outputs the price level itself)
+  2.8e-3 against 8.4e-4 — beyond the 1e-3 tolerance, so that variant is left out at publication (fp32 is
+  published; an int8 that errs on some CPUs is worse than none). The
   kernels stay: `DynamicQuantizeLSTM` for the LSTMs; `MatMulInteger`, which onnxruntime's optimizer fuses
   into `DynamicQuantizeMatMul` / `MatMulIntegerToFloat`, for the MatMuls.
 - **op types by graph** (`op_types_for`): `LSTM` where the graph has one, else `MatMul`.
