@@ -97,7 +97,8 @@ def _run(model: LoadedModel, windows: list[Window], members: bool) -> tuple[list
     rows = batch_rows(model.run(feeds))
     if not members:
         return rows, {}
-    inside = model.manifest.ensemble.get("member_outputs", {})
+    ensemble = model.manifest.ensemble
+    inside = ensemble.member_outputs if ensemble is not None else {}
     if inside:
         return rows, {name: [{o: row[g] for o, g in outs.items()} for row in rows] for name, outs in inside.items()}
     return rows, {name: batch_rows(model.run(feeds, session)) for name, session in model.members.items()}

@@ -34,21 +34,20 @@ def walk_forward_skill(model: LoadedModel) -> float:
     head = model.manifest.head("price")
     if head is not None:
         return head.skill
-    value = model.manifest.metrics.get("walk_forward_skill")
-    return float(value) if isinstance(value, int | float) else math.nan
+    return (model.manifest.metrics.walk_forward_skill or {}).get("price", math.nan)
 
 
 def hold_band(model: LoadedModel, window: Window) -> HoldBand | None:
     """The Hold band training used for this window's label (None when the manifest does not say)."""
     manifest = model.manifest
-    data = manifest.training.get("data") if isinstance(manifest.training, dict) else None
-    if not isinstance(data, dict):
+    data = manifest.training.data
+    if data is None:
         return None
-    if manifest.task == "forecast" and SIGMA_FEATURE in manifest.feature_names and "hold_band_sigmas" in data:
+    if manifest.task == "forecast" and SIGMA_FEATURE in manifest.feature_names and data.hold_band_sigmas is not None:
         rv_24 = float(window.features[-1, manifest.feature_names.index(SIGMA_FEATURE)])
-        return HoldBand.in_sigmas(float(data["hold_band_sigmas"]), rv_24, manifest.horizon)
-    if manifest.task == "classification" and "hold_band" in data:
-        return HoldBand.simple_return(float(data["hold_band"]))
+        return HoldBand.in_sigmas(data.hold_band_sigmas, rv_24, manifest.horizon)
+    if manifest.task == "classification" and data.hold_band is not None:
+        return HoldBand.simple_return(data.hold_band)
     return None
 
 

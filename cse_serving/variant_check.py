@@ -20,14 +20,13 @@ import zipfile
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
 
 import numpy as np
 import onnxruntime as ort
 
 from cse_models.errors import StoreError
 from cse_models.export.int8_parity import Int8Tolerance, parity, read_probe
-from cse_models.store import MODEL_FILE, Manifest
+from cse_models.store import MODEL_FILE, Manifest, Variant
 from cse_serving.settings import Settings
 
 log = logging.getLogger(__name__)
@@ -63,14 +62,13 @@ def served_encoding(
         return Served(FP32, MODEL_FILE, open_session(root / MODEL_FILE))
     if INT8 not in manifest.variants:
         return _fp32(root, open_session, where, "the version lists no int8 variant")
-    entry = manifest.variants[INT8]
-    file = _verified_file(entry, "file", ".onnx", manifest, where)
-    probe = entry.get("probe") if isinstance(entry, dict) else None
-    if not isinstance(probe, dict) or "file" not in probe:
+    variant = manifest.variants[INT8]
+    file = _verified_file(variant.file, ".onnx", manifest, where, label="variants['int8']")
+    if variant.probe is None:
         return _fp32(root, open_session, where, "its int8 variant has no probe windows to check it on this CPU")
-    probe_file = _verified_file(probe, "file", ".npz", manifest, where, label="variants['int8']['probe']")
+    probe_file = _verified_file(variant.probe.file, ".npz", manifest, where, label="variants['int8']['probe']")
     fp32, int8 = open_session(root / MODEL_FILE), open_session(root / file)
-    reason = probe_disagreement(entry, root / probe_file, roles, output_names, fp32, int8)
+    reason = probe_disagreement(variant, root / probe_file, roles, output_names, fp32, int8)
     if reason is not None:
         log.warning("%s: serving fp32, not its int8 variant: %s", where, reason)
         return Served(FP32, MODEL_FILE, fp32, reason)
@@ -82,13 +80,10 @@ def _fp32(root: Path, open_session: OpenSession, where: str, reason: str) -> Ser
     return Served(FP32, MODEL_FILE, open_session(root / MODEL_FILE), reason)
 
 
-def _verified_file(
-    entry: Any, key: str, suffix: str, manifest: Manifest, where: str, *, label: str = "variants['int8']"
-) -> str:
-    """`entry[key]`, which must be a `suffix` file at the version's top level among its sha256-verified
-    files; StoreError otherwise."""
-    file = entry.get(key) if isinstance(entry, dict) else None
-    if not isinstance(file, str) or "/" in file or not file.endswith(suffix) or file not in manifest.files:
+def _verified_file(file: str, suffix: str, manifest: Manifest, where: str, *, label: str) -> str:
+    """`file`, which must be a `suffix` file at the version's top level among its sha256-verified files;
+    StoreError otherwise."""
+    if "/" in file or not file.endswith(suffix) or file not in manifest.files:
         raise StoreError(
             f"{where}: {label} names file {file!r}, which is not a {suffix} file among the version's "
             f"sha256-verified files {sorted(manifest.files)}"
@@ -97,7 +92,7 @@ def _verified_file(
 
 
 def probe_disagreement(
-    entry: Mapping[str, Any],
+    variant: Variant,
     probe_path: Path,
     roles: Mapping[str, str],
     output_names: tuple[str, ...],
@@ -105,9 +100,11 @@ def probe_disagreement(
     int8: ort.InferenceSession,
 ) -> str | None:
     """Why the variant may not serve here (None: it answers the probe within its stored tolerance)."""
+    if variant.tolerance is None:
+        return "its int8 variant records no tolerance to check it against"
     try:
-        tolerance = Int8Tolerance(**entry["tolerance"])
-    except (KeyError, TypeError) as exc:
+        tolerance = Int8Tolerance(**variant.tolerance)
+    except TypeError as exc:
         return f"its int8 variant has no usable tolerance ({exc!r})"
     try:
         arrays = read_probe(probe_path)

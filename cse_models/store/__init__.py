@@ -1,7 +1,8 @@
 """The model store: the one contract between training and serving (DESIGN.md §4).
 
 - `layout`: the names — versions, LATEST / PINNED, model.onnx, scaler.json, manifest.json, sha256;
-- `manifest`: the typed manifest of a version;
+- `manifest`, `sections`: the typed manifest of a version (metrics, training, ensemble, variants typed,
+  every other key kept), read with its checks (`json_fields`);
 - `base`: `ModelStore`, the protocol, with the publish / pin / retention sequence written once;
 - `local` / `objects`: a directory (rename into place) and an fsspec URL (manifest.json written last);
 - `open_store(root)`: the one that fits a root.
@@ -31,6 +32,17 @@ from cse_models.store.layout import (
 from cse_models.store.local import LocalModelStore
 from cse_models.store.manifest import SCHEMA_VERSION, HeadVerdict, Manifest, Member, TensorSpec
 from cse_models.store.objects import ObjectModelStore
+from cse_models.store.sections import (
+    BoardRow,
+    BoardSummary,
+    DataFacts,
+    DataRange,
+    EnsembleEntry,
+    Metrics,
+    Probe,
+    TrainingFacts,
+    Variant,
+)
 
 
 def open_store(root: str | Path, **options: Any) -> ModelStore:
@@ -49,13 +61,22 @@ __all__ = [
     "SCALER_FILE",
     "SCHEMA_VERSION",
     "STALE_AFTER_S",
+    "BoardRow",
+    "BoardSummary",
+    "DataFacts",
+    "DataRange",
+    "EnsembleEntry",
     "HeadVerdict",
     "LocalModelStore",
     "Manifest",
     "Member",
+    "Metrics",
     "ModelStore",
     "ObjectModelStore",
+    "Probe",
     "TensorSpec",
+    "TrainingFacts",
+    "Variant",
     "is_store_url",
     "is_version",
     "new_version",

@@ -8,6 +8,7 @@ from dataclasses import asdict, dataclass, field
 from typing import Any
 
 from cse_models.errors import StoreError
+from cse_models.store.sections import EnsembleEntry, Metrics, TrainingFacts, Variant, read_variants
 
 SCHEMA_VERSION = 1
 
@@ -60,16 +61,27 @@ class Manifest:
     class_names: list[str] = field(default_factory=list)
     members: list[Member] = field(default_factory=list)
     heads: list[HeadVerdict] = field(default_factory=list)
-    metrics: dict[str, Any] = field(default_factory=dict)
-    training: dict[str, Any] = field(default_factory=dict)
+    metrics: Metrics = field(default_factory=Metrics)
+    training: TrainingFacts = field(default_factory=TrainingFacts)
     packages: dict[str, str] = field(default_factory=dict)
-    # The published model is an ensemble: method, members' weights, each member's graph outputs inside
-    # model.onnx and why the ensemble (not its best member) was chosen. Empty for a single model.
-    ensemble: dict[str, Any] = field(default_factory=dict)
-    # Other encodings of model.onnx serving may run instead, by name ("int8"): file, parity delta, skill.
-    variants: dict[str, dict[str, Any]] = field(default_factory=dict)
+    # The published model is an ensemble (None: a single model; `{}` in the JSON).
+    ensemble: EnsembleEntry | None = None
+    # Other encodings of model.onnx serving may run instead, by name ("int8").
+    variants: dict[str, Variant] = field(default_factory=dict)
     files: dict[str, str] = field(default_factory=dict)  # relative path → sha256
     schema_version: int = SCHEMA_VERSION
+
+    def __post_init__(self) -> None:
+        """Sections given as their JSON (a publisher's dicts, a test's literal) are read into their types
+        here, with the same checks as a manifest read from the store."""
+        if isinstance(self.metrics, dict):
+            object.__setattr__(self, "metrics", Metrics.read(self.metrics))
+        if isinstance(self.training, dict):
+            object.__setattr__(self, "training", TrainingFacts.read(self.training))
+        if isinstance(self.ensemble, dict):
+            object.__setattr__(self, "ensemble", EnsembleEntry.read(self.ensemble))
+        if not all(isinstance(v, Variant) for v in self.variants.values()):
+            object.__setattr__(self, "variants", read_variants(self.variants))
 
     def head(self, name: str) -> HeadVerdict | None:
         return next((h for h in self.heads if h.name == name), None)
@@ -80,7 +92,14 @@ class Manifest:
         return self.seq_len + self.warmup
 
     def to_dict(self) -> dict[str, Any]:
-        return asdict(self)
+        """The manifest as JSON types, key for key what `from_dict` reads."""
+        sections = {
+            "metrics": self.metrics.to_dict(),
+            "training": self.training.to_dict(),
+            "ensemble": {} if self.ensemble is None else self.ensemble.to_dict(),
+            "variants": {name: variant.to_dict() for name, variant in self.variants.items()},
+        }
+        return {**asdict(self), **sections}
 
     def with_files(self, hashes: dict[str, str]) -> Manifest:
         """This manifest listing `hashes` (relative path → sha256), checked by a round trip through JSON
@@ -99,6 +118,10 @@ class Manifest:
                     "outputs": [TensorSpec(**t) for t in data["outputs"]],
                     "members": [Member(**m) for m in data.get("members", [])],
                     "heads": [HeadVerdict(**h) for h in data.get("heads", [])],
+                    "metrics": Metrics.read(data.get("metrics", {})),
+                    "training": TrainingFacts.read(data.get("training", {})),
+                    "ensemble": EnsembleEntry.read(data.get("ensemble", {})),
+                    "variants": read_variants(data.get("variants", {})),
                 }
             )
         except (TypeError, KeyError) as exc:

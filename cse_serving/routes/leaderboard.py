@@ -2,12 +2,11 @@
 model beside the naive baselines, their skill and the gate's verdict, and the ensemble's weights. What the
 web page shows as its leaderboard and model card. One of the page's views (`require_reader`).
 
-Where the rows come from: `metrics["leaderboards"][head]` when publication stored the head's whole board
-(every forecaster it scored: `{"rows": [{"name", "kind", "skill", "p_value" or dm.p_value_model_better,
-"metrics"}], "first_target", "last_target", "n_points"}`, i.e. `Leaderboard.as_dict()` or a subset of it).
-Without it the board is the published model (`heads[]`: skill, p-value; `metrics["walk_forward"][head]`: its
-metrics) and its reference baseline, whose skill is 0 by definition and whose metric follows from the skill:
-skill = 1 − m / m_ref, so m_ref = m / (1 − skill) — exact, since both were computed on the same points.
+Where the rows come from: the manifest's `metrics.leaderboards[head]` (a typed `BoardSummary`: every
+forecaster publication scored) when it was stored. Without it the board is the published model (`heads[]`:
+skill, p-value; `metrics.walk_forward[head]`: its metrics) and its reference baseline, whose skill is 0 by
+definition and whose metric follows from the skill: skill = 1 − m / m_ref, so m_ref = m / (1 − skill) —
+exact, since both were computed on the same points.
 """
 
 from __future__ import annotations
@@ -19,7 +18,7 @@ import msgspec
 from litestar import Controller, get
 
 from cse_models.scoring.rules import SCORING
-from cse_models.store import HeadVerdict, Manifest
+from cse_models.store import BoardSummary, EnsembleEntry, HeadVerdict, Manifest, Metrics
 from cse_serving.loaded_model import LoadedModel
 from cse_serving.registry import ModelRegistry
 from cse_serving.routes.page import PUBLIC_NOTE, READER_SECURITY, reader_responses, require_reader
@@ -91,47 +90,34 @@ class Leaderboards(msgspec.Struct, kw_only=True):
     series: list[SeriesBoard]
 
 
-def _number(value: Any) -> float | None:
-    """A finite number from a manifest value, else None (manifests are JSON: anything may be missing)."""
-    if isinstance(value, bool) or not isinstance(value, int | float):
-        return None
-    return float(value) if math.isfinite(value) else None
+def _finite(value: float | None) -> float | None:
+    return value if value is not None and math.isfinite(value) else None
 
 
-def _mapping(parent: Any, key: str) -> dict[str, Any]:
-    """`parent[key]` when both are JSON objects, else an empty one."""
-    value = parent.get(key) if isinstance(parent, dict) else None
-    return value if isinstance(value, dict) else {}
-
-
-def _text(parent: dict[str, Any], key: str) -> str | None:
-    return str(parent[key]) if parent.get(key) is not None else None
-
-
-def _stored_rows(board: dict[str, Any], metric: str, selected: str | None) -> list[BoardRow]:
-    rows = []
-    for row in board.get("rows") or []:
-        if not isinstance(row, dict) or "name" not in row:
-            continue
-        dm, metrics = _mapping(row, "dm"), _mapping(row, "metrics")
-        rows.append(
-            BoardRow(
-                name=str(row["name"]),
-                kind=str(row.get("kind", "model")),
-                published=row["name"] == selected,
-                skill=_number(row.get("skill")),
-                p_value=_number(row.get("p_value", dm.get("p_value_model_better"))),
-                metric=metric,
-                value=_number(metrics.get(metric, row.get(metric))),
-            )
+def _stored_rows(board: BoardSummary, metric: str, selected: str | None) -> list[BoardRow]:
+    return [
+        BoardRow(
+            name=row.name,
+            kind=row.kind,
+            published=row.name == selected,
+            skill=_finite(row.skill),
+            p_value=_finite(row.p_value),
+            metric=metric,
+            value=_metric_value(row.metrics.get(metric)),
         )
-    return rows
+        for row in board.rows
+    ]
 
 
-def _derived_rows(head: HeadVerdict, metrics: dict[str, Any], metric: str, selected: str | None) -> list[BoardRow]:
+def _metric_value(value: Any) -> float | None:
+    """A board's metric: a finite number, else None (a row may not have scored this metric)."""
+    return _finite(float(value)) if isinstance(value, int | float) and not isinstance(value, bool) else None
+
+
+def _derived_rows(head: HeadVerdict, metrics: Metrics, metric: str, selected: str | None) -> list[BoardRow]:
     """The published model and its reference, from the head's verdict and the model's walk-forward metrics."""
-    own = _mapping(_mapping(metrics, "walk_forward"), head.name)
-    value, skill = _number(own.get(metric)), _number(head.skill)
+    own = (metrics.walk_forward or {}).get(head.name, {})
+    value, skill = _metric_value(own.get(metric)), _finite(head.skill)
     reference = value / (1.0 - skill) if value is not None and skill is not None and skill < 1 else None
     return [
         BoardRow(
@@ -139,7 +125,7 @@ def _derived_rows(head: HeadVerdict, metrics: dict[str, Any], metric: str, selec
             kind="model",
             published=True,
             skill=skill,
-            p_value=_number(head.p_value),
+            p_value=_finite(head.p_value),
             metric=metric,
             value=value,
         ),
@@ -155,14 +141,13 @@ def _derived_rows(head: HeadVerdict, metrics: dict[str, Any], metric: str, selec
     ]
 
 
-def head_board(head: HeadVerdict, metrics: dict[str, Any], selected: str | None) -> HeadBoard:
+def head_board(head: HeadVerdict, metrics: Metrics, selected: str | None) -> HeadBoard:
     scoring = SCORING.get(head.name)
     metric = scoring.skill_metric if scoring is not None else "skill"
-    board = _mapping(_mapping(metrics, "leaderboards"), head.name)
-    stored = _stored_rows(board, metric, selected)
+    board = (metrics.leaderboards or {}).get(head.name)
+    stored = _stored_rows(board, metric, selected) if board is not None else []
     rows = stored or _derived_rows(head, metrics, metric, selected)
     rows.sort(key=lambda r: -r.skill if r.skill is not None else math.inf)
-    info = _mapping(board, "info") or board
     return HeadBoard(
         head=head.name,
         reference=head.reference,
@@ -171,52 +156,33 @@ def head_board(head: HeadVerdict, metrics: dict[str, Any], selected: str | None)
         forced=head.forced,
         reason=head.reason,
         complete=bool(stored),
-        first_target=_text(info, "first_target"),
-        last_target=_text(info, "last_target"),
+        first_target=board.first_target if board is not None else None,
+        last_target=board.last_target if board is not None else None,
         rows=rows,
     )
 
 
 def _data_range(manifest: Manifest, heads: list[HeadBoard]) -> list[str] | None:
-    """[first, last] of the data the version learned from when publication recorded it (`metrics.data_range`
-    {start, end}), else the span of its walk-forward points."""
-    recorded = manifest.metrics.get("data_range")
-    if isinstance(recorded, dict) and recorded.get("start") and recorded.get("end"):
-        return [str(recorded["start"]), str(recorded["end"])]
+    """[first, last] of the data the version learned from when publication recorded it (`metrics.data_range`),
+    else the span of its walk-forward points."""
+    recorded = manifest.metrics.data_range
+    if recorded is not None:
+        return [recorded.start, recorded.end]
     spans = [(h.first_target, h.last_target) for h in heads if h.first_target and h.last_target]
     return [min(a for a, _ in spans), max(b for _, b in spans)] if spans else None
 
 
-def _weights(raw: Any) -> dict[str, dict[str, float]]:
-    """head → member → weight from the manifest's `ensemble.weights`: that nesting, or one flat member →
-    weight set (filed under "all"); anything else is left out rather than failing the whole view."""
-    if not isinstance(raw, dict) or not raw:
-        return {}
-    if all(_number(w) is not None for w in raw.values()):
-        return {"all": {str(m): float(w) for m, w in raw.items()}}
-    return {
-        str(head): {str(m): float(w) for m, w in weights.items() if _number(w) is not None}
-        for head, weights in raw.items()
-        if isinstance(weights, dict)
-    }
-
-
-def ensemble_info(ensemble: dict[str, Any]) -> EnsembleInfo | None:
-    if not ensemble:
+def ensemble_info(ensemble: EnsembleEntry | None) -> EnsembleInfo | None:
+    if ensemble is None:
         return None
-    return EnsembleInfo(
-        name=_text(ensemble, "name"),
-        method=_text(ensemble, "method"),
-        weights=_weights(ensemble.get("weights")),
-        reason=_text(ensemble, "reason"),
-    )
+    return EnsembleInfo(name=ensemble.name, method=ensemble.method, weights=ensemble.weights, reason=ensemble.reason)
 
 
 def series_board(model: LoadedModel) -> SeriesBoard:
     manifest = model.manifest
     metrics = manifest.metrics
-    selected = metrics.get("selected") if isinstance(metrics.get("selected"), str) else None
-    heads = [head_board(head, metrics, selected) for head in manifest.heads]
+    heads = [head_board(head, metrics, metrics.selected) for head in manifest.heads]
+    recorded = metrics.to_dict()
     return SeriesBoard(
         symbol=manifest.symbol,
         interval=manifest.interval,
@@ -226,12 +192,12 @@ def series_board(model: LoadedModel) -> SeriesBoard:
         feature_set=manifest.feature_set,
         seq_len=manifest.seq_len,
         horizon=manifest.horizon,
-        selected=selected,
+        selected=metrics.selected,
         heads=heads,
         member_weights={m.name: m.weight for m in manifest.members},
         ensemble=ensemble_info(manifest.ensemble),
         data_range=_data_range(manifest, heads),
-        metrics={k: v for k, v in metrics.items() if k != "leaderboards"},  # those are `heads`
+        metrics={k: v for k, v in recorded.items() if k != "leaderboards"},  # those are `heads`
     )
 
 

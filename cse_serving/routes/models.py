@@ -95,11 +95,11 @@ def model_info(state: SeriesState, admin: bool) -> ModelInfo:
             )
             for head in manifest.heads
         ],
-        members=list(manifest.ensemble.get("members", ())) or sorted(model.members),
-        ensemble=manifest.ensemble.get("method"),
+        members=list(manifest.ensemble.members) if manifest.ensemble else sorted(model.members),
+        ensemble=manifest.ensemble.method if manifest.ensemble else None,
         encoding=model.encoding,
         encoding_reason=model.encoding_reason,
-        metrics=manifest.metrics,
+        metrics=manifest.metrics.to_dict(),
         created_at=manifest.created_at,
         loaded_at=_iso(model.loaded_at),
         pinned=state.pinned,

@@ -3,8 +3,11 @@ confidence (`/metrics/deep_learning`). Token-protected: unlike /metrics they exp
 
 from __future__ import annotations
 
+from typing import Any
+
 from litestar import Controller, get
 
+from cse_models.store import Metrics
 from cse_serving.auth import require_token
 from cse_serving.live import LiveScorecard
 from cse_serving.monitoring import ServingMetrics
@@ -13,6 +16,12 @@ from cse_serving.schemas import DeepLearningMetrics, LatestPredictions, ModelMon
 
 # Manifest metrics shown as model_accuracy ("promotion": versions published before the per-head gate).
 QUALITY_KEYS = ("validation", "walk_forward", "walk_forward_skill", "naive_baseline", "skill", "promotion")
+
+
+def quality(metrics: Metrics) -> dict[str, Any]:
+    """The manifest's quality figures: walk-forward per head, and the member's own validation scores."""
+    recorded = metrics.to_dict()
+    return {key: recorded[key] for key in QUALITY_KEYS if key in recorded}
 
 
 class MonitoringController(Controller):
@@ -53,7 +62,7 @@ class MonitoringController(Controller):
                     symbol=key[0],
                     interval=key[1],
                     model_version=model.version,
-                    model_accuracy={k: model.manifest.metrics[k] for k in QUALITY_KEYS if k in model.manifest.metrics},
+                    model_accuracy=quality(model.manifest.metrics),
                     predictions_served=metrics.served(key),
                     model_confidence=metrics.mean_confidence(key),
                     live=live.scores(model) if live is not None else {},

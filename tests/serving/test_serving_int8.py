@@ -218,8 +218,6 @@ def test_a_tampered_int8_file_fails_its_sha256(store, settings, tmp_path):
         {"file": "members/x.onnx"},
         {"file": "absent.onnx"},
         {"file": "scaler.json"},
-        {},
-        INT8_FILE,
         {"file": INT8_FILE, "probe": {"file": "absent.npz"}},
         {"file": INT8_FILE, "probe": {"file": MODEL_FILE}},
     ],
@@ -229,6 +227,17 @@ def test_a_variant_naming_no_verified_file_is_refused(store, settings, tmp_path,
     with pytest.raises(StoreError, match=r"variants\['int8'\](\['probe'\])? names file"):
         load_model(store, "BTCUSDT", "1h", version, dataclasses.replace(settings, int8=True))
     assert load_model(store, "BTCUSDT", "1h", version, settings).encoding == "fp32"
+
+
+@pytest.mark.parametrize(
+    ("variant", "message"),
+    [({}, "variants.int8.file must be a string"), (INT8_FILE, "variants.int8 must be an object")],
+)
+def test_a_variant_entry_that_is_not_one_is_refused_at_publication(store, tmp_path, variant, message):
+    """The manifest is typed: an entry without a file, or a bare file name, never reaches a store."""
+    with pytest.raises(StoreError, match=re.escape(message)):
+        publish_with_variant(store, tmp_path / "build", variant=variant)
+    assert store.versions("BTCUSDT", "1h") == []
 
 
 def test_a_really_quantized_graph_serves_with_the_setting(store, settings, tmp_path):

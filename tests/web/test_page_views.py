@@ -5,10 +5,13 @@ a token."""
 from __future__ import annotations
 
 import dataclasses
+import json
+import re
 
 import pytest
 from web_helpers import published_manifest, serving_helpers
 
+from cse_models.errors import StoreError
 from cse_serving.settings import Settings
 
 ALL_HEADS = {"price": True, "interval": True, "volatility": False, "direction": True}
@@ -90,19 +93,32 @@ def test_the_stored_boards_are_not_repeated_in_the_metrics(served, client_factor
     assert "leaderboards" not in board(client_factory(), tokens["user"])["metrics"]
 
 
-def test_malformed_board_records_fall_back_instead_of_failing(store, tmp_path, client_factory, tokens) -> None:
-    """Manifests are JSON that other code writes: a board that is not an object, rows without names and
-    weights that are not numbers leave those parts out (the derived rows stand in), never a 500."""
+@pytest.mark.parametrize(
+    ("section", "damage", "path"),
+    [
+        ("metrics", {"leaderboards": {"price": "not a board"}}, "metrics.leaderboards.price must be an object"),
+        ("metrics", {"leaderboards": {"direction": {"rows": [{"skill": 1}]}}}, "rows[0].name must be a string"),
+        ("ensemble", {"weights": {"price": {"cnn": "heavy"}}}, "ensemble.weights.price.cnn must be a number"),
+    ],
+)
+def test_a_malformed_manifest_section_is_refused_with_its_path(
+    store, tmp_path, client_factory, tokens, section, damage, path
+) -> None:
+    """Manifests are JSON that other code may write: a section that breaks its type is refused when the
+    version loads, naming the value (GET /models says why), instead of a view guessing around it."""
     manifest = published_manifest("BTCUSDT", serving_helpers.version_at(), heads=ALL_HEADS)
-    metrics = {**manifest.metrics, "leaderboards": {"price": "not a board", "direction": {"rows": [{"skill": 1}]}}}
-    ensemble = {**manifest.ensemble, "weights": {"price": {"cnn": "heavy"}, "direction": [0.5, 0.5]}}
     model = serving_helpers.forecast_onnx(tmp_path / "model.onnx")
-    store.publish(dataclasses.replace(manifest, metrics=metrics, ensemble=ensemble), {"model.onnx": model})
+    store.publish(manifest, {"model.onnx": model})
+    version_dir = store.version_dir("BTCUSDT", "1h", manifest.version)
+    raw = json.loads((version_dir / "manifest.json").read_text())
+    raw[section] = {**raw[section], **damage}
+    (version_dir / "manifest.json").write_text(json.dumps(raw))
 
-    series = board(client_factory(), tokens["user"])
-
-    assert all(not head["complete"] and len(head["rows"]) == 2 for head in series["heads"])
-    assert series["ensemble"]["weights"] == {"price": {}}
+    with pytest.raises(StoreError, match=re.escape(path)):
+        store.read_manifest("BTCUSDT", "1h", manifest.version)
+    listed = client_factory().get("/models", headers=serving_helpers.bearer(tokens["admin"])).json()
+    errors = [(entry.get("last_error") or {}).get("message", "") for entry in listed["models"]]
+    assert any(path in error for error in errors), listed
 
 
 def public(settings: Settings, on: bool) -> Settings:

@@ -62,7 +62,7 @@ def published_manifest(symbol: str, version: str, *, heads: dict[str, bool], boa
 
     manifest = serving_helpers.forecast_manifest(symbol, version, heads=heads)
     metrics = {
-        **manifest.metrics,
+        **manifest.metrics.to_dict(),
         "selected": "ensemble_weighted",
         "walk_forward": {"price": {"mae": 95.0}, "interval": {"winkler": 300.0, "coverage": 0.81}},
         "walk_forward_skill": {"price": 0.05},
