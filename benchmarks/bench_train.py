@@ -21,7 +21,10 @@ products, forward and backward shapes, in a `scan`) — each as a fraction of th
 Both sides are limited to `--threads` CPUs (torch via `--threads`; XLA uses every CPU it may run on, so on a
 machine with more CPUs this process and its children are pinned to the first `--threads`).
 
-    .venv/bin/python benchmarks/bench_train.py [--seq-lens 24 64] [--rounds 1] [--setup-seed] [--no-seed]
+    .venv/bin/python benchmarks/bench_train.py [--full] [--seq-lens 24] [--rounds 1] [--setup-seed] [--no-seed]
+
+Default run (a few minutes on 2 cores, once the seed's venv exists): seq 24 only. `--full` adds seq 64
+(the issue's second goal point), the sweep the README's tables come from.
 
 Goal (issue 16): LSTM and GRU ≥ 1.0× the PyTorch side at seq 24 and 64 in fp32; moonshot ≥ 1.5× and ≥ 75 % of
 the GEMM peak in the recurrent step.
@@ -40,7 +43,7 @@ import time
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from _common import SEED_DIR, machine_info, print_table, versions, warn_if_busy, write_json
+from _common import SEED_DIR, machine_info, parse_with_sweep, print_table, versions, warn_if_busy, write_json
 
 SEED_VENV = Path("/tmp/benchvenv")
 SEED_PY = SEED_VENV / "bin" / "python"
@@ -86,7 +89,7 @@ print(json.dumps({"samples_per_s": steps * 64 / med, "ms_per_step": med / steps 
 
 def parse_args() -> argparse.Namespace:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    p.add_argument("--seq-lens", type=int, nargs="+", default=[24, 64])
+    p.add_argument("--seq-lens", type=int, nargs="+", default=[24])
     p.add_argument("--warmup", type=int, default=5)
     p.add_argument("--steps", type=int, default=30)
     p.add_argument("--repeats", type=int, default=5)
@@ -98,7 +101,7 @@ def parse_args() -> argparse.Namespace:
     p.add_argument("--no-others", action="store_true", help="skip the CNN / Transformer families")
     p.add_argument("--profile", action="store_true", help="also print where the step's time goes (jax.profiler)")
     p.add_argument("--json-name", default="bench_train")
-    return p.parse_args()
+    return parse_with_sweep(p, {"seq_lens": [24, 64]}, "seq 64 beside seq 24")
 
 
 def pin_cpus(threads: int) -> dict:
@@ -210,9 +213,10 @@ def bench_cse(
     from cse_models.config import DataConfig
     from cse_models.datasets.segments import build_datasets, fit_feature_scaler, window_count
     from cse_models.models import build_model, rnn_ops
+    from cse_models.training.allocator import retain_freed_buffers
     from cse_models.training.config import TrainingConfig
-    from cse_models.training.loop import SplitTrainStep, StepOptions, retain_freed_buffers
     from cse_models.training.run import model_config_for
+    from cse_models.training.step import SplitTrainStep, StepOptions
 
     retain_freed_buffers()  # as `fit` does
     data_cfg = DataConfig(seq_len=seq_len)
@@ -294,7 +298,7 @@ def profile_step(step, step_fn, x_all, y_all, seq_len: int, step_seconds: float,
 
     import jax
 
-    from cse_models.training.loop import StepOptions, _train_step_on_state
+    from cse_models.training.step import StepOptions, _train_step_on_state
 
     starts = jax.numpy.arange(BATCH)
     args = (step_fn.graphdef, step_fn.state, x_all, y_all, starts, seq_len, "regression", jax.numpy.ones(BATCH), 0, 0)
@@ -522,6 +526,7 @@ def main() -> None:
         args.json_name,
         {
             "benchmark": "bench_train",
+            "sweep": args.sweep,
             "machine": machine_info(),
             "cpu_load_at_start": load_at_start,
             "load_1min_range": [min(loads), max(loads)],

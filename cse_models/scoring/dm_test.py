@@ -22,9 +22,9 @@ import numpy as np
 from cse_models.errors import ConfigError, DataError
 from cse_models.registry import Registry
 
-LOSSES: Registry[Callable[[np.ndarray], np.ndarray]] = Registry("DM loss")
-LOSSES.add("squared", np.square)
-LOSSES.add("absolute", np.abs)
+DM_LOSSES: Registry[Callable[[np.ndarray], np.ndarray]] = Registry("DM loss")
+DM_LOSSES.add("squared", np.square)
+DM_LOSSES.add("absolute", np.abs)
 
 
 @dataclass(frozen=True)
@@ -48,7 +48,7 @@ def diebold_mariano(
     `loss` is "squared" or "absolute"."""
     e_model = np.asarray(errors_model, dtype=np.float64).reshape(-1)
     e_base = np.asarray(errors_base, dtype=np.float64).reshape(-1)
-    fn = LOSSES.get(loss)
+    fn = DM_LOSSES.get(loss)
     return diebold_mariano_losses(fn(e_model), fn(e_base), horizon=horizon, loss=loss)
 
 

@@ -18,7 +18,7 @@ import numpy as np
 
 from cse_models.heads.registry import HeadView
 from cse_models.registry import Registry
-from cse_models.scoring.dm_test import LOSSES
+from cse_models.scoring.dm_test import DM_LOSSES
 from cse_models.scoring.metrics import brier_losses, classification_scores, regression_scores
 
 Scores = Callable[[np.ndarray, np.ndarray, np.ndarray, float], dict[str, float]]
@@ -83,7 +83,7 @@ RULES.add(
     "close_mae",
     HeadScoring(
         scores=_price,
-        point_losses=lambda f, y, loss, _: LOSSES.get(loss)(f - y),
+        point_losses=lambda f, y, loss, _: DM_LOSSES.get(loss)(f - y),
         skill_metric="mae",
         dm_loss=lambda loss: loss,
         columns=(("mae", "MAE"), ("rmse", "RMSE"), ("directional_accuracy", "dir. acc."), ("ic", "IC")),
@@ -103,7 +103,7 @@ RULES.add(
     "range_mae",
     HeadScoring(
         scores=_volatility,
-        point_losses=lambda f, y, loss, _: LOSSES.get(loss)(f - y),
+        point_losses=lambda f, y, loss, _: DM_LOSSES.get(loss)(f - y),
         skill_metric="mae",
         dm_loss=lambda loss: loss,
         columns=(("mae", "MAE"), ("rmse", "RMSE"), ("ic", "IC")),

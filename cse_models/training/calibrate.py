@@ -57,7 +57,7 @@ def calibrate_heads(
     model: nnx.Module, train: SplitArrays, val: SplitArrays, data_cfg: DataConfig, scaler: FittedScaler
 ) -> HeadCalibration:
     """A Flax model's raw outputs on every validation window, calibrated by `calibrate_outputs`."""
-    from cse_models.training.loop import predict_windows
+    from cse_models.training.predict import predict_windows
 
     return calibrate_outputs(predict_windows(model, val, data_cfg), train, val, data_cfg, scaler)
 

@@ -27,8 +27,8 @@ from cse_models.specs import ModelSpec, preset_config
 from cse_models.training.calibrate import calibrate_heads, predict_heads
 from cse_models.training.checkpoint import BestCheckpoints, save_model_spec
 from cse_models.training.config import TrainingConfig
-from cse_models.training.history import FitResult
-from cse_models.training.loop import EpochLog, fit
+from cse_models.training.history import EpochLog, FitResult
+from cse_models.training.loop import fit
 from cse_models.training.summary import TrainedModel
 
 CHECKPOINTS_DIR = "checkpoints"

@@ -13,7 +13,8 @@ from cse_models.scoring.metrics import brier_losses
 from cse_models.specs import ModelSpec
 from cse_models.training.checkpoint import load_trained_model
 from cse_models.training.config import budget
-from cse_models.training.loop import fit, predict_windows
+from cse_models.training.loop import fit
+from cse_models.training.predict import predict_windows
 from cse_models.training.run import TrainedModel, train_model
 
 SMALL = ModelSpec("lstm_small", "lstm_regressor", overrides={"hidden": 16, "layers": 2})

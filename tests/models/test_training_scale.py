@@ -15,10 +15,12 @@ from cse_models.errors import ConfigError, DataError, StoreError
 from cse_models.models import build_model
 from cse_models.models.lstm import LSTMConfig
 from cse_models.training.augment import augment_windows, augmentation_key
+from cse_models.training.batches import probe_batch_size
 from cse_models.training.checkpoint import BestCheckpoints, TrainStateCheckpoints, restore_params
 from cse_models.training.config import TrainingConfig, budget
-from cse_models.training.loop import StepOptions, batch_loss, fit, gather_windows, probe_batch_size, reseed_streams
+from cse_models.training.loop import fit
 from cse_models.training.schedules import PlateauRule, build_optimizer, current_learning_rate, learning_rate_schedule
+from cse_models.training.step import StepOptions, batch_loss, gather_windows, reseed_streams
 
 
 def _lstm(hidden: int = 8, seed: int = 0) -> nnx.Module:

@@ -22,8 +22,8 @@ from cse_models.datasets.segments import build_datasets, compute_features, fit_f
 from cse_models.export.onnx import check_parity, export_onnx
 from cse_models.heads import HeadCalibration
 from cse_models.models import MODELS, build_model
-from cse_models.training.loop import train_step
 from cse_models.training.run import model_config_for
+from cse_models.training.step import train_step
 
 TASKS = (
     "forecast",
