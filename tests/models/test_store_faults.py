@@ -1,7 +1,9 @@
 """The store under SIGKILL: a publisher killed at 20 random points, in publish and in prune.
 
 After every kill the store must hold only complete versions (each listed version passes its sha256
-check), LATEST must name a complete version and the pinned version must still be there. The publisher
+check), LATEST must name a complete version and the pinned version must still be there. A kill proves
+something only when it lands mid-write: the test counts the kills that left a `.tmp-*` publication or a
+`.trash-*` prune behind and requires both kinds, so a run whose kills all landed between writes fails. The publisher
 is a separate process (store_publisher_proc.py, stdlib + cse_models.store only), killed with SIGKILL
 so that no `finally` or `except` in the store gets to tidy up.
 
@@ -29,6 +31,11 @@ TEMP_PREFIXES = (".tmp-", ".trash-", f".{PINNED}.", ".LATEST.")
 def _temp_entries(store: ModelStore) -> list[str]:
     series = store.series_dir(SYMBOL, INTERVAL)
     return sorted(p.name for p in series.iterdir() if p.name.startswith(TEMP_PREFIXES))
+
+
+def _left_behind(new_entries: set[str]) -> set[str]:
+    """The kinds of entry a kill left: the prefix of each new temporary name (`.tmp-`, `.trash-`, …)."""
+    return {next(prefix for prefix in TEMP_PREFIXES if name.startswith(prefix)) for name in new_entries}
 
 
 def test_the_invariant_check_catches_a_prune_killed_mid_rmtree(tmp_path):
@@ -59,14 +66,15 @@ def test_publisher_killed_at_20_random_points_leaves_the_store_consistent(tmp_pa
     (store.series_dir(SYMBOL, INTERVAL) / PINNED).write_text(pinned + "\n")
 
     phases: Counter[str] = Counter()
-    partial_listed = 0
+    left: Counter[str] = Counter()  # kills that left a temporary entry of each kind: they landed mid-write
     for kill in range(KILLS):
         target = "prune" if kill % 2 else "publish"
         delay_s = rng.uniform(0, 0.02)
         args = [str(root), str(tmp_path / "src"), str(KEEP), str(kill * 100_000), SLOW_UNLINK_S]
+        before = set(_temp_entries(store))
         phases[run_and_kill(PUBLISHER, args, target, skip=rng.randint(0, 2), delay_s=delay_s)] += 1
+        left.update(_left_behind(set(_temp_entries(store)) - before))
         problems = violations(store, pinned)
-        partial_listed += sum("partial" in p for p in problems)
         assert problems == [], f"after kill {kill + 1} (phases so far {dict(phases)}): {problems}"
 
     temp_before = _temp_entries(store)
@@ -76,13 +84,13 @@ def test_publisher_killed_at_20_random_points_leaves_the_store_consistent(tmp_pa
     store.publish(manifest_for(final), src, keep=KEEP)
 
     report = (
-        f"kills per phase {dict(phases)}, partial versions listed {partial_listed}, "
+        f"kills per phase {dict(phases)}, kills that left each kind of entry {dict(left)}, "
         f"temp entries before clean {len(temp_before)}, after {len(temp_after)}"
     )
     print(report)
+    assert left[".tmp-"] > 0 and left[".trash-"] > 0, f"no kill landed mid-publish or mid-prune: {report}"
     assert sorted(removed) == temp_before, report
     assert temp_after == [], report
-    assert phases["prune"] + phases["idle"] > 0 and phases["publish"] > 0, report
     assert store.latest(SYMBOL, INTERVAL) == final
     assert violations(store, pinned) == []
     assert store.versions(SYMBOL, INTERVAL)[-1] == final and pinned in store.versions(SYMBOL, INTERVAL)
