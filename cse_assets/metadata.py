@@ -53,11 +53,11 @@ def cleaning_metadata(report: CleaningReport) -> dict[str, Any]:
 
 def leaderboard_table(board: Leaderboard) -> MetadataValue:
     """One head's leaderboard: forecasters (models and baselines) by skill against the head's reference."""
-    metrics = [key for key, _ in SCORING[board.task].columns]
+    metrics = [key for key, _ in SCORING[board.head].columns]
     columns = [
         TableColumn("forecaster", "string"),
         TableColumn("kind", "string"),
-        TableColumn("skill", "float", description=f"1 − {SCORING[board.task].skill_metric} / reference's"),
+        TableColumn("skill", "float", description=f"1 − {SCORING[board.head].skill_metric} / reference's"),
         TableColumn("dm_p_better", "float", description=f"one-sided Diebold–Mariano p vs {board.reference}"),
         *(TableColumn(key, "float") for key in metrics),
     ]

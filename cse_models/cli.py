@@ -62,7 +62,12 @@ def _parser() -> argparse.ArgumentParser:
         help="skip the weighted / stacking / voting ensembles scored beside two or more models",
     )
     evaluate.add_argument(
-        "--task", default="all", choices=("price", "interval", "volatility", "direction", "all"), help="head(s)"
+        "--head",
+        "--task",
+        dest="head",
+        default="all",
+        choices=("price", "interval", "volatility", "direction", "all"),
+        help="the head to report, or all (--task: its former name)",
     )
     evaluate.add_argument("--horizon", type=int, default=1, help="candles ahead (e.g. 1, 4, 24)")
     evaluate.add_argument("--dm-loss", default="absolute", help="absolute | squared (price, volatility)")
@@ -224,8 +229,8 @@ def _evaluate(args: argparse.Namespace) -> int:
         info={"symbol": args.symbol, "interval": args.interval, "range": args.range or "whole file"},
         on_progress=progress,
     )
-    if args.task != "all":
-        boards = Leaderboards({args.task: boards[args.task]})
+    if args.head != "all":
+        boards = Leaderboards({args.head: boards[args.head]})
     decisions = {
         name: head_decisions(boards, name, args.max_p) for name in [s.name for s in specs] + [e.name for e in ensembles]
     }

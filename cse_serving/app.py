@@ -36,11 +36,11 @@ from cse_serving.dependencies import DEPENDENCIES
 from cse_serving.errors import error_response
 from cse_serving.fetching import fetcher_from_settings
 from cse_serving.live import LiveScorecard
+from cse_serving.model_registry import ModelRegistry
 from cse_serving.monitoring import ServingMetrics, StateCollector, metrics_middleware
 from cse_serving.openapi import OperationDocs, PredictBodySchema, openapi_config
 from cse_serving.predictor import KlineFetcher, Predictor
 from cse_serving.ratelimit import AuthLockout, Rate, RateLimiter, rate_limit_middleware
-from cse_serving.registry import ModelRegistry
 from cse_serving.routes import CONTROLLERS
 from cse_serving.scorecard import Scorecard
 from cse_serving.settings import Settings

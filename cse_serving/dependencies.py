@@ -9,9 +9,9 @@ from litestar.datastructures import State
 from litestar.di import Provide
 
 from cse_serving.live import LiveScorecard
+from cse_serving.model_registry import ModelRegistry
 from cse_serving.monitoring import ServingMetrics
 from cse_serving.predictor import Predictor
-from cse_serving.registry import ModelRegistry
 
 
 def provide_registry(state: State) -> ModelRegistry:

@@ -14,7 +14,7 @@ from collections.abc import Iterator, Sequence
 from cse_models.heads.labels import HoldBand
 from cse_models.heads.layout import SIGMA_FEATURE
 from cse_serving.loaded_model import LoadedModel, Window
-from cse_serving.registry import ModelRegistry
+from cse_serving.model_registry import ModelRegistry
 from cse_serving.schemas import Kline, LiveModelScore, PredictResponse
 from cse_serving.scorecard import LiveScore, Scorecard, ScoredPoint, degraded
 

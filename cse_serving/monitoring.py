@@ -35,7 +35,7 @@ from prometheus_client.process_collector import ProcessCollector
 
 from cse_serving.batching import FlushStats
 from cse_serving.loaded_model import LoadedModel
-from cse_serving.registry import ModelRegistry, Readiness, SeriesKey
+from cse_serving.model_registry import ModelRegistry, Readiness, SeriesKey
 from cse_serving.schemas import PredictResponse
 
 disable_created_metrics()  # the `_created` twin of every counter doubles the scrape for nothing here

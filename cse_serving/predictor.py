@@ -23,8 +23,8 @@ from typing import Protocol
 from cse_models.errors import CseError, DataError, SourceError
 from cse_serving.batching import MicroBatcher
 from cse_serving.loaded_model import LoadedModel, Window
+from cse_serving.model_registry import ModelRegistry, SeriesKey
 from cse_serving.monitoring import ServingMetrics
-from cse_serving.registry import ModelRegistry, SeriesKey
 from cse_serving.schemas import Kline, PredictRequest, PredictResponse
 
 log = logging.getLogger(__name__)

@@ -12,7 +12,7 @@ import asyncio
 import contextlib
 import logging
 
-from cse_serving.registry import ModelRegistry
+from cse_serving.model_registry import ModelRegistry
 
 log = logging.getLogger(__name__)
 

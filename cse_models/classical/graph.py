@@ -20,7 +20,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from cse_models.classical.registry import PROBABILITY_FLOOR
+from cse_models.classical.architectures import PROBABILITY_FLOOR
 
 CARD_OPSET = 23  # jax2onnx's default, which the networks' graphs (export.onnx) import too: ensembles join both kinds
 TREE_OPSET = 15  # the highest onnxmltools 1.16 converts LightGBM to

@@ -26,7 +26,7 @@ from typing import Any
 
 import numpy as np
 
-from cse_models.classical.registry import CLASSICAL, PROBABILITY_FLOOR, ClassicalEntry
+from cse_models.classical.architectures import CLASSICAL, PROBABILITY_FLOOR, ClassicalEntry
 from cse_models.errors import ConfigError, StoreError
 from cse_models.features.windows import CLASS_NAMES
 

@@ -18,7 +18,7 @@ from typing import Any
 
 import numpy as np
 
-from cse_models.classical.registry import CLASSICAL, TreeModels
+from cse_models.classical.architectures import CLASSICAL, TreeModels
 from cse_models.classical.summary import segment_summaries, summarise_windows, summary_names
 from cse_models.config import DataConfig
 from cse_models.datasets.graph_inputs import graph_inputs

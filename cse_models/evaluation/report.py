@@ -39,9 +39,9 @@ class LeaderboardRow:
 
 @dataclass(frozen=True)
 class Leaderboard:
-    """One head's leaderboard. `task` is the head's name (price, interval, volatility, direction)."""
+    """One head's leaderboard (price, interval, volatility, direction)."""
 
-    task: str
+    head: str
     reference: str
     horizon: int
     dm_loss: str
@@ -75,12 +75,14 @@ class Leaderboard:
             )
             for r in data["rows"]
         )
-        return cls(**{**data, "rows": rows, "folds": tuple(data.get("folds", ()))})
+        named = {key: value for key, value in data.items() if key != "task"}
+        head = data.get("head", data.get("task"))  # boards written before the field was named for what it is
+        return cls(**{**named, "head": head, "rows": rows, "folds": tuple(data.get("folds", ()))})
 
     def to_markdown(self) -> str:
-        scoring = SCORING[self.task]
+        scoring = SCORING[self.head]
         symbol = f"{self.info['symbol']} " if self.info.get("symbol") else ""
-        title = f"### Walk-forward leaderboard — {symbol}{self.task} head, horizon {self.horizon}"
+        title = f"### Walk-forward leaderboard — {symbol}{self.head} head, horizon {self.horizon}"
         summary = (
             f"{len(self.folds)} {self.info.get('scheme', '')} folds · {self.n_points:,} out-of-sample points · "
             f"{self.info.get('first_target', '?')} → {self.info.get('last_target', '?')} · "
@@ -88,7 +90,7 @@ class Leaderboard:
             f"DM vs {self.reference}: {self.dm_loss} loss, HLN-corrected, Student t(n−1)"
         )
         extra = {k: v for k, v in self.info.items() if k not in ("symbol", "scheme", "first_target", "last_target")}
-        if self.task == "price" and self.rows:
+        if self.head == "price" and self.rows:
             extra["always up dir. acc."] = f"{self.rows[0].metrics['always_up_accuracy']:.4f}"
         headers = [
             "#",
@@ -97,7 +99,7 @@ class Leaderboard:
             *(h for _, h in scoring.columns),
             "skill",
             "skill per fold",
-            *(["coverage per fold"] if self.task == "interval" else []),
+            *(["coverage per fold"] if self.head == "interval" else []),
             "DM stat",
             "p (better)",
             "p (2-sided)",
@@ -114,7 +116,7 @@ class Leaderboard:
                 *(_number(row.metrics[key]) for key, _ in scoring.columns),
                 f"{row.skill:+.4f}",
                 " / ".join(f"{s:+.3f}" for s in row.fold_skill),
-                *([" / ".join(f"{f['coverage']:.3f}" for f in row.fold_metrics)] if self.task == "interval" else []),
+                *([" / ".join(f"{f['coverage']:.3f}" for f in row.fold_metrics)] if self.head == "interval" else []),
                 f"{row.dm.statistic:+.2f}",
                 f"{row.dm.p_value_model_better:.3g}",
                 f"{row.dm.p_value:.3g}",
@@ -203,7 +205,7 @@ def build_leaderboard(
         **(info or {}),
     }
     return Leaderboard(
-        task=head,
+        head=head,
         reference=reference,
         horizon=result.horizon,
         dm_loss=scoring.dm_loss(dm_loss),

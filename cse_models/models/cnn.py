@@ -20,9 +20,9 @@ import jax
 import jax.numpy as jnp
 from flax import nnx
 
+from cse_models.models.architectures import register_model
 from cse_models.models.configs import CNNConfig
 from cse_models.models.layers import AttentionPooling, ConvBlock1D, PositionalEncoding, window_input
-from cse_models.models.registry import register_model
 
 
 def _pool_time(x: jax.Array) -> jax.Array:

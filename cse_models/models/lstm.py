@@ -14,9 +14,9 @@ import jax.numpy as jnp
 from flax import nnx
 
 from cse_models.models import rnn_ops
+from cse_models.models.architectures import register_model
 from cse_models.models.configs import require_dropout, require_positive
 from cse_models.models.layers import window_input
-from cse_models.models.registry import register_model
 
 
 @dataclass(frozen=True)

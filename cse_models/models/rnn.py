@@ -20,9 +20,9 @@ from flax import nnx
 
 from cse_models.errors import ConfigError
 from cse_models.models import rnn_ops
+from cse_models.models.architectures import register_model
 from cse_models.models.configs import RNNConfig
 from cse_models.models.layers import AttentionPooling, ConvBlock1D, window_input
-from cse_models.models.registry import register_model
 
 FORGET_GATE_BIAS = 1.0  # Jozefowicz et al. (2015): start by remembering, so gradients flow through time early
 

@@ -24,9 +24,9 @@ import jax.numpy as jnp
 import numpy as np
 from flax import nnx
 
+from cse_models.models.architectures import register_model
 from cse_models.models.configs import TransformerConfig
 from cse_models.models.layers import AttentionPooling, ConvBlock1D, PositionalEncoding, window_input
-from cse_models.models.registry import register_model
 
 
 class MultiHeadAttention(nnx.Module):

@@ -20,7 +20,7 @@ from flax import nnx
 
 from cse_models.errors import StoreError
 from cse_models.models import MODELS, build_model
-from cse_models.models.registry import MODEL_STATE
+from cse_models.models.architectures import MODEL_STATE
 
 SPEC_FILE = "model.json"
 # What orbax raises on a directory it cannot read: missing or truncated files, bad JSON, tensorstore errors.

@@ -28,7 +28,7 @@ from flax import nnx
 from cse_models.config import DataConfig
 from cse_models.datasets.segments import SplitArrays, window_count
 from cse_models.errors import DataError
-from cse_models.models.registry import MODEL_STATE
+from cse_models.models.architectures import MODEL_STATE
 from cse_models.training.allocator import retain_freed_buffers
 from cse_models.training.batches import epoch_batches, epoch_order, probe_batch_size
 from cse_models.training.checkpoint import BestCheckpoints, TrainStateCheckpoints

@@ -18,7 +18,7 @@ from flax import nnx
 from cse_models.config import DataConfig
 from cse_models.datasets.segments import SplitArrays
 from cse_models.errors import DataError, StoreError
-from cse_models.models.registry import MODEL_STATE
+from cse_models.models.architectures import MODEL_STATE
 from cse_models.training.config import TrainingConfig
 from cse_models.training.history import EpochLog, FitResult
 from cse_models.training.schedules import PlateauRule

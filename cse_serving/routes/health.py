@@ -5,8 +5,8 @@ from __future__ import annotations
 from litestar import Controller, Response, get
 from litestar.status_codes import HTTP_200_OK, HTTP_503_SERVICE_UNAVAILABLE
 
+from cse_serving.model_registry import ModelRegistry, Readiness
 from cse_serving.openapi import unready_response
-from cse_serving.registry import ModelRegistry, Readiness
 from cse_serving.routes.models import series_readiness
 from cse_serving.schemas import Health, ReadinessReport
 

@@ -9,8 +9,8 @@ from litestar import Controller, get
 from litestar.params import Parameter
 
 from cse_models.errors import DataError
+from cse_serving.model_registry import ModelRegistry
 from cse_serving.predictor import Predictor
-from cse_serving.registry import ModelRegistry
 from cse_serving.routes.page import PUBLIC_NOTE, READER_SECURITY, reader_responses, require_reader
 from cse_serving.schemas import KlineList
 

@@ -20,7 +20,7 @@ from litestar import Controller, get
 from cse_models.scoring.rules import SCORING
 from cse_models.store import BoardSummary, EnsembleEntry, HeadVerdict, Manifest, Metrics
 from cse_serving.loaded_model import LoadedModel
-from cse_serving.registry import ModelRegistry
+from cse_serving.model_registry import ModelRegistry
 from cse_serving.routes.page import PUBLIC_NOTE, READER_SECURITY, reader_responses, require_reader
 
 
@@ -86,7 +86,10 @@ class SeriesBoard(msgspec.Struct, kw_only=True):
     metrics: dict[str, Any]
 
 
-class Leaderboards(msgspec.Struct, kw_only=True):
+class ServedLeaderboards(msgspec.Struct, kw_only=True):
+    """The walk-forward leaderboards of every serving version (`cse_models.evaluation.Leaderboards` is one
+    walk-forward run's boards, head by head)."""
+
     series: list[SeriesBoard]
 
 
@@ -220,5 +223,5 @@ class LeaderboardController(Controller):
         responses=reader_responses(),
         sync_to_thread=False,
     )
-    def leaderboards(self, registry: ModelRegistry) -> Leaderboards:
-        return Leaderboards(series=[series_board(model) for _, model in sorted(registry.models().items())])
+    def leaderboards(self, registry: ModelRegistry) -> ServedLeaderboards:
+        return ServedLeaderboards(series=[series_board(model) for _, model in sorted(registry.models().items())])

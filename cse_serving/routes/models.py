@@ -10,8 +10,8 @@ from litestar.params import Parameter
 from litestar.status_codes import HTTP_200_OK, HTTP_503_SERVICE_UNAVAILABLE
 
 from cse_serving.auth import require_admin, require_token, token_role
+from cse_serving.model_registry import LoadFailure, ModelRegistry, Readiness, SeriesState
 from cse_serving.openapi import unready_response
-from cse_serving.registry import LoadFailure, ModelRegistry, Readiness, SeriesState
 from cse_serving.schemas import (
     HeadInfo,
     LoadError,

@@ -10,8 +10,8 @@ from litestar import Controller, get
 from cse_models.store import Metrics
 from cse_serving.auth import require_token
 from cse_serving.live import LiveScorecard
+from cse_serving.model_registry import ModelRegistry
 from cse_serving.monitoring import ServingMetrics
-from cse_serving.registry import ModelRegistry
 from cse_serving.schemas import DeepLearningMetrics, LatestPredictions, ModelMonitoring
 
 # Manifest metrics shown as model_accuracy ("promotion": versions published before the per-head gate).

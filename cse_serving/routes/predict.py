@@ -9,8 +9,8 @@ from litestar.status_codes import HTTP_200_OK
 
 from cse_models.errors import DataError
 from cse_serving.auth import require_token
+from cse_serving.model_registry import ModelRegistry
 from cse_serving.predictor import Predictor
-from cse_serving.registry import ModelRegistry
 from cse_serving.schemas import (
     BatchPredictResponse,
     DeepLearningRequest,

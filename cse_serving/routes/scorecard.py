@@ -9,7 +9,7 @@ from litestar import Controller, get
 from litestar.params import Parameter
 
 from cse_serving.live import LiveScorecard
-from cse_serving.registry import ModelRegistry
+from cse_serving.model_registry import ModelRegistry
 from cse_serving.routes.page import PUBLIC_NOTE, READER_SECURITY, reader_responses, require_reader
 from cse_serving.schemas import LiveModelScore
 from cse_serving.scorecard import ScoredPoint

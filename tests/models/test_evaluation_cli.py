@@ -89,7 +89,7 @@ def test_evaluate_writes_every_heads_leaderboard_of_a_plain_csv(sample, tmp_path
     boards = json.loads((out / "leaderboard.json").read_text())
     assert list(boards) == list(HEADS)
     for head, board in boards.items():
-        assert board["task"] == head and board["reference"] == REFERENCES[head]
+        assert board["head"] == head and board["reference"] == REFERENCES[head]
         assert len(board["folds"]) == 2 and board["info"]["range"] == "last 60 days"
         assert board["info"]["task"] == "forecast" and board["info"]["feature_set"] == "stationary"
         names = {r["name"] for r in board["rows"]}

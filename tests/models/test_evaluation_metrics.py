@@ -47,7 +47,7 @@ def test_persistence_has_skill_exactly_zero_against_itself(features):
     result = run_walk_forward(features, CFG, WalkForwardConfig(), _baselines("regression"))
     board = build_leaderboard(result, "price")
     row = board.row("persistence")
-    assert board.task == "price" and board.reference == "persistence"
+    assert board.head == "price" and board.reference == "persistence"
     assert row.skill == 0.0 and row.fold_skill == (0.0, 0.0, 0.0)
     assert row.dm.statistic == 0.0 and row.dm.p_value == 1.0
     assert {r.name for r in board.rows} == {"persistence", "drift", "moving_average", "ridge_returns"}

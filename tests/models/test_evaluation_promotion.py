@@ -66,7 +66,7 @@ def test_no_price_or_direction_forecast_passes_the_gate_on_a_random_walk(random_
     assert {r.name for r in price.rows} == {"persistence", "drift", "moving_average", "ridge_returns", MODEL.name}
     for head in HEADS:
         board = random_walk_boards[head]
-        assert board.task == head and board.row(board.reference).skill == 0.0
+        assert board.head == head and board.row(board.reference).skill == 0.0
         assert board.row(MODEL.name).kind == "model"
     for head in ("price", "direction"):  # the next move of a random walk is unpredictable
         board = random_walk_boards[head]

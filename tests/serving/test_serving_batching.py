@@ -9,9 +9,9 @@ import pytest
 from serving_helpers import make_klines
 
 from cse_models.errors import DataError
+from cse_serving.model_registry import ModelRegistry
 from cse_serving.monitoring import ServingMetrics
 from cse_serving.predictor import Predictor
-from cse_serving.registry import ModelRegistry
 from cse_serving.schemas import Kline, PredictRequest
 
 

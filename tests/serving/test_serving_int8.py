@@ -38,7 +38,7 @@ from cse_models.store import MODEL_FILE, ModelStore, open_store
 from cse_serving.app import create_app
 from cse_serving.loaded_model import LoadedModel
 from cse_serving.loading import load_model
-from cse_serving.registry import ModelRegistry
+from cse_serving.model_registry import ModelRegistry
 from cse_serving.settings import Settings
 
 INT8_FILE = "model.int8.onnx"

@@ -23,9 +23,9 @@ from serving_helpers import (
 )
 
 from cse_serving.live import LiveScorecard
+from cse_serving.model_registry import ModelRegistry
 from cse_serving.monitoring import ServingMetrics
 from cse_serving.predictor import Predictor
-from cse_serving.registry import ModelRegistry
 from cse_serving.schemas import Kline, PredictRequest, PredictResponse
 from cse_serving.scorecard import Scorecard
 
