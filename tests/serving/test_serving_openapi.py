@@ -159,15 +159,23 @@ def live_url(publish, settings, tokens) -> Iterator[str]:
     thread.join(timeout=10)
 
 
-CHECKS = [
-    "not_a_server_error",
-    "status_code_conformance",
-    "content_type_conformance",
-    "response_headers_conformance",
-    "response_schema_conformance",
-    "negative_data_rejection",
-    "ignored_auth",
-]
+# Every check of schemathesis 4.32 runs but these, each with why. `use_after_free`,
+# `ensure_resource_availability` and `object_level_authorization` run too, though they judge only requests
+# that follow a related one (a DELETE, a creation, another identity's object): the API creates and deletes
+# no resources and the document declares no links, so they have nothing to judge here. Every health check
+# is on: generation is neither filtered away nor too slow at these sizes.
+EXCLUDED_CHECKS = {
+    # "schema-valid requests are accepted": the document cannot say what the server's state decides, and
+    # schemathesis reads every rejection of such a request as a bug — /klines and /predict without klines
+    # answer 422 while no kline source is configured (none is, here), /predictions/deep_learning wants a
+    # `symbol` while several models serve an interval, a symbol must be one of Binance's (`0` is not).
+    # One rejection it found is the document's fault: Litestar 2 writes `open_time` / `timestamp`
+    # (msgspec `ge=0`) with their maximum but without `minimum: 0` (a bound of 0 is dropped), so a
+    # negative open time passes as valid data; until serving's document says so, this check stays off.
+    # Kept off, and the rejections stay covered: `negative_data_rejection` and `status_code_conformance`
+    # (each rejection is a documented status with the error body).
+    "positive_data_acceptance",
+}
 
 
 @pytest.mark.schemathesis
@@ -181,7 +189,9 @@ def test_schemathesis_finds_no_server_error_and_no_undocumented_answer(live_url,
         "--header",
         f"Authorization: Bearer {tokens['admin']}",
         "--checks",
-        ",".join(CHECKS),
+        "all",
+        "--exclude-checks",
+        ",".join(sorted(EXCLUDED_CHECKS)),
         "--phases",
         "examples,coverage,fuzzing",
         "--mode",
@@ -194,8 +204,6 @@ def test_schemathesis_finds_no_server_error_and_no_undocumented_answer(live_url,
         "1",
         "--request-timeout",
         "30",
-        "--suppress-health-check",
-        "all",
         "--report",
         "ndjson",
         "--report-dir",
