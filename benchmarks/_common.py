@@ -1,7 +1,9 @@
-"""Shared helpers for the benchmark scripts: machine info, versions, percentiles, JSON results."""
+"""Shared helpers for the benchmark scripts: the default/full sweep switch, machine info, versions,
+percentiles, JSON results."""
 
 from __future__ import annotations
 
+import argparse
 import datetime as dt
 import json
 import math
@@ -16,6 +18,37 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 RESULTS_DIR = ROOT / "benchmarks" / "results"
 SEED_DIR = ROOT.parent / "shared" / "bench" / "seed_baseline"
+_STARTED = time.perf_counter()
+
+
+def progress(message: str) -> None:
+    """`[  42 s] message`: which stage a run is in and how long it has taken so far."""
+    print(f"[{time.perf_counter() - _STARTED:5.0f} s] {message}", flush=True)
+
+
+def parse_with_sweep(parser: argparse.ArgumentParser, full: dict[str, object], adds: str) -> argparse.Namespace:
+    """Parse the command line with `--full`, which switches the option defaults to `full`.
+
+    Why: every script's default is a run of a few minutes that a newcomer can start on 2 cores; `--full`
+    is the sweep the README's figures come from. Options given on the command line win either way, and
+    `--help` lists what `--full` sets. `args.sweep` ("default" | "full") goes into the JSON."""
+    settings = " ".join(_as_option(name, value) for name, value in full.items())
+    parser.add_argument("--full", action="store_true", help=f"the full sweep: {adds} (sets {settings})")
+    if parser.parse_known_args()[0].full:
+        parser.set_defaults(**full)
+    args = parser.parse_args()
+    args.sweep = "full" if args.full else "default"
+    return args
+
+
+def _as_option(name: str, value: object) -> str:
+    """How a `full` setting reads on a command line: `--rows 10000 100000`, `--lstm-sizes ''`, `--profile`."""
+    flag = f"--{name.replace('_', '-')}"
+    if isinstance(value, bool):
+        return flag if value else f"(no {flag})"
+    if isinstance(value, list | tuple):
+        return f"{flag} {' '.join(str(v) for v in value)}"
+    return f"{flag} {value if value != '' else repr(value)}"
 
 
 def percentile(values: Sequence[float], q: float) -> float:

@@ -14,7 +14,10 @@ Each spec goes through its member kind exactly as the Dagster asset does (`membe
               out), intra_op_num_threads=1, ORT_ENABLE_ALL, each call timed alone (perf_counter_ns):
               `--n` calls at batch 1 after `--warmup`, `--n // 4` at batch 64.
 
-    .venv/bin/python benchmarks/bench_classical.py [--presets demo,default] [--lstm-budget demo] [--n 2000]
+    .venv/bin/python benchmarks/bench_classical.py [--full] [--presets demo] [--lstm-budget demo] [--n 500]
+
+Default run (a few minutes on 2 cores): the demo preset of each classical member beside the demo LSTM,
+500 calls at batch 1. `--full` adds the default (seed-size) presets and takes 2000 calls.
 
 Writes benchmarks/results/bench_classical.json (figures, raw latency percentiles, machine info, versions).
 """
@@ -30,18 +33,19 @@ from pathlib import Path
 import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from _common import machine_info, percentile, print_table, versions, warn_if_busy, write_json
+from _common import machine_info, parse_with_sweep, percentile, print_table, versions, warn_if_busy, write_json
 
 SYMBOL = "BTCUSDT"
 
 
 def parse_args() -> argparse.Namespace:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    p.add_argument("--presets", default="demo,default", help="classical presets to time (comma-separated)")
+    p.add_argument("--presets", default="demo", help="classical presets to time (comma-separated)")
     p.add_argument("--lstm-budget", default="demo", help="training budget of the LSTM beside them ('' to skip)")
-    p.add_argument("--n", type=int, default=2000, help="timed calls at batch 1 (batch 64: n // 4)")
-    p.add_argument("--warmup", type=int, default=200, help="warm-up calls per batch size")
-    return p.parse_args()
+    p.add_argument("--n", type=int, default=500, help="timed calls at batch 1 (batch 64: n // 4)")
+    p.add_argument("--warmup", type=int, default=50, help="warm-up calls per batch size")
+    full = {"presets": "demo,default", "n": 2000, "warmup": 200}
+    return parse_with_sweep(p, full, "the default (seed-size) presets beside the demo ones, 4× the calls")
 
 
 def prepare():
@@ -78,14 +82,15 @@ def latency(path: str, inputs: dict[str, np.ndarray], batch: int, n: int, warmup
 
 def measure(spec, data_cfg, scaler, datasets, train_cfg, args, workdir: Path) -> dict:
     from cse_models.datasets.graph_inputs import graph_inputs
+    from cse_models.datasets.prepared import PreparedSeries
     from cse_models.members import member_kind
 
     kind = member_kind(spec.architecture)
     started = time.perf_counter()
-    kind.fit(spec, datasets, data_cfg, train_cfg, scaler)
+    kind.fit(spec, PreparedSeries(datasets, data_cfg, scaler), train_cfg)
     fit_seconds = time.perf_counter() - started
     started = time.perf_counter()
-    trained = kind.train(spec, datasets, data_cfg, train_cfg, scaler, workdir / spec.name)
+    trained = kind.train(spec, PreparedSeries(datasets, data_cfg, scaler), train_cfg, workdir / spec.name)
     train_seconds = time.perf_counter() - started
     inputs = graph_inputs(datasets["test"], data_cfg)
     exported = kind.export(trained, scaler, data_cfg, workdir / spec.name / "model.onnx", inputs, model_name=spec.name)
@@ -152,6 +157,7 @@ def main() -> None:
     path = write_json(
         "bench_classical",
         {
+            "sweep": args.sweep,
             "symbol": SYMBOL,
             "data": {"seq_len": data_cfg.seq_len, "feature_set": data_cfg.feature_set, "task": data_cfg.task},
             "rows": rows,

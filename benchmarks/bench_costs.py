@@ -14,7 +14,11 @@ Each curve should be linear in its input; the script prints the cost per unit at
 visible, and the README says why where it bends. JSON to benchmarks/results/bench_costs.json, the plot to
 benchmarks/results/bench_costs.png (matplotlib).
 
-    .venv/bin/python benchmarks/bench_costs.py [--rows 10000 100000 1000000] [--seed-max-rows 100000] [--quick]
+    .venv/bin/python benchmarks/bench_costs.py [--full] [--rows 10000 30000] [--seed-max-rows 100000]
+
+Default run (a few minutes on 2 cores): data path at 10k and 30k rows, walk-forward at 1 and 2 folds,
+training at 2,000 and 4,000 rows — enough points to see a slope. `--full` is the sweep the README's
+curves come from: 10k / 100k / 1M rows, 1 / 2 / 4 folds, 2,000 / 8,000 / 32,000 training rows.
 """
 
 from __future__ import annotations
@@ -27,7 +31,16 @@ import time
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from _common import RESULTS_DIR, SEED_DIR, machine_info, print_table, versions, warn_if_busy, write_json
+from _common import (
+    RESULTS_DIR,
+    SEED_DIR,
+    machine_info,
+    parse_with_sweep,
+    print_table,
+    versions,
+    warn_if_busy,
+    write_json,
+)
 from bench_data import cse_pipeline, load_seed_klines, run_seed, seed_python
 
 FEATURE_SETS = ("mur9", "ohlc4", "stationary")
@@ -36,14 +49,14 @@ WF_MODELS = (("lstm", "lstm_regressor"), ("gru", "financial_gru"))
 
 def parse_args() -> argparse.Namespace:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    p.add_argument("--rows", type=int, nargs="+", default=[10_000, 100_000, 1_000_000])
+    p.add_argument("--rows", type=int, nargs="+", default=[10_000, 30_000])
     p.add_argument("--seed-max-rows", type=int, default=100_000, help="largest row count the seed pipeline runs")
     p.add_argument("--skip-seed", action="store_true")
-    p.add_argument("--folds", type=int, nargs="+", default=[1, 2, 4])
-    p.add_argument("--train-rows", type=int, nargs="+", default=[2_000, 8_000, 32_000])
-    p.add_argument("--quick", action="store_true", help="small sizes only (a smoke run)")
+    p.add_argument("--folds", type=int, nargs="+", default=[1, 2])
+    p.add_argument("--train-rows", type=int, nargs="+", default=[2_000, 4_000])
     p.add_argument("--json-name", default="bench_costs")
-    return p.parse_args()
+    full = {"rows": [10_000, 100_000, 1_000_000], "folds": [1, 2, 4], "train_rows": [2_000, 8_000, 32_000]}
+    return parse_with_sweep(p, full, "rows up to 1M, 4 folds, 32,000 training rows")
 
 
 CHUNK_ROWS = 100_000
@@ -231,8 +244,6 @@ def plot(data: list[dict], wf: list[dict], train: list[dict], path: Path) -> Pat
 
 def main() -> None:
     args = parse_args()
-    if args.quick:
-        args.rows, args.folds, args.train_rows = [10_000, 30_000], [1, 2], [2_000, 4_000]
     load_at_start = warn_if_busy()
     data = data_path_curve(args)
     wf = walk_forward_curve(args)
@@ -270,6 +281,7 @@ def main() -> None:
         args.json_name,
         {
             "benchmark": "bench_costs",
+            "sweep": args.sweep,
             "machine": machine_info(),
             "cpu_load_at_start": load_at_start,
             "load_1min_range": [min(loads), max(loads)],

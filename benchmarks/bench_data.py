@@ -15,7 +15,10 @@ seed path: `seed_baseline/pipeline.py --rows N --seq-len 24 --runs 5 --json …`
 pandas and scikit-learn. scikit-learn is not a cse dependency: if the project venv lacks it, a throwaway venv
 is made at /tmp/cse-seedvenv (pandas 3.1.1, numpy 2.4.6, scikit-learn 1.9.1, the seed's pins).
 
-    .venv/bin/python benchmarks/bench_data.py [--runs 20] [--setup-seed] [--skip-seed]
+    .venv/bin/python benchmarks/bench_data.py [--full] [--runs 20] [--setup-seed] [--skip-seed]
+
+Default run (under a minute on 2 cores): 20 timed cse runs per feature set, 5 of the seed. `--full` takes
+100 and 10 (steadier medians on a noisy machine).
 
 Writes benchmarks/results/bench_data.json (figures, versions, machine).
 """
@@ -43,7 +46,7 @@ from cse_models.data.schema import conform
 from cse_models.datasets.segments import build_datasets, compute_features, fit_feature_scaler
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from _common import RESULTS_DIR, SEED_DIR, machine_info, versions, warn_if_busy
+from _common import RESULTS_DIR, SEED_DIR, machine_info, parse_with_sweep, versions, warn_if_busy
 
 RESULTS = RESULTS_DIR / "bench_data.json"
 SEED_VENV = Path("/tmp/cse-seedvenv")
@@ -190,7 +193,7 @@ def main() -> None:
     parser.add_argument("--setup-seed", action="store_true", help=f"use (and create if needed) {SEED_VENV}")
     parser.add_argument("--skip-seed", action="store_true", help="time cse only")
     parser.add_argument("--json", type=Path, default=RESULTS)
-    args = parser.parse_args()
+    args = parse_with_sweep(parser, {"runs": 100, "seed_runs": 10}, "5× the cse runs, 2× the seed's")
 
     configs = {
         "mur9": DataConfig(seq_len=args.seq_len),
@@ -211,6 +214,7 @@ def main() -> None:
 
     result: dict = {
         "benchmark": "raw klines -> features -> split -> scaler fit -> scaled windows and targets, per feature set",
+        "sweep": args.sweep,
         "rows": args.rows,
         "seq_len": args.seq_len,
         "configs": {name: repr(config) for name, config in configs.items()},

@@ -1,7 +1,7 @@
 """HTTP prediction throughput: cse's Litestar API beside the bare stack and the seed's FastAPI server.
 
 cse and the seed serve one 24-step LSTM (h128×2) from ONNX on 127.0.0.1 with one worker, under
-`wrk -t1 -c8 -d10s` after a 2 s warm-up. The seed takes 24 klines (9 mur9 features); cse serves what
+`wrk -t1 -c8 -d<duration>s` after a 2 s warm-up. The seed takes 24 klines (9 mur9 features); cse serves what
 `cse-models train` publishes on the bundled sample (the honest setup: level-free features with a
 warm-up, so the body holds the model's `min_klines`, 192 klines, read from GET /models). cse's side
 runs its defaults: token auth on, sha256-verified model, request ids on, access log off; its rate
@@ -12,7 +12,11 @@ POST body and answers a constant JSON of the same size, on the same server (`cse
 same uvicorn settings, protocol, read deadlines and concurrency limit). cse's req/s as a fraction of
 it says what the service itself costs; cse / seed says what it gained.
 
-    python benchmarks/bench_http.py [--duration 10] [--conns 8] [--rounds 1]
+    python benchmarks/bench_http.py [--full] [--duration 5] [--conns 8] [--rounds 1]
+
+Needs the seed's venv and wrk (`bash ../shared/bench/seed_baseline/setup.sh` makes both). Default run (a few
+minutes on 2 cores, most of it publishing the model): `wrk -d5s` per server. `--full` takes `-d10s`, the
+duration the README's figures were measured with.
 """
 
 from __future__ import annotations
@@ -32,7 +36,7 @@ import urllib.request
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from _common import ROOT, SEED_DIR, machine_info, print_table, versions, warn_if_busy, write_json
+from _common import ROOT, SEED_DIR, machine_info, parse_with_sweep, print_table, versions, warn_if_busy, write_json
 
 SEED_VENV = Path(os.environ.get("SEED_VENV", "/tmp/benchvenv"))
 LUA = ROOT / "benchmarks" / "post_predict.lua"
@@ -274,13 +278,13 @@ def run_seed(work: Path, args: argparse.Namespace) -> dict[str, float]:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--duration", type=int, default=10)
+    parser.add_argument("--duration", type=int, default=5, help="seconds of wrk per server")
     parser.add_argument("--conns", type=int, default=8)
     parser.add_argument("--rounds", type=int, default=1, help="alternate cse / bare / seed this many times")
     parser.add_argument("--access-log", action="store_true", help="run cse with its access log on")
     parser.add_argument("--serve-bare", type=int, metavar="PORT", help=argparse.SUPPRESS)
     parser.add_argument("--answer", type=Path, help=argparse.SUPPRESS)
-    args = parser.parse_args()
+    args = parse_with_sweep(parser, {"duration": 10}, "10 s of wrk per server")
     if args.serve_bare:
         serve_bare(args.serve_bare, args.answer)
         return
@@ -330,6 +334,7 @@ def main() -> None:
     write_json(
         "bench_http",
         {
+            "sweep": args.sweep,
             "wrk": {"threads": 1, "connections": args.conns, "duration_s": args.duration, "warmup_s": 2},
             "cse_access_log": args.access_log,
             "rounds": rounds,

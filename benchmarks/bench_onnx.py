@@ -10,7 +10,8 @@ timed beside the seed's graph, in one process, with the same session settings on
 
 Each `InferenceSession.run` is timed alone (perf_counter_ns) on a fixed input: real raw windows for cse
 (its graph scales them), the same windows min-max scaled for the seed (its graph takes scaled input).
-Batch 1: 2000 calls after 200 warm-up; batch 64: 500 after 50. Rounds alternate the model order.
+Batch 1: `--n` calls after `--warmup`; batch 64: `--n-b64` after `--warmup-b64`. Rounds alternate the model
+order.
 
 int8 (issue 13): every cse graph also gets its dynamically quantized twin (`cse_models.export.quantize`,
 the variant the publisher ships as model.int8.onnx), timed in the same rounds as `<graph>@int8`, plus the
@@ -22,8 +23,15 @@ which hidden sizes the int8 goal holds. Random weights are not trained ones: the
 for `--trained-epochs` (regression and forecast) and its int8 variant's price |Δ| and per-head skill
 (fp32 beside int8, every test window) are reported as the publisher would record them.
 
-    .venv/bin/python benchmarks/bench_onnx.py [--n 2000] [--warmup 200] [--rounds 1] [--seed-model PATH]
-        [--int8 all|lstm|none] [--lstm-sizes 64,128,256] [--trained-epochs 3] [--ensemble-preset demo|default|none]
+    .venv/bin/python benchmarks/bench_onnx.py [--full] [--n 500] [--warmup 50] [--rounds 1] [--seed-model PATH]
+        [--architectures a,b] [--int8 all|lstm|none] [--lstm-sizes 64,128,256] [--trained-epochs 3]
+        [--ensemble-preset demo|default|none]
+
+Default run (a few minutes on 2 cores): the ensemble's four network architectures (`DEFAULT_ARCHITECTURES`)
+beside the seed, the int8 twins of the LSTM graphs only, no LSTM size sweep, no training, the ensemble
+section; 500 calls at batch 1 after 50, 100 at batch 64 after 10. `--full` is the sweep the README's
+tables come from: every registered architecture, every int8 twin, the size sweep, the LSTM trained
+3 epochs, 2000 / 500 calls.
 
 The five-member ensemble (LSTM, GRU, CNN1D, Transformer, LightGBM; `onnx_ensemble.py`) is timed as ONE
 graph beside its members called separately.
@@ -47,7 +55,17 @@ from pathlib import Path
 import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from _common import SEED_DIR, machine_info, percentile, print_table, versions, warn_if_busy, write_json
+from _common import (
+    SEED_DIR,
+    machine_info,
+    parse_with_sweep,
+    percentile,
+    print_table,
+    progress,
+    versions,
+    warn_if_busy,
+    write_json,
+)
 from onnx_ensemble import ensemble_section, print_section
 from onnx_int8 import (
     FORECAST,
@@ -64,23 +82,39 @@ from ort_timing import SETTINGS, session, time_calls
 
 SEED_INPUT = "sequence"
 GOAL = 1.0
+DEFAULT_ARCHITECTURES = "lstm_regressor,financial_gru,financial_cnn1d"
+FULL = {
+    "architectures": "",
+    "int8": "all",
+    "lstm_sizes": "64,128,256",
+    "trained_epochs": 3,
+    "n": 2000,
+    "warmup": 200,
+    "n_b64": 500,
+    "warmup_b64": 50,
+    "n_sweep": 1000,
+}
 
 
 def parse_args() -> argparse.Namespace:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    p.add_argument("--n", type=int, default=2000, help="timed calls at batch 1")
-    p.add_argument("--warmup", type=int, default=200, help="warm-up calls at batch 1")
-    p.add_argument("--n-b64", type=int, default=500, help="timed calls at batch 64")
-    p.add_argument("--warmup-b64", type=int, default=50)
+    p.add_argument("--n", type=int, default=500, help="timed calls at batch 1")
+    p.add_argument("--warmup", type=int, default=50, help="warm-up calls at batch 1")
+    p.add_argument("--n-b64", type=int, default=100, help="timed calls at batch 64")
+    p.add_argument("--warmup-b64", type=int, default=10)
     p.add_argument("--rounds", type=int, default=1, help="repeat every measurement, alternating model order")
     p.add_argument("--seed-model", type=Path, default=SEED_DIR / "artifacts" / "model.onnx")
     p.add_argument("--symbol", default="BTCUSDT", choices=["BTCUSDT", "ETHUSDT"])
     p.add_argument("--keep-dir", type=Path, default=None, help="keep the exported .onnx files here")
     p.add_argument("--json-name", default="bench_onnx")
-    p.add_argument("--int8", choices=["all", "lstm", "none"], default="all", help="which cse graphs get an int8 twin")
-    p.add_argument("--architectures", default="", help="comma-separated registry names to time (default: all)")
-    p.add_argument("--lstm-sizes", default="64,128,256", help="hidden sizes of the int8 LSTM sweep ('' = none)")
-    p.add_argument("--n-sweep", type=int, default=1000, help="timed calls per sweep point at batch 1")
+    p.add_argument("--int8", choices=["all", "lstm", "none"], default="lstm", help="which cse graphs get an int8 twin")
+    p.add_argument(
+        "--architectures",
+        default=DEFAULT_ARCHITECTURES,
+        help="comma-separated registry names to time ('' = every registered architecture)",
+    )
+    p.add_argument("--lstm-sizes", default="", help="hidden sizes of the int8 LSTM sweep, e.g. 64,128,256 ('' = none)")
+    p.add_argument("--n-sweep", type=int, default=200, help="timed calls per sweep point at batch 1")
     p.add_argument(
         "--ensemble-preset",
         default="demo",
@@ -89,10 +123,12 @@ def parse_args() -> argparse.Namespace:
     p.add_argument(
         "--trained-epochs",
         type=int,
-        default=3,
+        default=0,
         help="train the LSTM this long for the int8 Δ on real weights (0 = off)",
     )
-    return p.parse_args()
+    return parse_with_sweep(
+        p, FULL, "every architecture, every int8 twin, the LSTM size sweep, the LSTM trained, 4× the calls"
+    )
 
 
 def sample_windows(symbol: str, count: int):
@@ -130,6 +166,7 @@ def export_registry(scaler, windows: np.ndarray, out_dir: Path, names: list[str]
             t0 = time.perf_counter()
             path = export_onnx(model, scaler, data_cfg, out_dir / f"{name}.onnx")
             export_s = time.perf_counter() - t0
+            progress(f"exported {name} ({export_s:.1f} s)")
             parity = check_parity(model, scaler, data_cfg, path, {INPUT_NAME: windows[:7]}).as_dict()
         except Exception as exc:  # one architecture failing to export must not hide the others' numbers
             print(f"note: {name} skipped: export failed: {exc!r}")
@@ -192,6 +229,7 @@ def main() -> None:
         int8_info: dict[str, dict] = {}
         sweep: list[dict] = []
         if args.int8 != "none":
+            progress(f"int8 twins ({args.int8})")
             forecast_path, forecast_inputs = export_forecast_lstm(args.symbol, out_dir)
             graphs[FORECAST] = (str(forecast_path), forecast_inputs)
             twins, int8_info = int8_twins(graphs, args.int8, out_dir)
@@ -213,6 +251,7 @@ def main() -> None:
             f"# cse bench_onnx: onnxruntime {ort.__version__}, seq {SEQ_LEN}, 9 features, "
             f"b1 {args.n} calls after {args.warmup}, b64 {args.n_b64} after {args.warmup_b64}, rounds {args.rounds}"
         )
+        progress(f"timing {len(graphs)} graphs")
         for rnd in range(args.rounds):
             order = list(graphs) if rnd % 2 == 0 else list(reversed(graphs))
             for setting in settings:
@@ -224,12 +263,17 @@ def main() -> None:
                 del sessions
         sizes = [int(h) for h in args.lstm_sizes.split(",") if h.strip()]
         if args.int8 != "none" and sizes:
+            progress(f"LSTM size sweep {sizes}")
             sweep = lstm_size_sweep(scaler, windows, sizes, out_dir, args.n_sweep)
+        if args.trained_epochs and args.int8 != "none":
+            progress(f"training the LSTM {args.trained_epochs} epochs (regression, forecast)")
         trained = (
             trained_lstm_int8(args.symbol, args.trained_epochs, out_dir)
             if args.trained_epochs and args.int8 != "none"
             else []
         )
+        if args.ensemble_preset != "none":
+            progress(f"five-member ensemble ({args.ensemble_preset} preset)")
         ensemble = (
             ensemble_section(args.symbol, args.ensemble_preset, out_dir, batches)
             if args.ensemble_preset != "none"
@@ -348,6 +392,7 @@ def main() -> None:
         args.json_name,
         {
             "benchmark": "bench_onnx",
+            "sweep": args.sweep,
             "machine": machine_info(),
             "cpu_load_at_start": load_at_start,
             "loadavg_at_end": load_at_end,
@@ -357,6 +402,7 @@ def main() -> None:
                 "b1": {"n": args.n, "warmup": args.warmup},
                 "b64": {"n": args.n_b64, "warmup": args.warmup_b64},
                 "rounds": args.rounds,
+                "architectures": args.architectures or "all",
                 "settings": {
                     "default": "SessionOptions() untouched",
                     "1thread": "intra_op=1, inter_op=1, ORT_ENABLE_ALL",

@@ -14,8 +14,11 @@ compilation cache in $CSE_HOME/jax_cache, is reused). Per-step durations come fr
 `overhead_s` is the wall time not spent inside any step (process starts, imports, the executor's own
 bookkeeping; negative when steps ran in parallel).
 
-    .venv/bin/python benchmarks/bench_refresh.py [--symbol BTCUSDT] [--modes run in_process] [--runs 2]
+    .venv/bin/python benchmarks/bench_refresh.py [--full] [--symbol BTCUSDT] [--modes in_process] [--runs 1]
         [--src DIR] [--label NAME] [--run-config FILE]
+
+Default run (a few minutes on 2 cores): one `in_process` refresh from nothing. `--full` runs both modes twice
+each (the first refresh and the next hourly one), the sweep the README's figures come from.
 
 `--src` puts another checkout first on PYTHONPATH (e.g. `git archive HEAD~3 | tar -x -C /tmp/before`), so
 the same script measures the code before and after a change; `--run-config` runs the `run` mode with
@@ -37,7 +40,7 @@ import time
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from _common import RESULTS_DIR, ROOT, machine_info, print_table, warn_if_busy, write_json
+from _common import RESULTS_DIR, ROOT, machine_info, parse_with_sweep, print_table, warn_if_busy, write_json
 
 IN_PROCESS = """
 import sys
@@ -67,12 +70,13 @@ with DagsterInstance.get() as instance:
 def parse_args() -> argparse.Namespace:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("--symbol", default="BTCUSDT")
-    p.add_argument("--modes", nargs="+", choices=("run", "in_process"), default=["run", "in_process"])
+    p.add_argument("--modes", nargs="+", choices=("run", "in_process"), default=["in_process"])
     p.add_argument("--src", type=Path, help="checkout to import cse from (default: this one)")
     p.add_argument("--label", default="current")
     p.add_argument("--run-config", type=Path, help="run config (YAML) for the `run` mode, e.g. another executor")
-    p.add_argument("--runs", type=int, default=2, help="refreshes per mode in the same homes (default 2)")
-    return p.parse_args()
+    p.add_argument("--runs", type=int, default=1, help="refreshes per mode in the same homes")
+    full = {"modes": ["run", "in_process"], "runs": 2}
+    return parse_with_sweep(p, full, "both modes, and a second refresh in each mode's homes")
 
 
 def environment(src: Path | None, home: Path) -> dict[str, str]:
@@ -141,7 +145,11 @@ def refresh(mode: str, symbol: str, src: Path | None, run_config: Path | None, r
 def main() -> None:
     args = parse_args()
     busy = warn_if_busy()
-    results = [r for mode in args.modes for r in refresh(mode, args.symbol, args.src, args.run_config, args.runs)]
+    results = [
+        {**r, "sweep": args.sweep}
+        for mode in args.modes
+        for r in refresh(mode, args.symbol, args.src, args.run_config, args.runs)
+    ]
     print_table(
         ["mode", "run", "wall s", "cpu s", "in steps s", "overhead s", "steps"],
         [
