@@ -42,14 +42,16 @@ serve: $(VENV)/.installed
 stop:
 	@test -f $(CSE_HOME)/serving.pid && kill $$(cat $(CSE_HOME)/serving.pid) && rm -f $(CSE_HOME)/serving.pid || echo "no demo server running"
 
-## bench: every benchmark, JSON (and bench_costs.png) into benchmarks/results/
+## bench: every benchmark's default run (a few minutes each on 2 cores), JSON (and bench_costs.png) into
+## benchmarks/results/; `make bench BENCH=--full` runs the full sweeps (bench_onnx alone: over 26 minutes)
 bench: $(VENV)/.installed
-	$(PY) benchmarks/bench_data.py
-	$(PY) benchmarks/bench_train.py
-	$(PY) benchmarks/bench_classical.py
-	$(PY) benchmarks/bench_costs.py
-	$(PY) benchmarks/bench_onnx.py
-	$(PY) benchmarks/bench_http.py
+	$(PY) benchmarks/bench_data.py $(BENCH)
+	$(PY) benchmarks/bench_train.py $(BENCH)
+	$(PY) benchmarks/bench_classical.py $(BENCH)
+	$(PY) benchmarks/bench_costs.py $(BENCH)
+	$(PY) benchmarks/bench_onnx.py $(BENCH)
+	$(PY) benchmarks/bench_http.py $(BENCH)
+	$(PY) benchmarks/bench_refresh.py $(BENCH)
 
 lint: $(VENV)/.installed
 	$(VENV)/bin/ruff check .
