@@ -35,6 +35,7 @@ def build_ensemble(symbol: str, preset: str, out_dir: Path) -> tuple[dict[str, s
     from cse_models.data.clean import clean_klines
     from cse_models.data.file_sources import SAMPLE_INTERVAL, SampleSource
     from cse_models.datasets.graph_inputs import graph_inputs
+    from cse_models.datasets.prepared import PreparedSeries
     from cse_models.datasets.segments import build_datasets, compute_features, fit_feature_scaler
     from cse_models.ensembles import EnsembleConfig
     from cse_models.ensembles.compose import check_composed, compose_ensemble
@@ -60,9 +61,11 @@ def build_ensemble(symbol: str, preset: str, out_dir: Path) -> tuple[dict[str, s
         paths[name] = str(export_onnx(model, scaler, cfg, out_dir / f"member_{name}.onnx", calibration))
     for name, arch in CLASSICAL.items():
         kind, spec = member_kind(arch), ModelSpec(name, arch, preset=preset)
-        trained = kind.train(spec, datasets, cfg, budget("demo"), scaler, out_dir / f"member_{name}")
+        trained = kind.train(spec, PreparedSeries(datasets, cfg, scaler), budget("demo"), out_dir / f"member_{name}")
         paths[name] = kind.export(trained, scaler, cfg, out_dir / f"member_{name}.onnx", inputs).path
-    fitted = fit_on_graphs(EnsembleConfig("ensemble_weighted", tuple(paths), "weighted"), paths, datasets, cfg, scaler)
+    fitted = fit_on_graphs(
+        EnsembleConfig("ensemble_weighted", tuple(paths), "weighted"), paths, PreparedSeries(datasets, cfg, scaler)
+    )
     composed = compose_ensemble(fitted, paths, out_dir / "ensemble.onnx")
     check_composed(fitted, composed, paths, inputs)
     return paths, composed.path, inputs

@@ -88,6 +88,7 @@ def trained_lstm_int8(symbol: str, epochs: int, out_dir: Path) -> list[dict]:
     from cse_models.data.clean import clean_klines
     from cse_models.data.file_sources import SAMPLE_INTERVAL, SampleSource
     from cse_models.datasets.graph_inputs import graph_inputs
+    from cse_models.datasets.prepared import PreparedSeries
     from cse_models.datasets.segments import build_datasets, compute_features, fit_feature_scaler
     from cse_models.export.onnx import export_onnx
     from cse_models.export.quantize import Int8Tolerance, int8_variant
@@ -103,7 +104,7 @@ def trained_lstm_int8(symbol: str, epochs: int, out_dir: Path) -> list[dict]:
         data = build_datasets(features, scaler, cfg)
         t0 = time.perf_counter()
         train_cfg = TrainingConfig(learning_rate=1e-3, max_epochs=epochs, patience=epochs)
-        fitted = fit_spec(ModelSpec(PRIMARY, PRIMARY), data, cfg, train_cfg, scaler)
+        fitted = fit_spec(ModelSpec(PRIMARY, PRIMARY), PreparedSeries(data, cfg, scaler), train_cfg)
         train_s = time.perf_counter() - t0
         path = export_onnx(fitted.model, scaler, cfg, out_dir / f"trained_{cfg.task}.onnx", fitted.calibration)
         entry = int8_variant(

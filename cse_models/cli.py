@@ -119,6 +119,7 @@ def _clean(args: argparse.Namespace) -> int:
 def _train(args: argparse.Namespace) -> int:
     from cse_models.config import DataConfig
     from cse_models.datasets.graph_inputs import graph_inputs
+    from cse_models.datasets.prepared import PreparedSeries
     from cse_models.datasets.segments import build_datasets, compute_features, fit_feature_scaler
     from cse_models.evaluation import WalkForwardConfig, evaluate_walk_forward, head_decisions
     from cse_models.members import member_kind
@@ -143,7 +144,7 @@ def _train(args: argparse.Namespace) -> int:
     train_cfg = budget(args.budget)
     out = args.out / args.symbol / args.model
     progress = EpochProgress(train_cfg.max_epochs, sys.stderr)
-    trained = kind.train(spec, datasets, data_cfg, train_cfg, scaler, out, on_epoch=progress)
+    trained = kind.train(spec, PreparedSeries(datasets, data_cfg, scaler), train_cfg, out, on_epoch=progress)
     progress.close()
     exported = kind.export(
         trained, scaler, data_cfg, out / "model.onnx", graph_inputs(datasets["test"], data_cfg), model_name=spec.name
@@ -155,9 +156,7 @@ def _train(args: argparse.Namespace) -> int:
         candidates = Candidates(
             symbol=args.symbol,
             interval=args.interval,
-            data=data_cfg,
-            scaler=scaler,
-            datasets=datasets,
+            prepared=PreparedSeries(datasets, data_cfg, scaler),
             specs=(spec,),
             trained={spec.name: trained},
             exported={spec.name: exported},

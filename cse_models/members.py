@@ -6,9 +6,10 @@ walk-forward folds, the Dagster assets, the CLI and the ensembles call one inter
 branching on the name:
 
     kind = member_kind(spec.architecture)
-    fitted = kind.fit(spec, datasets, data_cfg, train_cfg, scaler)        # a FittedMember, in memory
-    fitted.forecast(datasets["val"])                                       # head forecasts per window
-    trained = kind.train(spec, datasets, data_cfg, train_cfg, scaler, directory, ...)  # a model directory
+    data = PreparedSeries(datasets, data_cfg, scaler)                      # what every kind learns from
+    fitted = kind.fit(spec, data, train_cfg)                               # a FittedMember, in memory
+    fitted.forecast(data.val)                                              # head forecasts per window
+    trained = kind.train(spec, data, train_cfg, directory, ...)            # a model directory
     kind.export(trained, scaler, data_cfg, path, parity_inputs)           # ONNX, parity-checked
     kind.check_parity(trained, scaler, data_cfg, path, inputs)
 
@@ -33,6 +34,7 @@ import numpy as np
 from cse_models.classical import CLASSICAL
 from cse_models.classical.member import ClassicalKind
 from cse_models.config import DataConfig
+from cse_models.datasets.prepared import PreparedSeries
 from cse_models.datasets.segments import SplitArrays
 from cse_models.errors import UnknownNameError
 from cse_models.export.exported import ExportedModel
@@ -74,23 +76,13 @@ class MemberKind(Protocol):
         """Raise now (UnknownNameError listing the known names) if the spec's architecture does not exist."""
         ...
 
-    def fit(
-        self,
-        spec: ModelSpec,
-        datasets: dict[str, SplitArrays],
-        data_cfg: DataConfig,
-        train_cfg: TrainingConfig,
-        scaler: FittedScaler,
-        **options: Any,
-    ) -> FittedMember: ...
+    def fit(self, spec: ModelSpec, data: PreparedSeries, train_cfg: TrainingConfig, **options: Any) -> FittedMember: ...
 
     def train(
         self,
         spec: ModelSpec,
-        datasets: dict[str, SplitArrays],
-        data_cfg: DataConfig,
+        data: PreparedSeries,
         train_cfg: TrainingConfig,
-        scaler: FittedScaler,
         directory: str | Path,
         *,
         resume: bool = False,
@@ -152,15 +144,15 @@ class FlaxKind:
             known = ", ".join(sorted([*MODELS.names(), *CLASSICAL.names()]))
             raise UnknownNameError(f"unknown model {spec.architecture!r}; known: {known}")
 
-    def fit(self, spec, datasets, data_cfg, train_cfg, scaler, **options) -> FlaxMember:
+    def fit(self, spec, data, train_cfg, **options) -> FlaxMember:
         from cse_models.training.run import fit_spec
 
-        return FlaxMember(fit_spec(spec, datasets, data_cfg, train_cfg, scaler, **options), data_cfg, scaler)
+        return FlaxMember(fit_spec(spec, data, train_cfg, **options), data.config, data.scaler)
 
-    def train(self, spec, datasets, data_cfg, train_cfg, scaler, directory, **options) -> TrainedModel:
+    def train(self, spec, data, train_cfg, directory, **options) -> TrainedModel:
         from cse_models.training.run import train_model
 
-        return train_model(spec, datasets, data_cfg, train_cfg, scaler, directory, **options)
+        return train_model(spec, data, train_cfg, directory, **options)
 
     def export(self, trained, scaler, data_cfg, path, parity_inputs, *, model_name=None) -> ExportedModel:
         from cse_models.export.onnx import export_trained

@@ -22,6 +22,7 @@ from cse_assets.failures import library_errors_as_failure
 from cse_assets.partitions import symbols
 from cse_assets.resources import CseHomeResource, DataSettings
 from cse_models.datasets.graph_inputs import graph_inputs
+from cse_models.datasets.prepared import PreparedSeries
 from cse_models.ensembles import EnsembleConfig, FittedEnsemble, default_ensembles
 from cse_models.ensembles.exported import export_ensemble
 from cse_models.evaluation import Leaderboards
@@ -92,7 +93,8 @@ def ensemble_weights_asset(specs: Sequence[ModelSpec], ensembles: Sequence[Ensem
         paths = {spec.name: inputs[f"onnx_{spec.name}"].path for spec in specs}
         with library_errors_as_failure():
             chosen = choose_ensemble(boards, ensembles)
-            fitted = fit_on_graphs(chosen, paths, inputs["datasets"], data_settings.data_config(), inputs["scaler"])
+            prepared = PreparedSeries(inputs["datasets"], data_settings.data_config(), inputs["scaler"])
+            fitted = fit_on_graphs(chosen, paths, prepared)
         context.add_output_metadata(
             {
                 "method": fitted.method,

@@ -30,6 +30,7 @@ from cse_assets.metadata import training_metadata
 from cse_assets.partitions import symbols
 from cse_assets.resources import CseHomeResource, DataSettings, TrainingResource
 from cse_models.datasets.graph_inputs import graph_inputs
+from cse_models.datasets.prepared import PreparedSeries
 from cse_models.datasets.segments import SplitArrays
 from cse_models.errors import ExportParityError
 from cse_models.export.exported import ExportedModel
@@ -88,10 +89,8 @@ def model_asset_for(spec: ModelSpec) -> AssetsDefinition:
         with library_errors_as_failure():
             trained = kind.train(
                 spec,
-                datasets,
-                data_settings.data_config(),
+                PreparedSeries(datasets, data_settings.data_config(), scaler),
                 train_cfg,
-                scaler,
                 directory,
                 resume=training.resume,
                 devices=training.devices,

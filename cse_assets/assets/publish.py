@@ -26,6 +26,7 @@ from cse_assets.resources import (
 )
 from cse_models.config import DataConfig
 from cse_models.datasets.graph_inputs import graph_inputs
+from cse_models.datasets.prepared import PreparedSeries
 from cse_models.datasets.segments import SplitArrays
 from cse_models.ensembles import FittedEnsemble, default_ensembles
 from cse_models.evaluation import Leaderboards
@@ -85,9 +86,7 @@ def build_published_model(specs: Sequence[ModelSpec]) -> AssetsDefinition:
         candidates = Candidates(
             symbol=context.partition_key,
             interval=data_settings.interval,
-            data=data_settings.data_config(),
-            scaler=inputs["scaler"],
-            datasets=inputs["datasets"],
+            prepared=PreparedSeries(inputs["datasets"], data_settings.data_config(), inputs["scaler"]),
             specs=tuple(specs),
             trained={s.name: inputs[f"model_{s.name}"] for s in specs},
             exported={s.name: inputs[f"onnx_{s.name}"] for s in specs},
@@ -103,7 +102,9 @@ def build_published_model(specs: Sequence[ModelSpec]) -> AssetsDefinition:
             published = publish_candidates(model_store.store(), candidates, workdir=workdir)
         context.log.info(published.variants_note)
         manifest = published.manifest
-        chart = forecast_chart(published.onnx_path, candidates.datasets["test"], candidates.data, context.partition_key)
+        chart = forecast_chart(
+            published.onnx_path, candidates.prepared.test, candidates.prepared.config, context.partition_key
+        )
         context.add_output_metadata(
             {
                 "version": manifest.version,

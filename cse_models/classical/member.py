@@ -22,6 +22,7 @@ from cse_models.classical.architectures import CLASSICAL, TreeModels
 from cse_models.classical.summary import segment_summaries, summarise_windows, summary_names
 from cse_models.config import DataConfig
 from cse_models.datasets.graph_inputs import graph_inputs
+from cse_models.datasets.prepared import PreparedSeries
 from cse_models.datasets.segments import SplitArrays
 from cse_models.errors import ConfigError, StoreError
 from cse_models.export.exported import ExportedModel
@@ -92,19 +93,14 @@ class ClassicalMember:
         return [np.asarray(o) for o in outputs]
 
 
-def fit_member(
-    spec: ModelSpec,
-    datasets: dict[str, SplitArrays],
-    data_cfg: DataConfig,
-    train_cfg: TrainingConfig,
-    scaler: FittedScaler,
-) -> ClassicalMember:
+def fit_member(spec: ModelSpec, data: PreparedSeries, train_cfg: TrainingConfig) -> ClassicalMember:
     """Fit the spec's tree models on the train segment's window summaries (early-stopped on val where the
     kind has rounds), then calibrate their raw validation outputs with the networks' recipe."""
+    data_cfg, scaler = data.config, data.scaler
     require_forecast(spec.architecture, data_cfg)
     entry = CLASSICAL.get(spec.architecture)
     cfg = classical_config_for(spec)
-    train, val = datasets["train"], datasets["val"]
+    train, val = data.train, data.val
     trees = entry.fit(
         cfg,
         segment_summaries(train, data_cfg, scaler),
@@ -114,7 +110,7 @@ def fit_member(
         train_cfg.seed,
     )
     member = ClassicalMember(spec.architecture, cfg, trees, data_cfg, scaler)
-    calibration = calibrate_outputs(member.raw_outputs(val), train, val, data_cfg, scaler)
+    calibration = calibrate_outputs(member.raw_outputs(val), data)
     return dataclasses.replace(member, calibration=calibration)
 
 
@@ -147,11 +143,11 @@ class ClassicalKind:
     def validate(self, spec: ModelSpec) -> None:
         classical_config_for(spec)
 
-    def fit(self, spec, datasets, data_cfg, train_cfg, scaler, **options) -> ClassicalMember:
+    def fit(self, spec, data, train_cfg, **options) -> ClassicalMember:
         """`options` (on_epoch, checkpoints, …) belong to the networks' loop: trees have no epochs."""
-        return fit_member(spec, datasets, data_cfg, train_cfg, scaler)
+        return fit_member(spec, data, train_cfg)
 
-    def train(self, spec, datasets, data_cfg, train_cfg, scaler, directory, **options) -> TrainedModel:
+    def train(self, spec, data, train_cfg, directory, **options) -> TrainedModel:
         """Fit, then write `model.json`, the trees (each kind's own format) and `summary.json` into
         `directory`. A fit takes seconds, so `resume` starts over; `devices` and `on_epoch` do not apply."""
         from cse_models.scoring.segment import score_segment
@@ -159,12 +155,12 @@ class ClassicalKind:
         directory = Path(directory)
         directory.mkdir(parents=True, exist_ok=True)
         started = time.perf_counter()
-        member = fit_member(spec, datasets, data_cfg, train_cfg, scaler)
+        member = fit_member(spec, data, train_cfg)
         seconds = time.perf_counter() - started
         member.trees.save(directory)
         config = dataclasses.asdict(member.config)
         (directory / SPEC_FILE).write_text(json.dumps({"name": spec.architecture, "config": config}, indent=2))
-        forecasts = member.forecast(datasets["val"])
+        forecasts = member.forecast(data.val)
         trained = TrainedModel(
             directory=str(directory),
             name=spec.architecture,
@@ -173,7 +169,7 @@ class ClassicalKind:
             history=[],
             best_epoch=0,
             stopped_early=False,
-            metrics=score_segment(forecasts, datasets["train"], datasets["val"], data_cfg, scaler),
+            metrics=score_segment(forecasts, data.train, data.val, data.config, data.scaler),
             seconds=seconds,
             devices=1,
             calibration=dataclasses.asdict(member.calibration),

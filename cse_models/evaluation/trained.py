@@ -39,7 +39,7 @@ def trained_forecaster(
                     f"train {entry.train_loss:.5f} val {entry.val_loss:.5f}"
                 )
 
-        fitted = kind.fit(spec, data.segments, data.data_cfg, train_cfg, data.scaler, on_epoch=on_epoch)
+        fitted = kind.fit(spec, data.prepared, train_cfg, on_epoch=on_epoch)
         if on_fitted is not None:
             on_fitted(data, fitted)
         return fitted.forecast(data.test)

@@ -16,13 +16,11 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from cse_models.config import DataConfig
-from cse_models.datasets.segments import SplitArrays
+from cse_models.datasets.prepared import PreparedSeries
 from cse_models.ensembles.fitted import FittedEnsemble
 from cse_models.errors import PublicationError
 from cse_models.evaluation.report import Leaderboards, PromotionDecision
 from cse_models.export.exported import ExportedModel
-from cse_models.features.scaling import FittedScaler
 from cse_models.heads.layout import FORECAST_OUTPUTS
 from cse_models.publication.ensemble_choice import EnsembleChoice, ensemble_or_member
 from cse_models.publication.publish import (
@@ -44,15 +42,13 @@ PUBLISH_ENSEMBLE = ("if_better", "always")
 
 @dataclass(frozen=True)
 class Candidates:
-    """What publication chooses from, for one symbol: the members (spec, trained, exported), their
-    leaderboards and verdicts (model name → head → decision), the data they learned from, and the fitted
-    ensemble with its composed graph when there is one."""
+    """What publication chooses from, for one symbol: the series the members learned from, the members
+    (spec, trained, exported), their leaderboards and verdicts (model name → head → decision), and the
+    fitted ensemble with its composed graph when there is one."""
 
     symbol: str
     interval: str
-    data: DataConfig
-    scaler: FittedScaler
-    datasets: Mapping[str, SplitArrays]
+    prepared: PreparedSeries
     specs: tuple[ModelSpec, ...]
     trained: Mapping[str, TrainedModel]
     exported: Mapping[str, ExportedModel]
@@ -116,9 +112,7 @@ def publish_candidates(store: ModelStore, candidates: Candidates, *, workdir: Pa
     chosen = select(candidates)
     graph = candidates.composed if chosen.uses_ensemble else candidates.exported[chosen.name]
     onnx_path = Path(graph.path)
-    variants = quantized_variants(
-        onnx_path, workdir / "variants", dict(candidates.datasets), candidates.data, candidates.scaler
-    )
+    variants = quantized_variants(onnx_path, workdir / "variants", candidates.prepared)
     request = publish_request(candidates, chosen, graph, variants)
     manifest = publish(store, request, workdir=workdir, keep=keep)
     return Publication(manifest, chosen.name, chosen.choice, onnx_path, variants.note)
@@ -132,8 +126,8 @@ def publish_request(
     return PublishRequest(
         symbol=c.symbol,
         interval=c.interval,
-        data=c.data,
-        scaler=c.scaler,
+        data=c.prepared.config,
+        scaler=c.prepared.scaler,
         onnx_path=Path(graph.path),
         members=published_members(c.trained, chosen.name, c.ensemble if chosen.uses_ensemble else None),
         metrics=published_metrics(c, chosen, graph),
@@ -161,7 +155,7 @@ def published_metrics(c: Candidates, chosen: Selection, graph: ExportedModel) ->
         "walk_forward_skill": {head: c.boards[head].row(best).skill for head in heads},
         "members": {name: t.metrics["validation"] for name, t in c.trained.items()},
         "leaderboards": leaderboard_summary(c.boards, heads),
-        "data_range": data_range(dict(c.datasets)),
+        "data_range": data_range(dict(c.prepared.segments)),
         **({"ensemble_choice": chosen.choice.reason} if chosen.choice else {}),
     }
 

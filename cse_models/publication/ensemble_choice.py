@@ -14,6 +14,7 @@ from pathlib import Path
 
 from cse_models.config import DataConfig
 from cse_models.datasets.graph_inputs import graph_inputs
+from cse_models.datasets.prepared import PreparedSeries
 from cse_models.datasets.segments import SplitArrays
 from cse_models.ensembles.config import EnsembleConfig
 from cse_models.ensembles.fitted import FittedEnsemble
@@ -22,7 +23,6 @@ from cse_models.ensembles.rows import check_after_training, segment_fit_rows
 from cse_models.ensembles.spaces import Forecasts
 from cse_models.errors import DataError
 from cse_models.evaluation.report import Leaderboards
-from cse_models.features.scaling import FittedScaler
 from cse_models.features.windows import n_windows
 from cse_models.heads.layout import outputs_by_head
 
@@ -49,18 +49,11 @@ def graph_forecasts(paths: Mapping[str, str | Path], split: SplitArrays, data_cf
     }
 
 
-def fit_on_graphs(
-    cfg: EnsembleConfig,
-    member_paths: Mapping[str, str | Path],
-    datasets: Mapping[str, SplitArrays],
-    data_cfg: DataConfig,
-    scaler: FittedScaler,
-) -> FittedEnsemble:
+def fit_on_graphs(cfg: EnsembleConfig, member_paths: Mapping[str, str | Path], data: PreparedSeries) -> FittedEnsemble:
     """Fit `cfg` on the member graphs' validation forecasts; refuses rows inside the train segment."""
-    val = datasets["val"]
-    forecasts = graph_forecasts({name: member_paths[name] for name in cfg.members}, val, data_cfg)
-    rows = segment_fit_rows(forecasts, cfg.members, val, data_cfg, scaler.feature_names)
-    check_after_training(rows, dict.fromkeys(cfg.members, int(datasets["train"].open_time_ms[-1])))
+    forecasts = graph_forecasts({name: member_paths[name] for name in cfg.members}, data.val, data.config)
+    rows = segment_fit_rows(forecasts, cfg.members, data.val, data.config, data.scaler.feature_names)
+    check_after_training(rows, dict.fromkeys(cfg.members, int(data.train.open_time_ms[-1])))
     return fit_ensemble(cfg, rows)
 
 

@@ -10,7 +10,10 @@ from pathlib import Path
 from typing import Any
 
 from cse_models.config import DataConfig
+from cse_models.datasets.graph_inputs import graph_inputs
+from cse_models.datasets.prepared import PreparedSeries
 from cse_models.datasets.segments import SplitArrays
+from cse_models.errors import QuantizationError
 from cse_models.evaluation.report import Leaderboards, PromotionDecision
 from cse_models.features.scaling import FittedScaler
 from cse_models.features.sets import get_feature_set
@@ -181,28 +184,24 @@ class Variants:
     note: str
 
 
-def quantized_variants(
-    onnx_path: Path, workdir: Path, datasets: dict[str, SplitArrays], data: DataConfig, scaler: FittedScaler
-) -> Variants:
+def quantized_variants(onnx_path: Path, workdir: Path, data: PreparedSeries) -> Variants:
     """The int8 variant of the graph to publish, proved against fp32 on the held-back test windows. A
     variant that breaks its tolerance is left out (the fp32 graph is still published) and the note says
     why: the int8 file is an option serving may take, never a reason to withhold a model. Its probe
     windows (`PROBE_FILE`) ship beside it, sha256-listed like every file: serving checks the variant
     against fp32 on them, on its own CPU, before serving it."""
-    from cse_models.datasets.graph_inputs import graph_inputs
-    from cse_models.errors import QuantizationError
-    from cse_models.export.quantize import INT8_FILE, PROBE_FILE, VARIANT, int8_variant
+    from cse_models.export.quantize import INT8_FILE, PROBE_FILE, VARIANT, int8_variant  # onnx: only here
 
     workdir.mkdir(parents=True, exist_ok=True)
     try:
         entry = int8_variant(
             onnx_path,
             workdir / INT8_FILE,
-            inputs=graph_inputs(datasets["test"], data),
-            test_split=datasets["test"],
-            train_split=datasets["train"],
-            data_cfg=data,
-            scaler=scaler,
+            inputs=graph_inputs(data.test, data.config),
+            test_split=data.test,
+            train_split=data.train,
+            data_cfg=data.config,
+            scaler=data.scaler,
         )
     except QuantizationError as exc:
         return Variants({}, {}, f"no int8 variant: {exc}")

@@ -20,6 +20,7 @@ import numpy as np
 import polars as pl
 
 from cse_models.config import DataConfig
+from cse_models.datasets.prepared import PreparedSeries
 from cse_models.datasets.segments import SplitArrays, build_segments, feature_matrix, feature_names_of
 from cse_models.errors import ConfigError, DataError
 from cse_models.features.scaling import FittedScaler, fit_scaler
@@ -135,6 +136,11 @@ class FoldData:
     @property
     def test(self) -> SplitArrays:
         return self.segments["test"]
+
+    @property
+    def prepared(self) -> PreparedSeries:
+        """The fold as a series a member learns from (its train and val segments, config and scaler)."""
+        return PreparedSeries(self.segments, self.data_cfg, self.scaler)
 
     def test_windows(self) -> int:
         return n_windows(self.test.close.shape[0], self.data_cfg.seq_len, self.data_cfg.horizon)

@@ -16,6 +16,7 @@ from typing import TYPE_CHECKING
 import numpy as np
 
 from cse_models.config import DataConfig
+from cse_models.datasets.prepared import PreparedSeries
 from cse_models.datasets.segments import SplitArrays
 from cse_models.features.scaling import FittedScaler
 from cse_models.heads.calibration import HeadCalibration, conformal_halfwidth, fit_direction_weight, fit_shrink
@@ -25,17 +26,16 @@ if TYPE_CHECKING:
     from flax import nnx
 
 
-def calibrate_outputs(
-    out: np.ndarray, train: SplitArrays, val: SplitArrays, data_cfg: DataConfig, scaler: FittedScaler
-) -> HeadCalibration:
+def calibrate_outputs(out: np.ndarray, data: PreparedSeries) -> HeadCalibration:
     """Raw outputs of the validation windows `[n, 5]` (ẑ, range ratio, 3 class logits) → the calibration:
     λ minimising the validation price MAE; the direction weight α minimising the validation Brier score
     against the train class frequencies; then the conformal half-width, in trailing σ·√h, of the shrunk
     forecast's residuals over the latest `calibration_windows` validation windows."""
+    data_cfg = data.config
     out = np.asarray(out, dtype=np.float64)
     z_hat = out[:, 0]
-    t = val.targets(data_cfg, scaler.feature_names)
-    prior = label_frequencies(train.y)
+    t = data.val.targets(data_cfg, data.scaler.feature_names)
+    prior = label_frequencies(data.train.y)
     logits = out[:, 2:5] - out[:, 2:5].max(axis=1, keepdims=True)
     probabilities = np.exp(logits) / np.exp(logits).sum(axis=1, keepdims=True)
     base = HeadCalibration(
@@ -53,13 +53,11 @@ def calibrate_outputs(
     )
 
 
-def calibrate_heads(
-    model: nnx.Module, train: SplitArrays, val: SplitArrays, data_cfg: DataConfig, scaler: FittedScaler
-) -> HeadCalibration:
+def calibrate_heads(model: nnx.Module, data: PreparedSeries) -> HeadCalibration:
     """A Flax model's raw outputs on every validation window, calibrated by `calibrate_outputs`."""
     from cse_models.training.predict import predict_windows
 
-    return calibrate_outputs(predict_windows(model, val, data_cfg), train, val, data_cfg, scaler)
+    return calibrate_outputs(predict_windows(model, data.val, data.config), data)
 
 
 def predict_heads(

@@ -18,8 +18,7 @@ import jax
 from flax import nnx
 
 from cse_models.config import DataConfig
-from cse_models.datasets.segments import SplitArrays
-from cse_models.features.scaling import FittedScaler
+from cse_models.datasets.prepared import PreparedSeries
 from cse_models.heads.calibration import HeadCalibration
 from cse_models.heads.layout import network_outputs
 from cse_models.models import MODELS, build_model, parameter_count
@@ -56,43 +55,29 @@ class FittedModel:
     calibration: HeadCalibration | None
 
 
-def fit_spec(
-    spec: ModelSpec,
-    datasets: dict[str, SplitArrays],
-    data_cfg: DataConfig,
-    train_cfg: TrainingConfig,
-    scaler: FittedScaler,
-    **fit_options: Any,
-) -> FittedModel:
+def fit_spec(spec: ModelSpec, data: PreparedSeries, train_cfg: TrainingConfig, **fit_options: Any) -> FittedModel:
     """Build the spec's model, fit it, calibrate its heads: one recipe for publication and every fold."""
-    cfg = model_config_for(spec.architecture, data_cfg, datasets["train"].x.shape[1], spec.preset, **spec.overrides)
+    data_cfg = data.config
+    cfg = model_config_for(spec.architecture, data_cfg, data.train.x.shape[1], spec.preset, **spec.overrides)
     model = build_model(spec.architecture, cfg, rngs=nnx.Rngs(train_cfg.seed))
-    result = fit(model, datasets["train"], datasets["val"], data_cfg, train_cfg, **fit_options)
-    calibration = (
-        calibrate_heads(model, datasets["train"], datasets["val"], data_cfg, scaler)
-        if data_cfg.task == "forecast"
-        else None
-    )
+    result = fit(model, data.train, data.val, data_cfg, train_cfg, **fit_options)
+    calibration = calibrate_heads(model, data) if data_cfg.task == "forecast" else None
     return FittedModel(model, cfg, result, calibration)
 
 
-def validation_metrics(
-    fitted: FittedModel, datasets: dict[str, SplitArrays], data_cfg: DataConfig, scaler: FittedScaler
-) -> dict[str, dict[str, Any]]:
+def validation_metrics(fitted: FittedModel, data: PreparedSeries) -> dict[str, dict[str, Any]]:
     """Per head: validation scores of the model and of the head's reference baseline, and the skill — the
     same baselines and scoring as the walk-forward leaderboard."""
     from cse_models.scoring.segment import score_segment
 
-    forecasts = predict_heads(fitted.model, datasets["val"], data_cfg, scaler, fitted.calibration)
-    return score_segment(forecasts, datasets["train"], datasets["val"], data_cfg, scaler)
+    forecasts = predict_heads(fitted.model, data.val, data.config, data.scaler, fitted.calibration)
+    return score_segment(forecasts, data.train, data.val, data.config, data.scaler)
 
 
 def train_model(
     spec: ModelSpec,
-    datasets: dict[str, SplitArrays],
-    data_cfg: DataConfig,
+    data: PreparedSeries,
     train_cfg: TrainingConfig,
-    scaler: FittedScaler,
     directory: str | Path,
     *,
     resume: bool = False,
@@ -115,10 +100,8 @@ def train_model(
     try:
         fitted = fit_spec(
             spec,
-            datasets,
-            data_cfg,
+            data,
             train_cfg,
-            scaler,
             checkpoints=checkpoints,
             state_dir=directory / TRAIN_STATE_DIR,
             devices=devices,
@@ -137,7 +120,7 @@ def train_model(
         history=[dataclasses.asdict(e) for e in fitted.result.history],
         best_epoch=fitted.result.best_epoch,
         stopped_early=fitted.result.stopped_early,
-        metrics=validation_metrics(fitted, datasets, data_cfg, scaler),
+        metrics=validation_metrics(fitted, data),
         seconds=seconds,
         devices=devices or jax.device_count(),
         calibration=None if fitted.calibration is None else dataclasses.asdict(fitted.calibration),

@@ -18,6 +18,7 @@ from cse_models.classical.member import load_member
 from cse_models.classical.summary import summarise_windows, summary_graph, summary_names
 from cse_models.config import DataConfig
 from cse_models.datasets.graph_inputs import graph_inputs
+from cse_models.datasets.prepared import PreparedSeries
 from cse_models.datasets.segments import build_datasets, fit_feature_scaler
 from cse_models.errors import ConfigError, StoreError
 from cse_models.evaluation import WalkForwardConfig, evaluate_walk_forward
@@ -37,7 +38,9 @@ def trained(forecast_data, tmp_path_factory):
     for name in KINDS:
         directory = tmp_path_factory.mktemp(name)
         kind = member_kind(name)
-        model = kind.train(ModelSpec(name, name, "demo"), datasets, data_cfg, budget("tiny"), scaler, directory)
+        model = kind.train(
+            ModelSpec(name, name, "demo"), PreparedSeries(datasets, data_cfg, scaler), budget("tiny"), directory
+        )
         inputs = graph_inputs(datasets["test"], data_cfg)
         exported = kind.export(model, scaler, data_cfg, directory / "model.onnx", inputs, model_name=name)
         out[name] = (model, exported)
@@ -53,7 +56,9 @@ def test_every_classical_kind_is_registered_with_its_library():
 @pytest.mark.parametrize("name", KINDS)
 def test_a_fitted_member_forecasts_every_head_for_every_window(name, forecast_data):
     data_cfg, scaler, datasets, _ = forecast_data
-    fitted = member_kind(name).fit(ModelSpec(name, name, "demo"), datasets, data_cfg, budget("tiny"), scaler)
+    fitted = member_kind(name).fit(
+        ModelSpec(name, name, "demo"), PreparedSeries(datasets, data_cfg, scaler), budget("tiny")
+    )
     heads = fitted.forecast(datasets["val"])
     n = datasets["val"].y.shape[0]
     assert {h: v.shape for h, v in heads.items()} == {
@@ -117,7 +122,9 @@ def test_a_trained_member_loads_back_without_pickle(name, forecast_data, trained
     assert not {f for f in files if f.endswith((".pkl", ".pickle", ".joblib"))}
     assert model.history == [] and model.parameters > 0 and model.calibration is not None
     loaded = load_member(model, scaler, data_cfg)
-    refit = member_kind(name).fit(ModelSpec(name, name, "demo"), datasets, data_cfg, budget("tiny"), scaler)
+    refit = member_kind(name).fit(
+        ModelSpec(name, name, "demo"), PreparedSeries(datasets, data_cfg, scaler), budget("tiny")
+    )
     np.testing.assert_allclose(loaded.raw_outputs(datasets["test"]), refit.raw_outputs(datasets["test"]), rtol=1e-9)
     assert loaded.calibration == refit.calibration
 
@@ -136,7 +143,9 @@ def test_classical_members_need_the_forecast_task(task, btc_features):
     scaler = fit_feature_scaler(btc_features, data_cfg)
     datasets = build_datasets(btc_features, scaler, data_cfg)
     with pytest.raises(ConfigError, match="needs task 'forecast'"):
-        member_kind("lightgbm").fit(ModelSpec("lightgbm", "lightgbm"), datasets, data_cfg, budget("tiny"), scaler)
+        member_kind("lightgbm").fit(
+            ModelSpec("lightgbm", "lightgbm"), PreparedSeries(datasets, data_cfg, scaler), budget("tiny")
+        )
 
 
 def test_an_unknown_config_field_names_the_fields():
@@ -177,6 +186,7 @@ import sys
 from cse_models.config import DataConfig
 from cse_models.data.clean import clean_klines
 from cse_models.data.file_sources import SampleSource
+from cse_models.datasets.prepared import PreparedSeries
 from cse_models.datasets.segments import build_datasets, compute_features, fit_feature_scaler
 from cse_models.members import member_kind
 from cse_models.specs import ModelSpec
@@ -188,7 +198,7 @@ features = compute_features(klines.tail(1000), data_cfg.feature_set)
 scaler = fit_feature_scaler(features, data_cfg)
 datasets = build_datasets(features, scaler, data_cfg)
 for name in ("lightgbm", "random_forest"):
-    member_kind(name).fit(ModelSpec(name, name, "demo"), datasets, data_cfg, budget("tiny"), scaler)
+    member_kind(name).fit(ModelSpec(name, name, "demo"), PreparedSeries(datasets, data_cfg, scaler), budget("tiny"))
 print(sorted({m.split(".")[0] for m in sys.modules} & {"jax", "flax", "jax2onnx", "lightgbm", "sklearn"}))
 """
 

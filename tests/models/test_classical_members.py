@@ -7,6 +7,7 @@ import sys
 import numpy as np
 import pytest
 
+from cse_models.datasets.prepared import PreparedSeries
 from cse_models.errors import UnknownNameError
 from cse_models.evaluation import WalkForwardConfig, run_walk_forward
 from cse_models.evaluation.trained import trained_forecaster
@@ -34,7 +35,7 @@ def test_the_flax_kind_forecasts_through_the_serving_function(forecast_data):
     from cse_models.training.calibrate import predict_heads
 
     data_cfg, scaler, datasets, _ = forecast_data
-    fitted = member_kind(LSTM.architecture).fit(LSTM, datasets, data_cfg, budget("tiny"), scaler)
+    fitted = member_kind(LSTM.architecture).fit(LSTM, PreparedSeries(datasets, data_cfg, scaler), budget("tiny"))
     heads = fitted.forecast(datasets["val"])
     expected = predict_heads(fitted.fitted.model, datasets["val"], data_cfg, scaler, fitted.calibration)
     assert set(heads) == {"price", "interval", "volatility", "direction"}

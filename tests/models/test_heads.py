@@ -12,6 +12,7 @@ from cse_models.config import DataConfig
 from cse_models.data.clean import clean_klines
 from cse_models.data.file_sources import SampleSource
 from cse_models.datasets.graph_inputs import graph_inputs
+from cse_models.datasets.prepared import PreparedSeries
 from cse_models.datasets.segments import build_datasets, compute_features, fit_feature_scaler, kline_columns
 from cse_models.errors import DataError
 from cse_models.evaluation import WalkForwardConfig, evaluate_walk_forward, walk_forward_folds
@@ -128,7 +129,9 @@ def test_conformal_interval_covers_its_level_on_a_garch_series():
     features = compute_features(garch_klines(16_000), data_cfg.feature_set)
     scaler = fit_feature_scaler(features, data_cfg)
     datasets = build_datasets(features, scaler, data_cfg)
-    fitted = fit_spec(ModelSpec("lstm", "lstm_regressor", "demo"), datasets, data_cfg, budget("tiny"), scaler)
+    fitted = fit_spec(
+        ModelSpec("lstm", "lstm_regressor", "demo"), PreparedSeries(datasets, data_cfg, scaler), budget("tiny")
+    )
     bounds = predict_heads(fitted.model, datasets["test"], data_cfg, scaler, fitted.calibration)["interval"]
     actual = datasets["test"].targets(data_cfg, scaler.feature_names).close
     coverage = np.mean((bounds[:, 0] <= actual) & (actual <= bounds[:, 1]))

@@ -17,6 +17,7 @@ from cse_models.config import DataConfig
 from cse_models.data.clean import clean_klines
 from cse_models.data.file_sources import SampleSource
 from cse_models.datasets.graph_inputs import graph_inputs
+from cse_models.datasets.prepared import PreparedSeries
 from cse_models.datasets.segments import build_datasets, compute_features, fit_feature_scaler
 from cse_models.errors import QuantizationError
 from cse_models.export.int8_parity import PROBE_FILE, PROBE_WINDOWS, parity, read_probe
@@ -241,7 +242,7 @@ def test_publication_ships_the_probe_with_the_variant(forecast_lstm, tmp_path):
     from cse_models.publication.publish import quantized_variants
 
     _, path, data_cfg, scaler, datasets = forecast_lstm
-    variants = quantized_variants(path, tmp_path, datasets, data_cfg, scaler)
+    variants = quantized_variants(path, tmp_path, PreparedSeries(datasets, data_cfg, scaler))
     entry = variants.variants["int8"]
     assert set(variants.files) == {INT8_FILE, PROBE_FILE} == {entry["file"], entry["probe"]["file"]}
     assert all(file.is_file() for file in variants.files.values())

@@ -19,6 +19,7 @@ import pytest
 from toy_head import TOY
 
 from cse_models.datasets.graph_inputs import graph_inputs
+from cse_models.datasets.prepared import PreparedSeries
 from cse_models.evaluation import WalkForwardConfig, evaluate_walk_forward, head_decisions
 from cse_models.heads.layout import HEADS, OUTPUT_NAMES
 from cse_models.heads.registry import HEAD_SPECS, registered_head
@@ -89,7 +90,7 @@ def toy_published(forecast_data, tmp_path_factory):
     with registered_head(TOY):
         boards = evaluate_walk_forward(features, data_cfg, WalkForwardConfig(n_folds=2), models=[SPEC], budget="tiny")
         kind = member_kind(SPEC.architecture)
-        trained = kind.train(SPEC, datasets, data_cfg, budget("tiny"), scaler, root / "model")
+        trained = kind.train(SPEC, PreparedSeries(datasets, data_cfg, scaler), budget("tiny"), root / "model")
         inputs = graph_inputs(datasets["test"], data_cfg)
         exported = kind.export(trained, scaler, data_cfg, root / "model.onnx", inputs, model_name=SPEC.name)
         heads = head_verdicts(boards, SPEC.name, head_decisions(boards, SPEC.name, force=True))
@@ -162,7 +163,7 @@ def test_a_classical_member_exports_the_toy_head(forecast_data, tmp_path):
     data_cfg, scaler, datasets, _ = forecast_data
     kind, spec = member_kind("lightgbm"), ModelSpec("lightgbm", "lightgbm", "demo")
     with registered_head(TOY):
-        trained = kind.train(spec, datasets, data_cfg, budget("tiny"), scaler, tmp_path / "model")
+        trained = kind.train(spec, PreparedSeries(datasets, data_cfg, scaler), budget("tiny"), tmp_path / "model")
         inputs = graph_inputs(datasets["test"], data_cfg)
         exported = kind.export(trained, scaler, data_cfg, tmp_path / "model.onnx", inputs, model_name=spec.name)
     session = ort.InferenceSession(exported.path, providers=["CPUExecutionProvider"])

@@ -6,6 +6,7 @@ import numpy as np
 import pytest
 from flax import nnx
 
+from cse_models.datasets.prepared import PreparedSeries
 from cse_models.features.windows import target_rows
 from cse_models.models import build_model
 from cse_models.models.lstm import LSTMConfig
@@ -56,7 +57,7 @@ def test_early_stopping_stops_after_patience_epochs_without_improvement(prepared
 
 def test_trained_model_directory_restores_the_best_parameters(prepared, data_cfg, tmp_path):
     scaler, datasets = prepared
-    trained = train_model(SMALL, datasets, data_cfg, budget("tiny"), scaler, tmp_path)
+    trained = train_model(SMALL, PreparedSeries(datasets, data_cfg, scaler), budget("tiny"), tmp_path)
     restored = load_trained_model(tmp_path)
     assert TrainedModel.load(tmp_path) == trained
     assert trained.calibration is None  # only the forecast task calibrates heads
@@ -87,7 +88,7 @@ def test_classification_head_reports_accuracy_f1_and_brier_beside_class_frequenc
     scaler = fit_feature_scaler(btc_features, data_cfg)
     datasets = build_datasets(btc_features, scaler, data_cfg)
     spec = ModelSpec("lstm_regressor", "lstm_regressor", "demo")
-    trained = train_model(spec, datasets, data_cfg, budget("tiny"), scaler, tmp_path)
+    trained = train_model(spec, PreparedSeries(datasets, data_cfg, scaler), budget("tiny"), tmp_path)
     assert all(set(part) == {"direction"} for part in trained.metrics.values())
     validation = trained.metrics["validation"]["direction"]
     labels = datasets["val"].y.astype(np.int64)
