@@ -1,7 +1,7 @@
 """Classical ensemble members (issue 13): training time on the bundled sample and onnxruntime latency of the
 exported one-graph member, beside the demo LSTM, in one run on one machine.
 
-Data: the bundled BTCUSDT 1h sample, `DataConfig.honest()` (stationary features, seq_len 24, robust
+Data: the bundled BTCUSDT 1h sample, `DataConfig()` (stationary features, seq_len 24, robust
 scaler fit on the train segment), the single chronological split the `model_<name>` assets train on.
 Each spec goes through its member kind exactly as the Dagster asset does (`member_kind(...).train`, then
 `.export` with the parity check), into a temporary directory:
@@ -55,7 +55,7 @@ def prepare():
     from cse_models.datasets.segments import build_datasets, compute_features, fit_feature_scaler
 
     klines, _ = clean_klines(SampleSource().fetch(SYMBOL, "1h", None, None), "1h")
-    data_cfg = DataConfig.honest()
+    data_cfg = DataConfig()
     features = compute_features(klines, data_cfg.feature_set)
     scaler = fit_feature_scaler(features, data_cfg)
     return data_cfg, scaler, build_datasets(features, scaler, data_cfg)

@@ -1,7 +1,7 @@
 """Cost curves: how cse's data path, walk-forward evaluation and training scale with their inputs.
 
 1. Data path (features → split → scaler fit → scaled windows, `bench_data.cse_pipeline`) at 10k, 100k and 1M
-   hourly rows for each feature set (mur9, ohlc4, stationary — the last with `DataConfig.honest()`: robust
+   hourly rows for each feature set (mur9, ohlc4, stationary — the last with `DataConfig()`: robust
    scaler, forecast targets), on the seed's own kline generator (1M rows: ten 100k-row paths joined); beside
    the seed's pandas pipeline (mur9 only, the one it has) up to `--seed-max-rows` (it needs ~0.1 s per
    1,000 rows, so 1M rows is left out by default).
@@ -90,7 +90,7 @@ def bench_klines(rows: int):
 def data_config(feature_set: str):
     from cse_models.config import DataConfig
 
-    return DataConfig.honest(seq_len=24) if feature_set == "stationary" else DataConfig(feature_set=feature_set)
+    return DataConfig(seq_len=24) if feature_set == "stationary" else DataConfig.seed(feature_set=feature_set)
 
 
 def time_data_path(klines, feature_set: str, runs: int) -> dict:
@@ -149,7 +149,7 @@ def walk_forward_curve(args: argparse.Namespace) -> list[dict]:
     from cse_models.scoring.folds import WalkForwardConfig
     from cse_models.specs import ModelSpec
 
-    data_cfg = DataConfig.honest(seq_len=24)
+    data_cfg = DataConfig(seq_len=24)
     features = sample_features(data_cfg)
     specs = [ModelSpec(label, arch, preset="demo") for label, arch in WF_MODELS]
     points = []
@@ -179,7 +179,7 @@ def training_curve(args: argparse.Namespace) -> list[dict]:
     from cse_models.training.loop import fit
     from cse_models.training.run import model_config_for
 
-    data_cfg = DataConfig(seq_len=24)
+    data_cfg = DataConfig.seed(seq_len=24)
     points = []
     for rows in args.train_rows:
         klines, _ = clean_klines(load_seed_klines(SEED_DIR, rows, 42), "1h")

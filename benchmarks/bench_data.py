@@ -4,7 +4,7 @@ cse paths (timed, both in the same run as the seed):
 - mur9 (the seed's own features): canonical kline table (8,760 hourly candles) → mur9 features →
   chronological split → min-max scaler fit on train → scaled float32 splits + regression targets → sliding
   windows (seq_len 24) for train/val/test.
-- stationary (`DataConfig.honest()`, what the product publishes): the same klines → stationary features
+- stationary (`DataConfig()`, what the product publishes): the same klines → stationary features
   (168-row warm-up dropped) → split → robust scaler fit on train → scaled splits + forecast targets (z, range
   ratio, label) → sliding windows.
 Each is divided into the seed's mur9 pipeline time: issue 16 asks ≥ 600× for both.
@@ -196,8 +196,8 @@ def main() -> None:
     args = parse_with_sweep(parser, {"runs": 100, "seed_runs": 10}, "5× the cse runs, 2× the seed's")
 
     configs = {
-        "mur9": DataConfig(seq_len=args.seq_len),
-        "stationary": DataConfig.honest(seq_len=args.seq_len),
+        "mur9": DataConfig.seed(seq_len=args.seq_len),
+        "stationary": DataConfig(seq_len=args.seq_len),
     }
     busy = warn_if_busy()
     klines = load_seed_klines(args.seed_dir, args.rows, 42)

@@ -141,7 +141,7 @@ def sample_windows(symbol: str, count: int):
 
     klines, _ = clean_klines(SampleSource().fetch(symbol, SAMPLE_INTERVAL, None, None), SAMPLE_INTERVAL)
     features = compute_features(klines, "mur9")
-    cfg = DataConfig(seq_len=SEQ_LEN)
+    cfg = DataConfig.seed(seq_len=SEQ_LEN)
     scaler = fit_feature_scaler(features, cfg)
     test = build_datasets(features, scaler, cfg)["test"]
     return scaler, raw_test_windows(test, cfg, limit=count).astype(np.float32)
@@ -157,7 +157,7 @@ def export_registry(scaler, windows: np.ndarray, out_dir: Path, names: list[str]
     from cse_models.models import MODELS, build_model, parameter_count
     from cse_models.training.run import model_config_for
 
-    data_cfg = DataConfig(seq_len=SEQ_LEN)  # the seed's task: regression on mur9
+    data_cfg = DataConfig.seed(seq_len=SEQ_LEN)  # the seed's task: regression on mur9
     exported = {}
     for name in names or MODELS.names():
         try:  # the architecture's default (seed) size, fitted to this data: 9 features, seq 24, one output
@@ -200,7 +200,7 @@ def export_forecast_lstm(symbol: str, out_dir: Path) -> tuple[Path, dict[str, np
     from cse_models.training.run import model_config_for
 
     klines, _ = clean_klines(SampleSource().fetch(symbol, SAMPLE_INTERVAL, None, None), SAMPLE_INTERVAL)
-    cfg = DataConfig.honest(seq_len=SEQ_LEN)
+    cfg = DataConfig(seq_len=SEQ_LEN)
     features = compute_features(klines, cfg.feature_set)
     scaler = fit_feature_scaler(features, cfg)
     test = build_datasets(features, scaler, cfg)["test"]

@@ -220,7 +220,7 @@ def bench_cse(
     from cse_models.training.step import SplitTrainStep, StepOptions
 
     retain_freed_buffers()  # as `fit` does
-    data_cfg = DataConfig(seq_len=seq_len)
+    data_cfg = DataConfig.seed(seq_len=seq_len)
     train_cfg = TrainingConfig()  # lr 1e-4, batch 64: the seed's
     train = build_datasets(features, fit_feature_scaler(features, data_cfg), data_cfg)["train"]
     count = window_count(train, data_cfg)

@@ -49,7 +49,7 @@ def build_ensemble(symbol: str, preset: str, out_dir: Path) -> tuple[dict[str, s
     from cse_models.training.run import model_config_for
 
     klines, _ = clean_klines(SampleSource().fetch(symbol, SAMPLE_INTERVAL, None, None), SAMPLE_INTERVAL)
-    cfg = DataConfig.honest(seq_len=SEQ_LEN)
+    cfg = DataConfig(seq_len=SEQ_LEN)
     features = compute_features(klines, cfg.feature_set)
     scaler = fit_feature_scaler(features, cfg)
     datasets = build_datasets(features, scaler, cfg)

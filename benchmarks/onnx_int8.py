@@ -65,7 +65,7 @@ def lstm_size_sweep(scaler, windows: np.ndarray, sizes: list[int], out_dir: Path
     rows = []
     for hidden in sizes:
         model = build_model(PRIMARY, LSTMConfig(n_features=windows.shape[-1], hidden=hidden), rngs=nnx.Rngs(0))
-        path = export_onnx(model, scaler, DataConfig(seq_len=SEQ_LEN), out_dir / f"sweep_{hidden}.onnx")
+        path = export_onnx(model, scaler, DataConfig.seed(seq_len=SEQ_LEN), out_dir / f"sweep_{hidden}.onnx")
         q = quantize_graph(path, out_dir / f"sweep_{hidden}.int8.onnx")
         inputs = {INPUT_NAME: windows}
         row: dict = {"hidden": hidden, "layers": model.cfg.layers}
@@ -98,7 +98,7 @@ def trained_lstm_int8(symbol: str, epochs: int, out_dir: Path) -> list[dict]:
 
     klines, _ = clean_klines(SampleSource().fetch(symbol, SAMPLE_INTERVAL, None, None), SAMPLE_INTERVAL)
     out = []
-    for cfg in (DataConfig(seq_len=SEQ_LEN), DataConfig.honest(seq_len=SEQ_LEN)):
+    for cfg in (DataConfig.seed(seq_len=SEQ_LEN), DataConfig(seq_len=SEQ_LEN)):
         features = compute_features(klines, cfg.feature_set)
         scaler = fit_feature_scaler(features, cfg)
         data = build_datasets(features, scaler, cfg)

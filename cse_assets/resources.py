@@ -123,7 +123,7 @@ class DataSettings(ConfigurableResource):
     bad_ticks: Literal["drop", "keep"] = "drop"
     gaps: Literal["keep", "ffill"] = "keep"
     spike_sigmas: float = 30.0
-    # features, windows, targets, scaling (cse_models.config.DataConfig; defaults: `DataConfig.honest()`)
+    # features, windows, targets, scaling (cse_models.config.DataConfig; defaults: `DataConfig()`)
     feature_set: str = "stationary"
     seq_len: int = 24
     horizon: int = 1

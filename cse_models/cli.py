@@ -134,7 +134,7 @@ def _train(args: argparse.Namespace) -> int:
         f"{report.bad_ticks} bad ticks, {report.missing_candles} missing)",
         file=sys.stderr,
     )
-    data_cfg = DataConfig.honest()
+    data_cfg = DataConfig()
     spec = ModelSpec(args.model, args.model, args.preset)
     kind = member_kind(spec.architecture)
     kind.validate(spec)
@@ -205,7 +205,7 @@ def _evaluate(args: argparse.Namespace) -> int:
 
     klines, report = _load_klines(args)
     progress(f"{args.symbol}: {report.rows_out} clean klines {report.first_open_time} → {report.last_open_time}")
-    data_cfg = DataConfig.honest(horizon=args.horizon)
+    data_cfg = DataConfig(horizon=args.horizon)
     config = WalkForwardConfig(n_folds=args.folds, scheme=args.scheme)
     warmup = get_feature_set(data_cfg.feature_set).warmup
     need = rows_needed(data_cfg, config) + warmup  # in klines: the feature set's warm-up rows have no features

@@ -1,7 +1,7 @@
 """Forecast honesty: baselines, walk-forward evaluation, Diebold–Mariano tests, the leaderboard and the
 promotion gate, and look-ahead guards for CI. numpy + polars only; jax is imported when a model trains.
 
-    boards = evaluate_walk_forward(features, DataConfig.honest(), WalkForwardConfig(n_folds=3),
+    boards = evaluate_walk_forward(features, DataConfig(), WalkForwardConfig(n_folds=3),
                                    models=[ModelSpec("lstm", "lstm_regressor", "demo")], budget="tiny")
     verdicts = head_decisions(boards, "lstm", max_p_value=0.05)
 """

@@ -31,7 +31,7 @@ def evaluate_walk_forward(
     them (fit per fold on the members' validation forecasts) over
     `features` (the table of `compute_features`) and rank them, head by head. Raises DataError for too few
     rows (saying how many are needed), a gap longer than a fold's test block, or constant prices."""
-    data_cfg = data_cfg or DataConfig.honest()
+    data_cfg = data_cfg or DataConfig()
     config = config or WalkForwardConfig()
     forecasters = default_forecasters(
         data_cfg.task, models, ensembles=ensembles, budget=budget, on_progress=on_progress

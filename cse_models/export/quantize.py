@@ -21,7 +21,7 @@ and 2 × 64 / 2 × 256, random init and trained 3 epochs; financial_gru, financi
   cannot saturate either: the quantizer writes an LSTM's W and R as int8 whatever `weight_type` says
   (`operators/lstm.py`), so U8U8 would leave `DynamicQuantizeLSTM` unprotected; and on this VNNI machine
   U8U8 keeps little of the transformers' speed-up. Measured here (AMD EPYC with AVX512-VNNI, ORT 1.32,
-  1 thread, batch 1, p50, DataConfig.honest() seq 24, random init, the best of 11 interleaved rounds on
+  1 thread, batch 1, p50, DataConfig() seq 24, random init, the best of 11 interleaved rounds on
   2 shared cores): lstm_regressor 2 × 128 fp32 217 µs, full-range int8 127 µs (1.70×), 7-bit 129 µs
   (1.68×), uint8 weights 127 µs (1.70×); transformer_encoder fp32 3,163 µs, full-range 1,422 µs (2.23×),
   7-bit 1,607 µs (1.97×), uint8 weights 2,034 µs (1.56×). Parity on the test segment's windows, 7-bit

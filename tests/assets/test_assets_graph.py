@@ -275,8 +275,8 @@ def test_the_ensemble_is_published_as_one_graph_the_api_serves_with_its_members(
         answer = httpx.post(f"{url}/predict", json={"symbol": "ETHUSDT", "klines": body, "members": True}).json()
         (served,) = [m for m in httpx.get(f"{url}/models").json()["models"] if m["symbol"] == "ETHUSDT"]
     assert (served["ensemble"], served["members"], served["encoding"]) == (
-        ensemble["method"],
-        ensemble["members"],
+        ensemble.method,
+        list(ensemble.members),
         "fp32",
     )
     assert answer["model_version"] == manifest.version
@@ -288,10 +288,10 @@ def test_the_ensemble_is_published_as_one_graph_the_api_serves_with_its_members(
         name: outputs_by_head(
             "forecast", list(run_graph(home / "onnx" / name / "ETHUSDT" / "model.onnx", feed).values())
         )
-        for name in ensemble["members"]
+        for name in ensemble.members
     }
-    fitted = FittedEnsemble.from_dict({**ensemble, "info": {}})
+    fitted = FittedEnsemble.from_dict({**ensemble.to_dict(), "info": {}})
     expected = fitted.combine(alone, feed["last_close"][:, 0].astype(np.float64))
     assert answer["forecast"]["close"] == pytest.approx(float(expected["price"][0]), rel=1e-5)
-    for name in ensemble["members"]:
+    for name in ensemble.members:
         assert answer["member_forecasts"][name]["close"] == pytest.approx(float(alone[name]["price"][0]), rel=1e-5)

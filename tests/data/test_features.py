@@ -140,7 +140,7 @@ def test_calendar_fields_hourly_path_matches_pandas():
 
 
 def test_scaler_is_fit_on_the_train_rows_only(features):
-    config = DataConfig()
+    config = DataConfig.seed()
     scaler = fit_feature_scaler(features, config)
     train = chronological_split(features.height, config.split, min_rows=config.seq_len + 2, purge=config.purge)["train"]
     assert scaler.fit_rows == train.stop - train.start
@@ -154,7 +154,7 @@ def test_scaler_is_fit_on_the_train_rows_only(features):
 
 
 def test_scaled_train_is_in_range_and_a_later_new_high_scales_above_one(features):
-    config = DataConfig()
+    config = DataConfig.seed()
     data = build_datasets(features, fit_feature_scaler(features, config), config)
     assert data["train"].x.min() >= -1.0 - 1e-6 and data["train"].x.max() <= 1.0 + 1e-6
     i = MUR9.index("close")
@@ -166,7 +166,7 @@ def test_scaled_train_is_in_range_and_a_later_new_high_scales_above_one(features
 
 
 def test_scaler_json_round_trip(features, tmp_path):
-    scaler = fit_feature_scaler(features, DataConfig())
+    scaler = fit_feature_scaler(features, DataConfig.seed())
     path = tmp_path / "scaler.json"
     scaler.save(path)
     loaded = FittedScaler.load(path)
@@ -216,7 +216,7 @@ def test_windows_are_views_with_targets_at_t_plus_horizon():
 
 
 def test_dataset_windows_share_memory_with_the_split_features(features):
-    config = DataConfig()
+    config = DataConfig.seed()
     data = build_datasets(features, fit_feature_scaler(features, config), config)
     i = MUR9.index("close")
     for part in data.values():
@@ -252,7 +252,7 @@ def test_window_shorter_than_sequence_is_a_data_error():
 
 
 def test_split_has_a_purge_gap_of_seq_len_rows():
-    config = DataConfig(seq_len=24)
+    config = DataConfig.seed(seq_len=24)
     slices = chronological_split(8749, config.split, min_rows=26, purge=config.purge)
     assert slices["train"].start == 0 and slices["test"].stop == 8749
     assert slices["val"].start - slices["train"].stop == 24
@@ -261,7 +261,7 @@ def test_split_has_a_purge_gap_of_seq_len_rows():
 
 
 def test_split_explicit_purge_overrides_seq_len():
-    config = DataConfig(seq_len=24, split=SplitConfig(purge=5))
+    config = DataConfig.seed(seq_len=24, split=SplitConfig(purge=5))
     slices = chronological_split(1000, config.split, min_rows=26, purge=config.purge)
     assert slices["val"].start - slices["train"].stop == 5
 
@@ -276,7 +276,7 @@ def test_too_few_rows_names_the_rows_needed():
 
 
 def test_datasets_round_trip_through_npz(features, tmp_path):
-    config = DataConfig(task="classification")
+    config = DataConfig.seed(task="classification")
     data = build_datasets(features, fit_feature_scaler(features, config), config)
     save_datasets(data, tmp_path / "datasets.npz")
     loaded = load_datasets(tmp_path / "datasets.npz")

@@ -115,14 +115,14 @@ def _time_in(klines: pl.DataFrame, config: DataConfig, split: str, offset: int) 
 @pytest.mark.parametrize("change", [scale_after, shuffle_after], ids=["scaled", "shuffled"])
 @pytest.mark.parametrize(("split", "offset"), [("val", 300), ("test", 100)])
 def test_nothing_at_or_before_t_depends_on_later_candles(klines, task, change, split, offset):
-    config = DataConfig(task=task)
+    config = DataConfig.seed(task=task)
     t = _time_in(klines, config, split, offset)
     assert_no_leak(klines, t, config, change)
 
 
 def test_train_windows_are_complete_and_identical_when_t_is_in_val(klines):
     # t in val: every train window and target lies before t, so the whole train split must be identical
-    config = DataConfig()
+    config = DataConfig.seed()
     t = _time_in(klines, config, "val", 0)
     a = run_pipeline(klines, config).datasets["train"]
     b = run_pipeline(shuffle_after(klines, t), config).datasets["train"]
@@ -147,7 +147,7 @@ LEAKY_SET = FeatureSet(
 
 
 def test_helper_catches_a_feature_that_reads_the_next_candle(klines, monkeypatch):
-    config = DataConfig(feature_set=LEAKY_NAME)
+    config = DataConfig.seed(feature_set=LEAKY_NAME)
     t = _time_in(klines, config, "val", 300)
     with monkeypatch.context() as patch:
         patch.setitem(FEATURE_SETS._entries, LEAKY_NAME, LEAKY_SET)
@@ -162,7 +162,7 @@ def _fit_on_all_rows(features: pl.DataFrame, config: DataConfig) -> FittedScaler
 
 
 def test_helper_catches_a_scaler_fit_on_val_and_test_rows(klines):
-    config = DataConfig()
+    config = DataConfig.seed()
     t = _time_in(klines, config, "test", 100)
     with pytest.raises(AssertionError, match="the scaler depends on candles after t"):
         assert_no_leak(klines, t, config, scale_after, fit=_fit_on_all_rows)

@@ -20,7 +20,7 @@ def btc_features() -> pl.DataFrame:
 
 @pytest.fixture(scope="session")
 def data_cfg() -> DataConfig:
-    return DataConfig(seq_len=12)
+    return DataConfig.seed(seq_len=12)
 
 
 @pytest.fixture(scope="session")
@@ -34,7 +34,7 @@ def forecast_data():
     """The published setup (`DataConfig.honest`, seq 12) on the last 1,500 ETHUSDT hours: config, scaler,
     datasets and the feature table."""
     klines, _ = clean_klines(SampleSource().fetch("ETHUSDT", "1h", None, None), "1h")
-    data_cfg = DataConfig.honest(seq_len=12)
+    data_cfg = DataConfig(seq_len=12)
     features = compute_features(klines.tail(1500), data_cfg.feature_set)
     scaler = fit_feature_scaler(features, data_cfg)
     return data_cfg, scaler, build_datasets(features, scaler, data_cfg), features

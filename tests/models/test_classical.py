@@ -139,7 +139,7 @@ def test_a_model_directory_without_its_trees_is_a_store_error(forecast_data, tra
 
 @pytest.mark.parametrize("task", ["regression", "classification"])
 def test_classical_members_need_the_forecast_task(task, btc_features):
-    data_cfg = DataConfig(seq_len=12, task=task)
+    data_cfg = DataConfig.seed(seq_len=12, task=task)
     scaler = fit_feature_scaler(btc_features, data_cfg)
     datasets = build_datasets(btc_features, scaler, data_cfg)
     with pytest.raises(ConfigError, match="needs task 'forecast'"):
@@ -193,7 +193,7 @@ from cse_models.specs import ModelSpec
 from cse_models.training.config import budget
 
 klines, _ = clean_klines(SampleSource().fetch("ETHUSDT", "1h", None, None), "1h")
-data_cfg = DataConfig.honest(seq_len=12)
+data_cfg = DataConfig(seq_len=12)
 features = compute_features(klines.tail(1000), data_cfg.feature_set)
 scaler = fit_feature_scaler(features, data_cfg)
 datasets = build_datasets(features, scaler, data_cfg)

@@ -60,7 +60,7 @@ def test_train_shows_progress_and_publishes_a_verified_version(tmp_path: Path):
     summary = json.loads(result.stdout)
     manifest, _ = open_store(tmp_path / "store").verified("ETHUSDT", "1h", summary["published_version"])
     assert manifest.members[0].architecture == "lstm_regressor"
-    assert manifest.task == "forecast" and manifest.feature_set == "stationary"  # DataConfig.honest()
+    assert manifest.task == "forecast" and manifest.feature_set == "stationary"  # DataConfig()
     # every head carries the verdict of the walk-forward gate the CLI ran before publishing
     assert [h.name for h in manifest.heads] == list(HEADS)
     assert {h.name: h.publish for h in manifest.heads} == {h: v["publish"] for h, v in summary["heads"].items()}

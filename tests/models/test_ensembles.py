@@ -124,7 +124,7 @@ def test_voting_matches_a_hand_count():
 def members(tmp_path_factory):
     """Two small untrained forecast networks exported as the graph exports them, and real validation rows."""
     klines, _ = clean_klines(SampleSource().fetch("ETHUSDT", "1h", None, None), "1h")
-    data_cfg = DataConfig.honest(seq_len=12)
+    data_cfg = DataConfig(seq_len=12)
     features = compute_features(klines.tail(1200), data_cfg.feature_set)
     scaler = fit_feature_scaler(features, data_cfg)
     datasets = build_datasets(features, scaler, data_cfg)
@@ -190,7 +190,7 @@ def test_members_that_do_not_fit_together_are_refused(members, tmp_path):
     fitted = fit_ensemble(EnsembleConfig("ens", ("lstm", "cnn"), "voting"), rows)
     with pytest.raises(EnsembleMemberError, match="'cnn' has no graph"):
         compose_ensemble(fitted, {"lstm": paths["lstm"], "cnn": str(tmp_path / "gone.onnx")}, tmp_path / "e.onnx")
-    other_cfg = DataConfig.honest(seq_len=16)  # another window length: the graphs' inputs differ
+    other_cfg = DataConfig(seq_len=16)  # another window length: the graphs' inputs differ
     klines, _ = clean_klines(SampleSource().fetch("ETHUSDT", "1h", None, None), "1h")
     features = compute_features(klines.tail(600), other_cfg.feature_set)
     scaler = fit_feature_scaler(features, other_cfg)

@@ -116,4 +116,4 @@ def test_evaluate_with_too_few_rows_says_how_many_are_needed(sample, tmp_path):
     assert error.startswith("cse-models: 200 rows are too few for 5 walk-forward folds"), result.stderr
     needed = int(error.split("need ≥ ")[1].split()[0])
     warmup = get_feature_set("stationary").warmup  # counted in klines: the warm-up rows have no features
-    assert needed == rows_needed(DataConfig.honest(), WalkForwardConfig(n_folds=5)) + warmup > 200
+    assert needed == rows_needed(DataConfig(), WalkForwardConfig(n_folds=5)) + warmup > 200

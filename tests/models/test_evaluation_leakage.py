@@ -60,9 +60,9 @@ def _baselines(task: str) -> dict:
 
 
 DATA_CONFIGS = {
-    "regression": DataConfig(seq_len=12),
-    "classification": DataConfig(seq_len=12, task="classification"),
-    "forecast": DataConfig.honest(seq_len=12),  # every head, stationary features, robust scaler
+    "regression": DataConfig.seed(seq_len=12),
+    "classification": DataConfig.seed(seq_len=12, task="classification"),
+    "forecast": DataConfig(seq_len=12),  # every head, stationary features, robust scaler
 }
 
 
@@ -87,7 +87,7 @@ def _next_close(data: FoldData) -> dict[str, np.ndarray]:
 
 
 def test_a_forecaster_reading_the_next_close_is_caught(klines):
-    data_cfg = DataConfig(seq_len=12)
+    data_cfg = DataConfig.seed(seq_len=12)
     t = _time(klines, data_cfg, 1, "test", 100)
     with pytest.raises(LeakageError, match=r"fold1\.next_close\.price: row \d+ known at or before"):
         assert_no_lookahead(_from_klines(data_cfg, {"next_close": _next_close}), klines, t, scale_after)
@@ -101,7 +101,7 @@ def _scaler_fit_on_the_whole_fold(features: pl.DataFrame, fold: Fold, data_cfg: 
 
 
 def test_a_per_fold_scaler_fit_beyond_the_train_rows_is_caught(klines):
-    data_cfg = DataConfig(seq_len=12)
+    data_cfg = DataConfig.seed(seq_len=12)
     t = _time(klines, data_cfg, 0, "test", 10)
     compute = _from_klines(data_cfg, fold_builder=_scaler_fit_on_the_whole_fold)
     with pytest.raises(LeakageError, match=r"fold0\.scaler"):
@@ -112,7 +112,7 @@ def test_a_retrained_model_forecasts_the_same_until_t(klines):
     from cse_models.evaluation.trained import trained_forecaster
     from cse_models.training.config import budget
 
-    data_cfg, one_fold = DataConfig.honest(seq_len=12), WalkForwardConfig(n_folds=1)
+    data_cfg, one_fold = DataConfig(seq_len=12), WalkForwardConfig(n_folds=1)
     t = _time(klines, data_cfg, 0, "test", 30, one_fold)  # the model learns and calibrates on rows before t only
     model = trained_forecaster(ModelSpec("lstm", "lstm_regressor", "demo"), budget("tiny"))
     stamps = _from_klines(data_cfg, {"lstm": model}, one_fold)
@@ -130,6 +130,6 @@ def test_a_retrained_model_forecasts_the_same_until_t(klines):
 def test_the_check_refuses_a_change_that_changes_nothing(klines):
     from cse_models.errors import ConfigError
 
-    data_cfg = DataConfig(seq_len=12)
+    data_cfg = DataConfig.seed(seq_len=12)
     with pytest.raises(ConfigError, match="would prove nothing"):
         assert_no_lookahead(_from_klines(data_cfg), klines, klines["open_time"][500], lambda frame, _: frame)

@@ -30,7 +30,7 @@ from cse_models.evaluation import (
 from cse_models.features.windows import classification_targets
 from cse_models.scoring.folds import Fold
 
-CFG = DataConfig(seq_len=12)
+CFG = DataConfig.seed(seq_len=12)
 
 
 @pytest.fixture(scope="module")
@@ -121,7 +121,7 @@ def _fold_data(close: np.ndarray, cfg: DataConfig, train_labels: np.ndarray) -> 
 
 
 def test_baselines_forecast_from_the_window_only():
-    cfg = DataConfig(seq_len=3, horizon=1, hold_band=0.01)
+    cfg = DataConfig.seed(seq_len=3, horizon=1, hold_band=0.01)
     close = np.array([100.0, 102.0, 101.0, 104.0, 104.5])  # windows [100 102 101], [102 101 104]
     data = _fold_data(close, cfg, train_labels=np.array([0, 2, 2, 1]))
     names = ("persistence", "drift", "moving_average", "majority", "class_frequencies", "last_move")

@@ -54,8 +54,8 @@ def random_walk_klines(n: int, seed: int = 7) -> pl.DataFrame:
 
 @pytest.fixture(scope="module")
 def random_walk_boards() -> Leaderboards:
-    """The published setup (`DataConfig.honest()`: every head) with a small LSTM retrained per fold."""
-    data_cfg = DataConfig.honest()
+    """The published setup (`DataConfig()`: every head) with a small LSTM retrained per fold."""
+    data_cfg = DataConfig()
     features = compute_features(random_walk_klines(1400 + get_feature_set(data_cfg.feature_set).warmup), "stationary")
     return evaluate_walk_forward(features, data_cfg, WalkForwardConfig(n_folds=2), models=[MODEL], budget="tiny")
 
@@ -82,7 +82,7 @@ def _board(skill: float, p_better: float) -> Leaderboard:
     features = compute_features(random_walk_klines(700, seed=1), "mur9")
     result = run_walk_forward(
         features,
-        DataConfig(seq_len=12),
+        DataConfig.seed(seq_len=12),
         WalkForwardConfig(n_folds=2),
         {name: BASELINES.get(name).forecaster() for name in baseline_names("regression")},
     )
@@ -140,7 +140,7 @@ def test_leaderboards_round_trip_through_json_and_render_markdown(random_walk_bo
 
 def test_classification_leaderboard_compares_with_train_class_frequencies():
     features = compute_features(random_walk_klines(900, seed=3), "mur9")
-    data_cfg = DataConfig(seq_len=12, task="classification", hold_band=0.004)
+    data_cfg = DataConfig.seed(seq_len=12, task="classification", hold_band=0.004)
     forecasters = {name: BASELINES.get(name).forecaster() for name in baseline_names("classification")}
     result = run_walk_forward(features, data_cfg, WalkForwardConfig(n_folds=2), forecasters)
     board = build_leaderboard(result, "direction")

@@ -58,7 +58,7 @@ def test_the_level_check_would_catch_a_level_feature(eth_klines):
 
 @pytest.fixture(scope="module")
 def forecast_setup(eth_klines):
-    data_cfg = DataConfig.honest(seq_len=12)
+    data_cfg = DataConfig(seq_len=12)
     features = compute_features(eth_klines, data_cfg.feature_set)
     scaler = fit_feature_scaler(features, data_cfg)
     datasets = build_datasets(features, scaler, data_cfg)
@@ -125,7 +125,7 @@ def garch_klines(n: int, seed: int = 3) -> pl.DataFrame:
 def test_conformal_interval_covers_its_level_on_a_garch_series():
     """The published recipe — fit, calibrate on the validation slice, forecast through the exported
     function — on a series it has never seen: coverage of the held-back windows within 2 pp of 80 %."""
-    data_cfg = DataConfig.honest(seq_len=24, calibration_windows=2000)
+    data_cfg = DataConfig(seq_len=24, calibration_windows=2000)
     features = compute_features(garch_klines(16_000), data_cfg.feature_set)
     scaler = fit_feature_scaler(features, data_cfg)
     datasets = build_datasets(features, scaler, data_cfg)
@@ -146,14 +146,14 @@ def test_too_few_klines_for_the_warm_up_name_what_is_needed(eth_klines):
 
 def test_constant_prices_are_refused_naming_the_cause(eth_klines):
     flat = eth_klines.with_columns(*(pl.lit(100.0).alias(c) for c in PRICES))
-    data_cfg = DataConfig.honest(seq_len=12)
+    data_cfg = DataConfig(seq_len=12)
     features = compute_features(flat, data_cfg.feature_set)
     with pytest.raises(DataError, match="constant prices"):
         build_datasets(features, fit_feature_scaler(features, data_cfg), data_cfg)
 
 
 def test_a_horizon_longer_than_a_fold_says_how_many_rows_are_needed():
-    data_cfg = DataConfig.honest(seq_len=24, horizon=400)
+    data_cfg = DataConfig(seq_len=24, horizon=400)
     with pytest.raises(DataError, match=r"horizon 400 .* need ≥ \d+ rows"):
         walk_forward_folds(2_000, data_cfg, WalkForwardConfig(n_folds=3))
 
@@ -162,7 +162,7 @@ def test_a_horizon_longer_than_a_fold_says_how_many_rows_are_needed():
 def test_every_head_is_evaluated_at_longer_horizons(horizon, eth_klines):
     """h-step targets (σ·√h scaling, h-candle ranges): every head gets a board, the references tie
     themselves, and the trained model's interval still covers about its level."""
-    data_cfg = DataConfig.honest(seq_len=12, horizon=horizon, calibration_windows=200)
+    data_cfg = DataConfig(seq_len=12, horizon=horizon, calibration_windows=200)
     features = compute_features(eth_klines, data_cfg.feature_set)
     boards = evaluate_walk_forward(
         features,

@@ -48,7 +48,7 @@ CALIBRATION = HeadCalibration(shrink=0.5)
 def forecast_lstm(tmp_path_factory):
     """An untrained demo-size forecast LSTM (stationary features, seq 12) exported with its calibration."""
     klines, _ = clean_klines(SampleSource().fetch("BTCUSDT", "1h", None, None), "1h")
-    data_cfg = DataConfig.honest(seq_len=12)
+    data_cfg = DataConfig(seq_len=12)
     features = compute_features(klines.tail(1500), data_cfg.feature_set)
     scaler = fit_feature_scaler(features, data_cfg)
     datasets = build_datasets(features, scaler, data_cfg)

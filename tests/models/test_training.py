@@ -84,7 +84,7 @@ def test_classification_head_reports_accuracy_f1_and_brier_beside_class_frequenc
     from cse_models.config import DataConfig
     from cse_models.datasets.segments import build_datasets, fit_feature_scaler
 
-    data_cfg = DataConfig(seq_len=12, task="classification")
+    data_cfg = DataConfig.seed(seq_len=12, task="classification")
     scaler = fit_feature_scaler(btc_features, data_cfg)
     datasets = build_datasets(btc_features, scaler, data_cfg)
     spec = ModelSpec("lstm_regressor", "lstm_regressor", "demo")

@@ -35,7 +35,7 @@ from cse_models.training.loop import fit
 
 klines, _ = clean_klines(SampleSource().fetch("BTCUSDT", "1h", None, None), "1h")
 features = compute_features(klines.tail(700), "mur9")
-data_cfg = DataConfig(seq_len=12)
+data_cfg = DataConfig.seed(seq_len=12)
 datasets = build_datasets(features, fit_feature_scaler(features, data_cfg), data_cfg)
 train, val = datasets["train"], datasets["val"]
 

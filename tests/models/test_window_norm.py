@@ -17,7 +17,7 @@ from cse_models.heads import HeadCalibration
 from cse_models.models import build_model
 from cse_models.training.run import model_config_for
 
-DATA = DataConfig.honest(seq_len=16)
+DATA = DataConfig(seq_len=16)
 
 
 def _model(name: str, window_norm: bool, n_features: int = 20) -> nnx.Module:

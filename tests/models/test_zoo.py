@@ -46,9 +46,9 @@ def stationary_features():
 @pytest.fixture(scope="module", params=TASKS)
 def task_data(request, btc_features, stationary_features):
     if request.param == "forecast":
-        data_cfg, features = DataConfig.honest(seq_len=16), stationary_features
+        data_cfg, features = DataConfig(seq_len=16), stationary_features
     else:
-        data_cfg, features = DataConfig(seq_len=16, task=request.param), btc_features
+        data_cfg, features = DataConfig.seed(seq_len=16, task=request.param), btc_features
     scaler = fit_feature_scaler(features, data_cfg)
     return data_cfg, scaler, build_datasets(features, scaler, data_cfg)
 

@@ -102,7 +102,7 @@ def test_financial_lstm_bidirectional_switch_exports_two_lstm_nodes_per_layer(tm
     model = build_model("financial_lstm", cfg, rngs=nnx.Rngs(0))
     names = ("open", "high", "low", "close")
     scaler = fit_scaler("minmax", np.random.default_rng(0).uniform(1, 2, (50, 4)), names)
-    data_cfg = DataConfig(feature_set="ohlc4", seq_len=12)
+    data_cfg = DataConfig.seed(feature_set="ohlc4", seq_len=12)
     path = export_onnx(model, scaler, data_cfg, tmp_path / "bi.onnx")
     nodes = [n.op_type for n in onnx.load(str(path)).graph.node]
     assert nodes.count("LSTM") == 2 * cfg.layers
