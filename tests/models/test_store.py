@@ -11,9 +11,9 @@ from pathlib import Path
 import pytest
 from store_fault_harness import manifest_for
 
-from cse_models.store import local as store_module
 from cse_models.errors import StoreError, UnknownNameError
 from cse_models.store import LATEST, MANIFEST, PINNED, Manifest, ModelStore, is_version, new_version, open_store
+from cse_models.store import local as store_module
 
 
 def _manifest(version: str | None = None) -> Manifest:
