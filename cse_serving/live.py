@@ -9,10 +9,12 @@ and turns both into the gauges an operator alerts on.
 from __future__ import annotations
 
 import math
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 
 from cse_models.heads.labels import HoldBand
 from cse_models.heads.layout import SIGMA_FEATURE
+from cse_models.heads.tasks import TASK_SPECS
+from cse_models.store.sections import DataFacts
 from cse_serving.loaded_model import LoadedModel, Window
 from cse_serving.model_registry import ModelRegistry
 from cse_serving.schemas import Kline, LiveModelScore, PredictResponse
@@ -38,17 +40,37 @@ def walk_forward_skill(model: LoadedModel) -> float:
 
 
 def hold_band(model: LoadedModel, window: Window) -> HoldBand | None:
-    """The Hold band training used for this window's label (None when the manifest does not say)."""
+    """The Hold band training used for this window's label: its task's kind of band (`TaskSpec.hold_band`,
+    `HOLD_BANDS`). None when the manifest does not say, or its task has no classes."""
     manifest = model.manifest
     data = manifest.training.data
-    if data is None:
+    if data is None or manifest.task not in TASK_SPECS:
         return None
-    if manifest.task == "forecast" and SIGMA_FEATURE in manifest.feature_names and data.hold_band_sigmas is not None:
-        rv_24 = float(window.features[-1, manifest.feature_names.index(SIGMA_FEATURE)])
-        return HoldBand.in_sigmas(data.hold_band_sigmas, rv_24, manifest.horizon)
-    if manifest.task == "classification" and data.hold_band is not None:
-        return HoldBand.simple_return(data.hold_band)
-    return None
+    spec = TASK_SPECS.get(manifest.task)
+    if not spec.class_names or spec.hold_band is None:
+        return None
+    return HOLD_BANDS[spec.hold_band](model, data, window)
+
+
+def _band_in_sigmas(model: LoadedModel, data: DataFacts, window: Window) -> HoldBand | None:
+    """± `hold_band_sigmas` of the window's own trailing σ·√h (the raw σ feature of its last row)."""
+    names = model.manifest.feature_names
+    if SIGMA_FEATURE not in names or data.hold_band_sigmas is None:
+        return None
+    rv_24 = float(window.features[-1, names.index(SIGMA_FEATURE)])
+    return HoldBand.in_sigmas(data.hold_band_sigmas, rv_24, model.manifest.horizon)
+
+
+def _fixed_band(model: LoadedModel, data: DataFacts, window: Window) -> HoldBand | None:
+    """± `hold_band` on the simple return."""
+    return None if data.hold_band is None else HoldBand.simple_return(data.hold_band)
+
+
+# `TaskSpec.hold_band` → the band of one window, as training labelled it
+HOLD_BANDS: dict[str, Callable[[LoadedModel, DataFacts, Window], HoldBand | None]] = {
+    "sigmas": _band_in_sigmas,
+    "fixed": _fixed_band,
+}
 
 
 class LiveScorecard:

@@ -33,6 +33,7 @@ from cse_models.evaluation import Leaderboards
 from cse_models.export.exported import ExportedModel
 from cse_models.features.scaling import FittedScaler
 from cse_models.features.windows import n_windows, target_rows
+from cse_models.heads.tasks import task_spec
 from cse_models.publication.assemble import Candidates, publish_candidates
 from cse_models.specs import ModelSpec
 from cse_models.store import Manifest
@@ -129,8 +130,8 @@ CHART_WINDOWS = 240  # the last ten days of hourly test windows
 
 def forecast_chart(onnx_path: Path, test: SplitArrays, data: DataConfig, symbol: str) -> str | None:
     """The published graph run by onnxruntime on the last held-back test windows, drawn against what
-    happened (forecast task only: the seeds' level models have no interval to draw)."""
-    if data.task != "forecast":
+    happened (a task with the forecast card only: the seeds' level models have no interval to draw)."""
+    if not task_spec(data.task).card:
         return None
     import onnxruntime as ort
 

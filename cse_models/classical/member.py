@@ -30,6 +30,7 @@ from cse_models.features.scaling import FittedScaler
 from cse_models.features.windows import n_windows
 from cse_models.heads.calibration import HeadCalibration
 from cse_models.heads.layout import INPUT_NAME, LAST_CLOSE_INPUT, OUTPUT_NAMES, outputs_by_head
+from cse_models.heads.tasks import card_tasks, task_spec
 from cse_models.specs import ModelSpec, preset_config
 from cse_models.training.calibrate import calibrate_outputs
 from cse_models.training.config import TrainingConfig
@@ -46,9 +47,10 @@ def classical_config_for(spec: ModelSpec) -> Any:
 
 
 def require_forecast(architecture: str, data_cfg: DataConfig) -> None:
-    if data_cfg.task != "forecast":
+    if not task_spec(data_cfg.task).card:
+        tasks = " or ".join(repr(name) for name in card_tasks())
         raise ConfigError(
-            f"classical model {architecture!r} needs task 'forecast' (it learns the forecast heads' targets), "
+            f"classical model {architecture!r} needs task {tasks} (it learns the forecast heads' targets), "
             f"got task {data_cfg.task!r}"
         )
 

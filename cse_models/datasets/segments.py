@@ -7,6 +7,7 @@ the train segment only → every segment scaled with that scaler → windows ins
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass, replace
 from pathlib import Path
 
@@ -27,6 +28,7 @@ from cse_models.features.windows import (
 )
 from cse_models.heads.layout import SIGMA_FEATURE, require_head_features
 from cse_models.heads.targets import HeadTargets, forecast_targets, head_targets, require_volatility
+from cse_models.registry import Registry
 
 
 def kline_columns(klines: pl.DataFrame) -> dict[str, np.ndarray]:
@@ -156,18 +158,18 @@ def _segment_targets(
 ) -> dict[str, np.ndarray]:
     """Each segment's window targets. Every target is a function of its own window's rows only, so they are
     computed once over the whole span and sliced: segment window i is span window `start + i` (windows that
-    cross a segment's end are computed and dropped). The forecast task's check that volatility is not 0 in
-    every window stays per segment. With no window in any segment, each segment computes its own (empty) ones."""
+    cross a segment's end are computed and dropped). The task's check of the windows (`TaskTarget`; the
+    forecast task's: volatility is not 0 in every window) stays per segment. With no window in any segment,
+    each segment computes its own (empty) ones."""
     counts = {
         name: n_windows(rows.stop - rows.start, config.seq_len, config.horizon) for name, rows in segments.items()
     }
     if not any(counts.values()):
         return {name: _targets(replace(span, **_rows(span, rows)), names, config) for name, rows in segments.items()}
-    if config.task == "forecast":
-        sigma, root_h = names.index(SIGMA_FEATURE), np.sqrt(config.horizon)
-        for name, rows in segments.items():
-            last = rows.start + config.seq_len - 1
-            require_volatility(span.raw[last : last + counts[name], sigma].astype(np.float64) * root_h)
+    check = TASK_TARGETS.get(config.task).check_last_rows
+    for name, rows in segments.items():
+        last = rows.start + config.seq_len - 1
+        check(span.raw[last : last + counts[name]], names, config)
     y = _targets(span, names, config)
     return {name: y[rows.start : rows.start + counts[name]] for name, rows in segments.items()}
 
@@ -199,13 +201,47 @@ def _scaled_and_raw(
 
 
 def _targets(arrays: SplitArrays, names: tuple[str, ...], config: DataConfig) -> np.ndarray:
-    if config.task == "forecast":
-        return forecast_targets(arrays.targets(config, names))
-    if config.task == "classification":
-        return classification_targets(arrays.close, config.seq_len, config.horizon, config.hold_band)
+    return TASK_TARGETS.get(config.task).targets(arrays, names, config)
+
+
+TargetsOf = Callable[[SplitArrays, tuple[str, ...], DataConfig], np.ndarray]
+RowsCheck = Callable[[np.ndarray, tuple[str, ...], DataConfig], None]
+
+
+def _no_check(last_rows: np.ndarray, names: tuple[str, ...], config: DataConfig) -> None:
+    """A task whose targets are defined for every window."""
+
+
+@dataclass(frozen=True)
+class TaskTarget:
+    """A task's training target of every window of a span (`targets`), and what each segment's windows
+    must satisfy first (`check_last_rows`: the raw last row of each window `[n, f]`)."""
+
+    targets: TargetsOf
+    check_last_rows: RowsCheck = _no_check
+
+
+def _sigma_is_positive(last_rows: np.ndarray, names: tuple[str, ...], config: DataConfig) -> None:
+    """The forecast targets divide by σ·√h: volatility must not be 0 in every window of a segment."""
+    require_volatility(last_rows[:, names.index(SIGMA_FEATURE)].astype(np.float64) * np.sqrt(config.horizon))
+
+
+def _regression_targets(arrays: SplitArrays, names: tuple[str, ...], config: DataConfig) -> np.ndarray:
     if "close" not in names:
         raise DataError("the regression task predicts the scaled close: the feature set must contain 'close'")
     return regression_targets(arrays.x[:, names.index("close")], config.seq_len, config.horizon)
+
+
+# task name → its training target (`heads.tasks` lists the registries a new task adds an entry to)
+TASK_TARGETS: Registry[TaskTarget] = Registry("task target")
+TASK_TARGETS.add(
+    "forecast", TaskTarget(lambda a, names, cfg: forecast_targets(a.targets(cfg, names)), _sigma_is_positive)
+)
+TASK_TARGETS.add(
+    "classification",
+    TaskTarget(lambda a, _, cfg: classification_targets(a.close, cfg.seq_len, cfg.horizon, cfg.hold_band)),
+)
+TASK_TARGETS.add("regression", TaskTarget(_regression_targets))
 
 
 def build_datasets(features: pl.DataFrame, scaler: FittedScaler, config: DataConfig) -> dict[str, SplitArrays]:

@@ -22,6 +22,7 @@ from cse_models.errors import ConfigError, DataError
 from cse_models.features.windows import target_rows
 from cse_models.heads.layout import heads_of_task
 from cse_models.heads.registry import HEAD_SPECS
+from cse_models.heads.tasks import task_spec
 from cse_models.scoring.baselines import BASELINES, Forecaster, baseline_names
 from cse_models.scoring.folds import Fold, FoldData, WalkForwardConfig, build_fold_data, walk_forward_folds
 from cse_models.scoring.segment import segment_truth
@@ -168,7 +169,7 @@ def default_forecasters(
     names = {spec.name for spec in models}
     for cfg in ensembles:
         unknown = sorted(set(cfg.members) - names)
-        if unknown or task != "forecast":
+        if unknown or not task_spec(task).card:
             raise ConfigError(
                 f"ensemble {cfg.name!r}: members {unknown} are not among the models {sorted(names)}"
                 if unknown

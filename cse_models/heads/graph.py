@@ -22,6 +22,8 @@ from cse_models.heads.layout import heads_of_task
 from cse_models.heads.registry import HEAD_SPECS
 from cse_models.heads.scales import RANGE_FEATURE, SIGMA_FEATURE, SIGMA_FLOOR
 from cse_models.heads.spec import CardParts
+from cse_models.heads.tasks import task_spec
+from cse_models.registry import Registry
 
 HUBER_DELTA = 1.0  # in trailing σ: returns beyond one σ are weighted linearly (robust to fat tails)
 
@@ -68,29 +70,60 @@ def forecast_card(
     return tuple(output for head in heads_of_task("forecast") for output in HEAD_SPECS.get(head).card(parts))
 
 
+Network = Callable[[jax.Array], jax.Array]
+# the function of one task's graph inputs: (network of raw features, scaler, data config, calibration) → it
+ServingFunction = Callable[[Network, FittedScaler, DataConfig, HeadCalibration | None], Callable[..., tuple]]
+
+
 def serving_function(
     model: nnx.Module, scaler: FittedScaler, data_cfg: DataConfig, calibration: HeadCalibration | None = None
 ) -> Callable[..., tuple[jax.Array, ...]]:
-    """The exported computation, as a JAX function of the graph's inputs returning its outputs in order:
-    raw features [batch, seq, f] (and last_close [batch, 1] for the forecast task) →
-    forecast card (`OUTPUT_NAMES["forecast"]`), or the close [batch, 1], or probabilities [batch, k]."""
+    """The exported computation, as a JAX function of the graph's inputs returning its outputs in order
+    (`SERVING_FUNCTIONS[task]`): raw features [batch, seq, f] (and last_close [batch, 1] for the forecast
+    task) → forecast card (`OUTPUT_NAMES["forecast"]`), or the close [batch, 1], or probabilities [batch, k]."""
+    spec = task_spec(data_cfg.task)
+    if spec.calibrated and calibration is None:
+        raise ConfigError(f"exporting a {spec.name} model needs its HeadCalibration")
     scale = jnp.asarray(scaler.scale, jnp.float32)
     shift = jnp.asarray(scaler.min, jnp.float32)
-    names = scaler.feature_names
 
     def network(features: jax.Array) -> jax.Array:
         scaled = features * scale + shift
         return model(scaled if scaler.clip is None else jnp.clip(scaled, -scaler.clip, scaler.clip))
 
-    if data_cfg.task == "forecast":
-        if calibration is None:
-            raise ConfigError("exporting a forecast model needs its HeadCalibration")
+    return SERVING_FUNCTIONS.get(spec.name)(network, scaler, data_cfg, calibration)
 
-        def forecast(features: jax.Array, last_close: jax.Array) -> tuple[jax.Array, ...]:
-            return forecast_card(network(features), features, last_close, calibration, names, data_cfg.horizon)
 
-        return forecast
-    if data_cfg.task == "classification":
-        return lambda features: (jax.nn.softmax(network(features), axis=-1),)
-    target = names.index("close")
-    return lambda features: ((network(features)[:, :1] - shift[target]) / scale[target],)
+def _forecast_function(
+    network: Network, scaler: FittedScaler, data_cfg: DataConfig, calibration: HeadCalibration | None
+) -> Callable[..., tuple[jax.Array, ...]]:
+    assert calibration is not None  # a calibrated task (checked in `serving_function`)
+
+    def forecast(features: jax.Array, last_close: jax.Array) -> tuple[jax.Array, ...]:
+        return forecast_card(
+            network(features), features, last_close, calibration, scaler.feature_names, data_cfg.horizon
+        )
+
+    return forecast
+
+
+def _class_probabilities(
+    network: Network, scaler: FittedScaler, data_cfg: DataConfig, calibration: HeadCalibration | None
+) -> Callable[..., tuple[jax.Array, ...]]:
+    return lambda features: (jax.nn.softmax(network(features), axis=-1),)
+
+
+def _unscaled_close(
+    network: Network, scaler: FittedScaler, data_cfg: DataConfig, calibration: HeadCalibration | None
+) -> Callable[..., tuple[jax.Array, ...]]:
+    """The network predicts the min-max scaled close: undo the scaling of that column."""
+    target = scaler.feature_names.index("close")
+    scale, shift = (jnp.asarray(values, jnp.float32)[target] for values in (scaler.scale, scaler.min))
+    return lambda features: ((network(features)[:, :1] - shift) / scale,)
+
+
+# task name → its exported function (`heads.tasks` lists the registries a new task adds an entry to)
+SERVING_FUNCTIONS: Registry[ServingFunction] = Registry("task serving function")
+SERVING_FUNCTIONS.add("forecast", _forecast_function)
+SERVING_FUNCTIONS.add("classification", _class_probabilities)
+SERVING_FUNCTIONS.add("regression", _unscaled_close)

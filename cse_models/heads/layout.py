@@ -5,8 +5,9 @@ The multi-head `forecast` task: the network emits 5 numbers per window —
   1 `range_ratio` log of the next-horizon log(high/low) over its trailing mean (0 = the trailing mean),
   2–4           Sell / Hold / Buy logits (hold band = ± `hold_band_sigmas` · σ·√h),
 and the exported graph turns them into the forecast card: each registered head's outputs
-(`heads.registry`), in registration order. The seeds' tasks stay: `regression` (the next close level, a
-price head) and `classification` (fixed-band Sell/Hold/Buy).
+(`heads.registry`), in registration order. Every task's heads, inputs and outputs come from its `TaskSpec`
+(`heads.tasks`): the seeds' `regression` (the next close level, a price head) and `classification`
+(fixed-band Sell/Hold/Buy) are entries there beside `forecast`.
 """
 
 from __future__ import annotations
@@ -16,9 +17,9 @@ from collections.abc import Iterator, Mapping, Sequence
 import numpy as np
 
 from cse_models.errors import ConfigError
-from cse_models.features.windows import CLASS_NAMES
 from cse_models.heads.registry import HEAD_SPECS, HeadView
 from cse_models.heads.scales import RANGE_FEATURE, SIGMA_FEATURE, SIGMA_FLOOR
+from cse_models.heads.tasks import INPUT_NAME, LAST_CLOSE_INPUT, TASK_SPECS, task_spec
 
 __all__ = [
     "FORECAST_OUTPUTS",
@@ -37,35 +38,25 @@ __all__ = [
     "require_head_features",
 ]
 
-_SEED_TASK_HEADS = {"regression": ("price",), "classification": ("direction",)}
-_SEED_TASK_OUTPUTS = {"regression": ("close",), "classification": ("probabilities",)}
-_NETWORK_OUTPUTS = {"regression": 1, "classification": len(CLASS_NAMES), "forecast": 2 + len(CLASS_NAMES)}
-TASKS = ("regression", "classification", "forecast")
-
 
 def heads_of_task(task: str) -> tuple[str, ...]:
-    """The forecast task has every registered head (read when called: a head registered later is in)."""
-    if task == "forecast":
-        return HEAD_SPECS.names()
-    try:
-        return _SEED_TASK_HEADS[task]
-    except KeyError:
-        raise ConfigError(f"task must be one of {sorted(TASKS)}, got {task!r}") from None
+    """The task's heads (the forecast task's read when called: a head registered later is in)."""
+    return task_spec(task).heads()
 
 
 class _OutputNames(Mapping[str, tuple[str, ...]]):
-    """task → the graph's outputs in order; the forecast task's from the registry on every lookup."""
+    """task → the graph's outputs in order, read from its `TaskSpec` on every lookup."""
 
     def __getitem__(self, task: str) -> tuple[str, ...]:
-        if task == "forecast":
-            return tuple(name for head in HEAD_SPECS.names() for name in HEAD_SPECS.get(head).outputs)
-        return _SEED_TASK_OUTPUTS[task]
+        if task not in TASK_SPECS:
+            raise KeyError(task)
+        return TASK_SPECS.get(task).outputs()
 
     def __iter__(self) -> Iterator[str]:
-        return iter(TASKS)
+        return iter(TASK_SPECS.names())
 
     def __len__(self) -> int:
-        return len(TASKS)
+        return len(TASK_SPECS.names())
 
 
 HEAD_OUTPUTS: Mapping[str, tuple[str, ...]] = HeadView(lambda spec: spec.outputs)
@@ -75,31 +66,27 @@ OUTPUT_NAMES: Mapping[str, tuple[str, ...]] = _OutputNames()
 HEADS = heads_of_task("forecast")
 FORECAST_OUTPUTS = OUTPUT_NAMES["forecast"]
 
-INPUT_NAME = "features"
-LAST_CLOSE_INPUT = "last_close"
-
 
 def network_outputs(task: str) -> int:
-    heads_of_task(task)
-    return _NETWORK_OUTPUTS[task]
+    return task_spec(task).network_outputs
 
 
 def require_head_features(task: str, feature_names: Sequence[str], feature_set: str) -> None:
-    """The forecast task scales by trailing volatility: its feature set must carry σ and the mean range."""
-    if task != "forecast":
-        return
-    missing = [name for name in (SIGMA_FEATURE, RANGE_FEATURE) if name not in feature_names]
+    """A task whose targets or graph read features (the forecast task scales by trailing volatility: σ and
+    the mean range) needs them in its feature set."""
+    spec = task_spec(task)
+    missing = [name for name in spec.required_features if name not in feature_names]
     if missing:
         raise ConfigError(
-            f"task 'forecast' needs feature(s) {missing} in the feature set; {feature_set!r} has "
-            f"{list(feature_names)} (use feature_set='stationary')"
+            f"task {task!r} needs feature(s) {missing} in the feature set; {feature_set!r} has "
+            f"{list(feature_names)} (use feature_set={spec.suggested_feature_set!r})"
         )
 
 
 def input_names(task: str) -> tuple[str, ...]:
     """The graph's inputs. The forecast graph also takes each window's last close: its features are
     level-free, so the price level enters only there."""
-    return (INPUT_NAME, LAST_CLOSE_INPUT) if task == "forecast" else (INPUT_NAME,)
+    return task_spec(task).graph_inputs
 
 
 def outputs_by_head(task: str, outputs: Sequence[np.ndarray]) -> dict[str, np.ndarray]:

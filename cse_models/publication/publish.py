@@ -19,6 +19,7 @@ from cse_models.features.scaling import FittedScaler
 from cse_models.features.sets import get_feature_set
 from cse_models.features.windows import CLASS_NAMES
 from cse_models.heads.layout import HEAD_OUTPUTS, INPUT_NAME, LAST_CLOSE_INPUT, OUTPUT_NAMES, input_names
+from cse_models.heads.tasks import task_spec
 from cse_models.store import (
     MODEL_FILE,
     SCALER_FILE,
@@ -138,7 +139,6 @@ def build_manifest(request: PublishRequest, *, now: datetime | None = None) -> M
     now = now or datetime.now(UTC)
     data = request.data
     n_features = len(request.scaler.feature_names)
-    classification = data.task == "classification"
     return Manifest(
         symbol=request.symbol,
         interval=request.interval,
@@ -152,7 +152,7 @@ def build_manifest(request: PublishRequest, *, now: datetime | None = None) -> M
         warmup=get_feature_set(data.feature_set).warmup,
         inputs=graph_input_specs(data, n_features),
         outputs=graph_outputs(data.task, request.ensemble),
-        class_names=list(CLASS_NAMES) if classification or data.task == "forecast" else [],
+        class_names=list(task_spec(data.task).class_names),
         members=list(request.members),
         heads=list(request.heads),
         metrics=request.metrics,

@@ -23,6 +23,7 @@ from cse_models.features.windows import CLASS_NAMES, target_rows
 from cse_models.heads.layout import RANGE_FEATURE, SIGMA_FEATURE, heads_of_task
 from cse_models.heads.registry import HeadView
 from cse_models.heads.targets import horizon_range, label_frequencies
+from cse_models.heads.tasks import task_spec
 from cse_models.registry import Registry
 from cse_models.scoring.folds import FoldData
 
@@ -226,9 +227,23 @@ def last_move(data: FoldData) -> np.ndarray:
     closes = close_windows(data.test, data)
     lag = min(cfg.horizon, closes.shape[1] - 1)
     ret = np.log(closes[:, -1] / closes[:, -1 - lag])
-    if cfg.task == "forecast":
-        band = cfg.hold_band_sigmas * last_row(data.test, data, SIGMA_FEATURE) * np.sqrt(lag)
-    else:
-        ret, band = np.expm1(ret), cfg.hold_band
+    ret, band = LAST_MOVE_BANDS[task_spec(cfg.task).hold_band](ret, data, lag)
     labels = np.where(ret > band, 2, np.where(ret < -band, 0, 1))
     return np.eye(len(CLASS_NAMES))[labels]
+
+
+def _band_in_sigmas(log_return: np.ndarray, data: FoldData, lag: int) -> tuple[np.ndarray, np.ndarray | float]:
+    """The log return against ± `hold_band_sigmas` trailing σ·√lag (the forecast task's labels)."""
+    return log_return, data.data_cfg.hold_band_sigmas * last_row(data.test, data, SIGMA_FEATURE) * np.sqrt(lag)
+
+
+def _fixed_band(log_return: np.ndarray, data: FoldData, _: int) -> tuple[np.ndarray, np.ndarray | float]:
+    """The simple return against ± `hold_band` (the seeds' labels)."""
+    return np.expm1(log_return), data.data_cfg.hold_band
+
+
+# `TaskSpec.hold_band` → the window's last move and the band it is classed against
+LAST_MOVE_BANDS: dict[str, Callable[[np.ndarray, FoldData, int], tuple[np.ndarray, np.ndarray | float]]] = {
+    "sigmas": _band_in_sigmas,
+    "fixed": _fixed_band,
+}

@@ -19,6 +19,7 @@ import polars as pl
 from cse_models.config import DataConfig
 from cse_models.errors import ConfigError, CseError
 from cse_models.features.windows import target_rows
+from cse_models.heads.tasks import task_spec
 from cse_models.scoring.baselines import Forecaster
 from cse_models.scoring.folds import Fold, FoldData, WalkForwardConfig, build_fold_data, walk_forward_folds
 
@@ -105,7 +106,7 @@ def walk_forward_stamps(
             for name, part in data.segments.items():
                 rows = target_rows(part.close.shape[0], data_cfg.seq_len, h)
                 y_known = part.open_time_ms[rows]
-                if data_cfg.task == "regression":  # a scaled close needs the scaler too
+                if task_spec(data_cfg.task).target_needs_scaler:  # e.g. a scaled close
                     y_known = np.maximum(y_known, fit_at)
                 out[f"{key}.{name}.x"] = (np.maximum(part.open_time_ms, fit_at), part.x)
                 out[f"{key}.{name}.y"] = (y_known, part.y)

@@ -3,6 +3,7 @@ as its validation metrics, computed with the leaderboard's own baselines and sco
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Any
 
 import numpy as np
@@ -13,6 +14,7 @@ from cse_models.features.scaling import FittedScaler
 from cse_models.features.windows import target_rows
 from cse_models.heads.layout import heads_of_task
 from cse_models.heads.registry import HEAD_SPECS
+from cse_models.registry import Registry
 from cse_models.scoring.baselines import BASELINES, REFERENCE, Forecasts
 from cse_models.scoring.folds import Fold, FoldData
 from cse_models.scoring.metrics import skill
@@ -20,15 +22,28 @@ from cse_models.scoring.rules import SCORING
 
 
 def segment_truth(split: SplitArrays, data_cfg: DataConfig, feature_names: tuple[str, ...]) -> dict[str, np.ndarray]:
-    """What each head of the task is scored against, for every window of a segment (a forecast head's
-    `HeadSpec.truth` of the segment's targets)."""
-    if data_cfg.task == "forecast":
-        t = split.targets(data_cfg, feature_names)
-        return {head: HEAD_SPECS.get(head).truth(t) for head in heads_of_task(data_cfg.task)}
-    if data_cfg.task == "classification":
-        return {"direction": split.y}
-    rows = target_rows(split.close.shape[0], data_cfg.seq_len, data_cfg.horizon)
-    return {"price": split.close[rows]}
+    """What each head of the task is scored against, for every window of a segment (`TASK_TRUTHS`)."""
+    return TASK_TRUTHS.get(data_cfg.task)(split, data_cfg, feature_names)
+
+
+def _card_truth(split: SplitArrays, data_cfg: DataConfig, feature_names: tuple[str, ...]) -> dict[str, np.ndarray]:
+    """Each forecast head's `HeadSpec.truth` of the segment's targets."""
+    t = split.targets(data_cfg, feature_names)
+    return {head: HEAD_SPECS.get(head).truth(t) for head in heads_of_task(data_cfg.task)}
+
+
+def _next_close(split: SplitArrays, data_cfg: DataConfig, _: tuple[str, ...]) -> dict[str, np.ndarray]:
+    """The seeds' level task is scored on the close it predicts, unscaled."""
+    return {"price": split.close[target_rows(split.close.shape[0], data_cfg.seq_len, data_cfg.horizon)]}
+
+
+# task name → the truth of its heads on a segment (`heads.tasks` lists the registries a new task adds to)
+TASK_TRUTHS: Registry[Callable[[SplitArrays, DataConfig, tuple[str, ...]], dict[str, np.ndarray]]] = Registry(
+    "task truth"
+)
+TASK_TRUTHS.add("forecast", _card_truth)
+TASK_TRUTHS.add("classification", lambda split, _cfg, _names: {"direction": split.y})
+TASK_TRUTHS.add("regression", _next_close)
 
 
 def segment_fold(train: SplitArrays, test: SplitArrays, data_cfg: DataConfig, scaler: FittedScaler) -> FoldData:

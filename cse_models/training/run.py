@@ -21,6 +21,7 @@ from cse_models.config import DataConfig
 from cse_models.datasets.prepared import PreparedSeries
 from cse_models.heads.calibration import HeadCalibration
 from cse_models.heads.layout import network_outputs
+from cse_models.heads.tasks import task_spec
 from cse_models.models import MODELS, build_model, parameter_count
 from cse_models.specs import ModelSpec, preset_config
 from cse_models.training.calibrate import calibrate_heads, predict_heads
@@ -61,7 +62,7 @@ def fit_spec(spec: ModelSpec, data: PreparedSeries, train_cfg: TrainingConfig, *
     cfg = model_config_for(spec.architecture, data_cfg, data.train.x.shape[1], spec.preset, **spec.overrides)
     model = build_model(spec.architecture, cfg, rngs=nnx.Rngs(train_cfg.seed))
     result = fit(model, data.train, data.val, data_cfg, train_cfg, **fit_options)
-    calibration = calibrate_heads(model, data) if data_cfg.task == "forecast" else None
+    calibration = calibrate_heads(model, data) if task_spec(data_cfg.task).calibrated else None
     return FittedModel(model, cfg, result, calibration)
 
 
