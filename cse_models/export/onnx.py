@@ -97,7 +97,7 @@ def check_parity(
     rtol: float = RTOL,
     atol: float = ATOL,
 ) -> ParityReport:
-    """Compare onnxruntime with JAX on held-back graph inputs (`heldout.graph_inputs`) at each batch size,
+    """Compare onnxruntime with JAX on held-back graph inputs (`datasets.graph_inputs.graph_inputs`) at each batch size,
     every output. Raises ExportParityError when any output differs beyond `atol + rtol·|jax|`."""
     import onnxruntime as ort
 

@@ -53,7 +53,7 @@ request runs) and at the whole held-back batch, and the worse of the two is repo
 The refusal rule: the price head's ("close") relative difference, and the direction head's absolute
 probability difference, must stay within `Int8Tolerance`; otherwise `QuantizationError`, before anything
 is published. Skill is scored on every window of the held-back test segment, fp32 and int8 on the same
-points, with the leaderboard's scoring (`evaluation.segment.score_segment`). Since integer kernels differ
+points, with the leaderboard's scoring (`scoring.segment.score_segment`). Since integer kernels differ
 by CPU, the variant ships with `PROBE_FILE` (held-back windows) and its tolerance, and serving repeats the
 parity check on its own CPU at load (`cse_serving.variant_check`).
 

@@ -31,7 +31,7 @@ def prepared(btc_features, data_cfg):
 
 @pytest.fixture(scope="session")
 def forecast_data():
-    """The published setup (`DataConfig.honest`, seq 12) on the last 1,500 ETHUSDT hours: config, scaler,
+    """The published setup (`DataConfig()`, seq 12) on the last 1,500 ETHUSDT hours: config, scaler,
     datasets and the feature table."""
     klines, _ = clean_klines(SampleSource().fetch("ETHUSDT", "1h", None, None), "1h")
     data_cfg = DataConfig(seq_len=12)

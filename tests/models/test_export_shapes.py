@@ -4,7 +4,7 @@ A graph declares the shape of each intermediate value (`value_info`); when a dec
 what the ops compute, onnxruntime logs "Error merging shape info for output …" at load and falls back to
 its own inference. The numbers still match JAX, so the parity tests cannot see it: this test reads
 onnxruntime's own log. Each architecture is exported at its small `demo()` preset on the published task
-(forecast, `DataConfig.honest`), then opened with the session logger at WARNING, which onnxruntime
+(forecast, `DataConfig()`), then opened with the session logger at WARNING, which onnxruntime
 writes to the process's stderr (fd 2, captured with `capfd`); any warning or error line fails the test.
 
 An export costs 6–18 s on 2 cores, so `make test` exports one graph per way a convolution enters the zoo
