@@ -13,6 +13,7 @@ import numpy as np
 import optax
 import pytest
 from flax import nnx
+from zoo_params import architectures
 
 from cse_models.config import DataConfig
 from cse_models.data.clean import clean_klines
@@ -31,10 +32,6 @@ TASKS = (
     pytest.param("classification", marks=pytest.mark.slow),
 )
 CALIBRATION = HeadCalibration(shrink=0.5, interval_scale=1.3)
-# The slowest members of each family (13–29 s each on 2 cores) run with CSE_SLOW=1; `make test` keeps one or
-# more of every family: transformer_encoder / transformer_with_*, financial_cnn1d / residual_cnn1d,
-# lstm_regressor / stacked_lstm / financial_lstm / conv_lstm, financial_gru.
-HEAVY = {"financial_transformer", "attention_cnn1d", "bidirectional_lstm", "financial_cnn2d", "transformer_decoder"}
 
 
 @pytest.fixture(scope="module")
@@ -57,7 +54,7 @@ def _params(model: nnx.Module) -> list[np.ndarray]:
     return [np.array(leaf) for leaf in jax.tree.leaves(nnx.state(model, nnx.Param))]
 
 
-@pytest.mark.parametrize("name", [pytest.param(n, marks=pytest.mark.slow) if n in HEAVY else n for n in MODELS.names()])
+@pytest.mark.parametrize("name", architectures(MODELS.names()))
 def test_architecture_trains_exports_and_matches_onnx(name, task_data, tmp_path):
     data_cfg, scaler, datasets = task_data
     train = datasets["train"]

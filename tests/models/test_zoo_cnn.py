@@ -7,6 +7,7 @@ import jax.numpy as jnp
 import numpy as np
 import pytest
 from flax import nnx
+from zoo_params import architectures
 
 from cse_models.errors import ConfigError
 from cse_models.models import MODELS, build_model
@@ -23,7 +24,7 @@ def test_cnn_family_registers_four_architectures():
     assert set(CNN_NAMES) == {"financial_cnn1d", "financial_cnn2d", "residual_cnn1d", "attention_cnn1d"}
 
 
-@pytest.mark.parametrize("name", CNN_NAMES)
+@pytest.mark.parametrize("name", architectures(CNN_NAMES))
 @pytest.mark.parametrize("n_outputs", [1, 3])
 def test_cnn_maps_windows_to_one_row_per_sample(name, n_outputs):
     model = build_model(name, CNNConfig.demo(n_features=4, seq_len=16, n_outputs=n_outputs), rngs=nnx.Rngs(0))
@@ -38,7 +39,7 @@ def test_cnn_rejects_wrong_feature_width_naming_both(name):
         model(jnp.ones((2, 16, 9)))
 
 
-@pytest.mark.parametrize("name", CNN_NAMES)
+@pytest.mark.parametrize("name", architectures(CNN_NAMES))
 def test_cnn_batchnorm_updates_in_train_mode_only(name):
     model = build_model(name, CNNConfig.demo(n_features=4, seq_len=16), rngs=nnx.Rngs(0))
     x = jax.random.normal(jax.random.key(1), (8, 16, 4)) * 3 + 1

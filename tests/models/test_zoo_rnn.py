@@ -14,6 +14,7 @@ import onnxruntime as ort
 import pytest
 from flax import nnx
 from jax2onnx import to_onnx
+from zoo_params import architectures
 
 from cse_models.errors import ConfigError
 from cse_models.export import rnn_onnx  # noqa: F401  (registers the native LSTM/GRU plugins)
@@ -37,7 +38,7 @@ def _windows(batch: int, seed: int = 0) -> np.ndarray:
     return np.random.default_rng(seed).normal(size=(batch, SEQ, FEATURES)).astype(np.float32)
 
 
-@pytest.mark.parametrize("name", sorted(NATIVE))
+@pytest.mark.parametrize("name", architectures(sorted(NATIVE)))
 def test_export_uses_native_recurrent_nodes_and_matches_jax(name):
     model = build_model(name, CFG, rngs=nnx.Rngs(0))
     model.eval()

@@ -8,6 +8,7 @@ import onnx
 import pytest
 from flax import nnx
 from jax2onnx import to_onnx
+from zoo_params import architectures
 
 from cse_models.errors import ConfigError
 from cse_models.models import MODELS, build_model
@@ -37,7 +38,7 @@ def test_n_heads_must_divide_d_model():
         TransformerConfig.demo(n_heads=3)
 
 
-@pytest.mark.parametrize("name", TRANSFORMERS)
+@pytest.mark.parametrize("name", architectures(TRANSFORMERS))
 def test_maps_batch_seq_features_to_batch_outputs(name):
     model = build_model(name, TransformerConfig.demo(seq_len=SEQ, n_outputs=3), rngs=nnx.Rngs(0))
     model.eval()
