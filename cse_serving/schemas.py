@@ -8,6 +8,7 @@ vectorized over the whole window, not here per field.
 
 from __future__ import annotations
 
+import math
 from typing import Annotated, Any
 
 import msgspec
@@ -24,6 +25,12 @@ Version = Annotated[
     ),
 ]
 Interval = Annotated[str, msgspec.Meta(min_length=1, max_length=8, description="Binance interval, e.g. 1h")]
+
+
+def finite_or_null(value: float | None) -> float | None:
+    """A number for a JSON answer: JSON has no NaN or infinity, so a skill or p-value that is not finite
+    (or not recorded) is answered as null."""
+    return value if value is not None and math.isfinite(value) else None
 
 
 class Kline(msgspec.Struct, kw_only=True, gc=False):

@@ -31,6 +31,7 @@ from cse_models.features.windows import n_windows
 from cse_models.heads.calibration import HeadCalibration
 from cse_models.heads.layout import INPUT_NAME, LAST_CLOSE_INPUT, OUTPUT_NAMES, outputs_by_head
 from cse_models.heads.tasks import card_tasks, task_spec
+from cse_models.scoring.segment import score_segment
 from cse_models.specs import ModelSpec, preset_config
 from cse_models.training.calibrate import calibrate_outputs
 from cse_models.training.config import TrainingConfig
@@ -152,8 +153,6 @@ class ClassicalKind:
     def train(self, spec, data, train_cfg, directory, **options) -> TrainedModel:
         """Fit, then write `model.json`, the trees (each kind's own format) and `summary.json` into
         `directory`. A fit takes seconds, so `resume` starts over; `devices` and `on_epoch` do not apply."""
-        from cse_models.scoring.segment import score_segment
-
         directory = Path(directory)
         directory.mkdir(parents=True, exist_ok=True)
         started = time.perf_counter()

@@ -86,6 +86,8 @@ from cse_models.export.int8_parity import (
 from cse_models.features.scaling import FittedScaler
 from cse_models.features.windows import n_windows
 from cse_models.heads.layout import INPUT_NAME, OUTPUT_NAMES, input_names, outputs_by_head
+from cse_models.scoring.rules import SCORING
+from cse_models.scoring.segment import score_segment
 
 log = logging.getLogger(__name__)
 
@@ -222,9 +224,6 @@ def segment_skill(
 ) -> dict[str, Any]:
     """Each session's per-head skill on every window of the test segment, scored like the leaderboard
     (`score_segment`: the head's skill metric against its reference baseline on the same points)."""
-    from cse_models.scoring.rules import SCORING
-    from cse_models.scoring.segment import score_segment
-
     count = n_windows(test_split.close.shape[0], data_cfg.seq_len, data_cfg.horizon)
     inputs = graph_inputs(test_split, data_cfg, limit=count)
     names = OUTPUT_NAMES[data_cfg.task]

@@ -5,7 +5,6 @@ back, so a manifest round-trips key for key (a reader of today's code or of the 
 
 from __future__ import annotations
 
-import math
 from collections.abc import Callable, Iterable, Mapping
 from typing import Any, TypeVar
 
@@ -58,7 +57,3 @@ def rest(data: Mapping[str, Any], named: Iterable[str]) -> dict[str, Any]:
 def present(values: Mapping[str, Any]) -> dict[str, Any]:
     """The named values that were in the JSON (None stands for absent)."""
     return {key: value for key, value in values.items() if value is not None}
-
-
-def finite_or_none(value: float | None) -> float | None:
-    return value if value is not None and math.isfinite(value) else None

@@ -23,6 +23,7 @@ from cse_models.heads.calibration import HeadCalibration
 from cse_models.heads.layout import network_outputs
 from cse_models.heads.tasks import task_spec
 from cse_models.models import MODELS, build_model, parameter_count
+from cse_models.scoring.segment import score_segment
 from cse_models.specs import ModelSpec, preset_config
 from cse_models.training.calibrate import calibrate_heads, predict_heads
 from cse_models.training.checkpoint import BestCheckpoints, save_model_spec
@@ -69,8 +70,6 @@ def fit_spec(spec: ModelSpec, data: PreparedSeries, train_cfg: TrainingConfig, *
 def validation_metrics(fitted: FittedModel, data: PreparedSeries) -> dict[str, dict[str, Any]]:
     """Per head: validation scores of the model and of the head's reference baseline, and the skill — the
     same baselines and scoring as the walk-forward leaderboard."""
-    from cse_models.scoring.segment import score_segment
-
     forecasts = predict_heads(fitted.model, data.val, data.config, data.scaler, fitted.calibration)
     return score_segment(forecasts, data.train, data.val, data.config, data.scaler)
 

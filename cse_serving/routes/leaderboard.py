@@ -22,6 +22,7 @@ from cse_models.store import BoardSummary, EnsembleEntry, HeadVerdict, Manifest,
 from cse_serving.loaded_model import LoadedModel
 from cse_serving.model_registry import ModelRegistry
 from cse_serving.routes.page import PUBLIC_NOTE, READER_SECURITY, reader_responses, require_reader
+from cse_serving.schemas import finite_or_null
 
 
 class BoardRow(msgspec.Struct, kw_only=True):
@@ -93,18 +94,14 @@ class ServedLeaderboards(msgspec.Struct, kw_only=True):
     series: list[SeriesBoard]
 
 
-def _finite(value: float | None) -> float | None:
-    return value if value is not None and math.isfinite(value) else None
-
-
 def _stored_rows(board: BoardSummary, metric: str, selected: str | None) -> list[BoardRow]:
     return [
         BoardRow(
             name=row.name,
             kind=row.kind,
             published=row.name == selected,
-            skill=_finite(row.skill),
-            p_value=_finite(row.p_value),
+            skill=finite_or_null(row.skill),
+            p_value=finite_or_null(row.p_value),
             metric=metric,
             value=_metric_value(row.metrics.get(metric)),
         )
@@ -114,13 +111,13 @@ def _stored_rows(board: BoardSummary, metric: str, selected: str | None) -> list
 
 def _metric_value(value: Any) -> float | None:
     """A board's metric: a finite number, else None (a row may not have scored this metric)."""
-    return _finite(float(value)) if isinstance(value, int | float) and not isinstance(value, bool) else None
+    return finite_or_null(float(value)) if isinstance(value, int | float) and not isinstance(value, bool) else None
 
 
 def _derived_rows(head: HeadVerdict, metrics: Metrics, metric: str, selected: str | None) -> list[BoardRow]:
     """The published model and its reference, from the head's verdict and the model's walk-forward metrics."""
     own = (metrics.walk_forward or {}).get(head.name, {})
-    value, skill = _metric_value(own.get(metric)), _finite(head.skill)
+    value, skill = _metric_value(own.get(metric)), finite_or_null(head.skill)
     reference = value / (1.0 - skill) if value is not None and skill is not None and skill < 1 else None
     return [
         BoardRow(
@@ -128,7 +125,7 @@ def _derived_rows(head: HeadVerdict, metrics: Metrics, metric: str, selected: st
             kind="model",
             published=True,
             skill=skill,
-            p_value=_finite(head.p_value),
+            p_value=finite_or_null(head.p_value),
             metric=metric,
             value=value,
         ),

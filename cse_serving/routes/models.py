@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import math
 from datetime import datetime
 
 from litestar import Controller, Request, Response, get, post
@@ -21,15 +20,12 @@ from cse_serving.schemas import (
     PinRequest,
     ReloadResult,
     SeriesReadiness,
+    finite_or_null,
 )
 
 
 def _iso(moment: datetime) -> str:
     return moment.isoformat(timespec="seconds").replace("+00:00", "Z")
-
-
-def _finite(value: float) -> float | None:
-    return value if math.isfinite(value) else None
 
 
 def _load_error(failure: LoadFailure, admin: bool) -> LoadError:
@@ -88,8 +84,8 @@ def model_info(state: SeriesState, admin: bool) -> ModelInfo:
                 publish=head.publish,
                 passed=head.passed,
                 forced=head.forced,
-                skill=_finite(head.skill),
-                p_value=_finite(head.p_value),
+                skill=finite_or_null(head.skill),
+                p_value=finite_or_null(head.p_value),
                 reference=head.reference,
                 reason=head.reason,
             )
