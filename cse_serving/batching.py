@@ -10,13 +10,16 @@ member session runs on the same stacked batch. A batch that fails (a non-finite 
 is rerun row by row, so one bad request never fails its neighbours.
 
 A batcher belongs to one immutable `LoadedModel`: a swapped-in version gets a new batcher, and windows
-queued on the old one finish on the old session.
+queued on the old one finish on the old session. It holds its model weakly: the requests queued on it
+hold the model until answered, and an idle batcher of a swapped-out version must not keep that version,
+and the ORT sessions only it runs, alive (`cse_serving.session_cache`).
 """
 
 from __future__ import annotations
 
 import asyncio
 import time
+import weakref
 from collections.abc import Callable
 from dataclasses import dataclass
 
@@ -49,12 +52,17 @@ class _Pending:
 
 class MicroBatcher:
     def __init__(self, model: LoadedModel, *, max_batch: int = 64, on_flush: FlushObserver | None = None) -> None:
-        self.model = model
+        self._model = weakref.ref(model)
         self.max_batch = max_batch
         self._on_flush = on_flush
         self._pending: list[_Pending] = []
         self.calls = 0
         self.rows = 0
+
+    @property
+    def model(self) -> LoadedModel | None:
+        """The batcher's model; None once nothing else holds it (no request waits on this batcher then)."""
+        return self._model()
 
     async def run(self, window: Window, members: bool = False) -> tuple[Row, MemberRows | None]:
         """The window of one request → its output row, and each member's when `members` is asked."""
@@ -69,21 +77,22 @@ class MicroBatcher:
 
     def _flush(self) -> None:
         pending, self._pending = self._pending, []
-        if not pending:
+        model = self.model
+        if not pending or model is None:  # a model gone means every request queued here was cancelled
             return
         started = time.perf_counter()
         self.calls += 1
         self.rows += len(pending)
         try:
-            rows, member_rows = _run(self.model, [p.window for p in pending], any(p.members for p in pending))
+            rows, member_rows = _run(model, [p.window for p in pending], any(p.members for p in pending))
         except Exception:
             for item in pending:
-                _settle_one(self.model, item)
+                _settle_one(model, item)
             return
         finally:
             if self._on_flush is not None:
                 stats = FlushStats(len(pending), started - pending[0].queued_at, time.perf_counter() - started)
-                self._on_flush(self.model, stats)
+                self._on_flush(model, stats)
         for position, item in enumerate(pending):
             if not item.future.done():
                 members = {name: out[position] for name, out in member_rows.items()} if item.members else None

@@ -84,6 +84,12 @@ class LoadedModel:
     def key(self) -> tuple[str, str]:
         return self.manifest.symbol, self.manifest.interval
 
+    @property
+    def graph_sha256(self) -> str:
+        """The sha256 of the graph `session` runs: series serving the same graph share that session
+        (`cse_serving.session_cache`)."""
+        return self.manifest.files[self.model_file]
+
     def window(self, klines: Sequence[Kline] | None) -> Window:
         """Validate the last `min_klines` klines and compute their feature window (DataError → 422)."""
         manifest = self.manifest

@@ -20,29 +20,26 @@ from cse_models.heads.layout import INPUT_NAME, LAST_CLOSE_INPUT, OUTPUT_NAMES, 
 from cse_models.store import MODEL_FILE, Manifest, ModelStore
 from cse_serving.answers import DECODERS
 from cse_serving.loaded_model import LoadedModel, Window
+from cse_serving.session_cache import SessionCache
 from cse_serving.settings import Settings
-from cse_serving.variant_check import served_encoding
+from cse_serving.variant_check import OpenSession, served_encoding
 
 
-def make_session(path: Path, settings: Settings) -> ort.InferenceSession:
-    """A CPU session with explicit threads: the service sizes parallelism with workers, not ORT pools."""
-    options = ort.SessionOptions()
-    options.intra_op_num_threads = settings.ort_intra_op_threads
-    options.inter_op_num_threads = settings.ort_inter_op_threads
-    options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
-    options.execution_mode = ort.ExecutionMode.ORT_SEQUENTIAL
-    options.log_severity_level = 3
-    try:
-        return ort.InferenceSession(str(path), sess_options=options, providers=["CPUExecutionProvider"])
-    except Exception as exc:  # onnxruntime raises its own untyped errors for unreadable graphs
-        raise StoreError(f"{path}: onnxruntime cannot load it: {exc}") from exc
-
-
-def load_model(store: ModelStore, symbol: str, interval: str, version: str, settings: Settings) -> LoadedModel:
-    """Verify a version's sha256s, build its session(s) and prove they run; raise StoreError otherwise.
+def load_model(
+    store: ModelStore,
+    symbol: str,
+    interval: str,
+    version: str,
+    settings: Settings,
+    sessions: SessionCache | None = None,
+) -> LoadedModel:
+    """Verify a version's sha256s, take its session(s) from `sessions` (a graph another loaded version
+    runs is not built again; by default a cache of this load's own) and prove they run; raise StoreError
+    otherwise.
 
     Everything that can fail happens here, before the registry swaps anything in."""
     manifest, root = store.verified(symbol, interval, version)
+    open_graph = _graph_opener(SessionCache(settings) if sessions is None else sessions, manifest, root)
     where = f"{symbol} {interval} {version}"
     if manifest.task not in DECODERS:
         raise StoreError(f"{where}: task {manifest.task!r} is not one of {sorted(DECODERS)}")
@@ -62,10 +59,10 @@ def load_model(store: ModelStore, symbol: str, interval: str, version: str, sett
         raise StoreError(f"{where}: {exc}") from exc
     inputs = _input_roles(manifest, root / MODEL_FILE)
     output_names = _output_names(manifest, root / MODEL_FILE)
-    served = served_encoding(manifest, root, settings, inputs, output_names, lambda path: make_session(path, settings))
+    served = served_encoding(manifest, root, settings, inputs, output_names, open_graph)
     _check_io(served.session, manifest, inputs, output_names, root / served.file)
     members = {
-        Path(rel).stem: make_session(root / rel, settings)
+        Path(rel).stem: open_graph(rel)
         for rel in sorted(manifest.files)
         if rel.startswith("members/") and rel.endswith(".onnx")
     }
@@ -87,6 +84,12 @@ def load_model(store: ModelStore, symbol: str, interval: str, version: str, sett
     )
     _smoke_test(model)
     return model
+
+
+def _graph_opener(sessions: SessionCache, manifest: Manifest, root: Path) -> OpenSession:
+    """A verified file of the version (relative path) → its session from `sessions`, keyed by the sha256
+    the manifest lists for it: byte-identical graphs of other series or versions share one session."""
+    return lambda rel: sessions.session(manifest.files[rel], root / rel)
 
 
 def _input_roles(manifest: Manifest, path: Path) -> dict[str, str]:

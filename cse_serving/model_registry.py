@@ -31,6 +31,7 @@ from cse_models.errors import CseError, UnknownNameError
 from cse_models.store import ModelStore
 from cse_serving.loaded_model import LoadedModel
 from cse_serving.loading import load_model
+from cse_serving.session_cache import SessionCache
 from cse_serving.settings import Settings
 
 log = logging.getLogger(__name__)
@@ -109,6 +110,9 @@ class ModelRegistry:
         self.store = store
         self.settings = settings
         self._on_load = on_load
+        self.sessions = SessionCache(settings)
+        """The ORT sessions of every loaded version, one per distinct graph; a graph no loaded version
+        runs any more is dropped with its last model (weak references, `cse_serving.session_cache`)."""
         self._states: dict[SeriesKey, SeriesState] = {}
         self._lock = threading.Lock()
 
@@ -196,7 +200,7 @@ class ModelRegistry:
 
     def _load(self, key: SeriesKey, version: str) -> LoadedModel:
         try:
-            model = load_model(self.store, key[0], key[1], version, self.settings)
+            model = load_model(self.store, key[0], key[1], version, self.settings, self.sessions)
         except CseError as exc:
             log.error("loading %s %s version %s failed: %s", *key, version, exc)
             if self._on_load:

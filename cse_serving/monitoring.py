@@ -4,8 +4,8 @@ Prometheus series come from prometheus_client on a registry of the app's own (tw
 never mix): HTTP requests and latency by route template, prediction latency and counts per model
 version, the micro-batcher's batch sizes, queue time and compute time, model loads with their outcome
 and time, and the process collectors (CPU, memory, file descriptors, GC). Served state that changes
-without a request (which version serves, readiness, the live scorecard) is read at scrape time by
-`StateCollector`, so it is never stale. The monitoring views (/predictions/latest,
+without a request (which version serves, readiness, the ORT sessions held, the live scorecard) is read
+at scrape time by `StateCollector`, so it is never stale. The monitoring views (/predictions/latest,
 /metrics/deep_learning) read the same object through methods, never its dicts.
 
 The ASGI middleware labels requests by route template (`/models/{symbol}/{interval}/pin`), never by raw
@@ -156,7 +156,8 @@ class LiveScores(Protocol):
 
 
 class StateCollector:
-    """Gauges read at scrape time: served versions, readiness per series, live scorecard figures."""
+    """Gauges read at scrape time: served versions, readiness per series, ORT sessions alive, live
+    scorecard figures."""
 
     def __init__(self, registry: ModelRegistry, live: LiveScores | None = None) -> None:
         self._registry = registry
@@ -167,6 +168,11 @@ class StateCollector:
         states = self._registry.states()
         loaded = GaugeMetricFamily("cse_models_loaded", "Series with a serving model.")
         loaded.add_metric([], sum(1 for s in states.values() if s.serving is not None))
+        sessions = GaugeMetricFamily(
+            "cse_serving_ort_sessions",
+            "Distinct onnxruntime sessions alive: one per graph (sha256), however many series and versions run it.",
+        )
+        sessions.add_metric([], len(self._registry.sessions))
         info = GaugeMetricFamily(
             "cse_model_info",
             "The version served per series (value 1).",
@@ -187,7 +193,7 @@ class StateCollector:
                 ready.add_metric([symbol, interval, readiness.value], float(state.readiness is readiness))
             if state.failure is not None:
                 failing.add_metric([symbol, interval], 1)
-        yield from (loaded, info, ready, failing)
+        yield from (loaded, sessions, info, ready, failing)
         if self.live is not None:
             families: dict[str, GaugeMetricFamily] = {}
             for name, help_text, labels, value in self.live.gauges(self._registry):

@@ -202,7 +202,9 @@ class ModelInfo(msgspec.Struct, kw_only=True):
     tokens and a stable sentence for user tokens. `encoding` is the graph that runs ("fp32", or a
     variant such as "int8"), `encoding_reason` why fp32 runs where the server was set to serve int8 (no
     variant, no probe windows, or the variant's answers differ from fp32 on this server's CPU); `ensemble`
-    the method when the served graph is an ensemble of `members`."""
+    the method when the served graph is an ensemble of `members`. `graph_sha256` is the sha256 of the
+    served graph file: series with the same one share a single onnxruntime session (a global model
+    published for many symbols)."""
 
     symbol: str
     interval: str
@@ -217,6 +219,7 @@ class ModelInfo(msgspec.Struct, kw_only=True):
     ensemble: str | None = None
     encoding: str | None = None
     encoding_reason: str | None = None
+    graph_sha256: str | None = None
     metrics: dict[str, Any] = msgspec.field(default_factory=dict)
     created_at: str | None = None
     loaded_at: str | None = None

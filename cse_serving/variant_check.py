@@ -34,7 +34,8 @@ log = logging.getLogger(__name__)
 FP32 = "fp32"
 INT8 = "int8"
 
-OpenSession = Callable[[Path], ort.InferenceSession]
+OpenSession = Callable[[str], ort.InferenceSession]
+"""A verified file of the version (path relative to it) → its session (`cse_serving.loading`)."""
 
 
 @dataclass(frozen=True)
@@ -59,15 +60,15 @@ def served_encoding(
     manifest's int8 variant passes its probe here. `roles`: input role → graph input name."""
     where = f"{manifest.symbol} {manifest.interval} {manifest.version}"
     if not settings.int8:
-        return Served(FP32, MODEL_FILE, open_session(root / MODEL_FILE))
+        return Served(FP32, MODEL_FILE, open_session(MODEL_FILE))
     if INT8 not in manifest.variants:
-        return _fp32(root, open_session, where, "the version lists no int8 variant")
+        return _fp32(open_session, where, "the version lists no int8 variant")
     variant = manifest.variants[INT8]
     file = _verified_file(variant.file, ".onnx", manifest, where, label="variants['int8']")
     if variant.probe is None:
-        return _fp32(root, open_session, where, "its int8 variant has no probe windows to check it on this CPU")
+        return _fp32(open_session, where, "its int8 variant has no probe windows to check it on this CPU")
     probe_file = _verified_file(variant.probe.file, ".npz", manifest, where, label="variants['int8']['probe']")
-    fp32, int8 = open_session(root / MODEL_FILE), open_session(root / file)
+    fp32, int8 = open_session(MODEL_FILE), open_session(file)
     reason = probe_disagreement(variant, root / probe_file, roles, output_names, fp32, int8)
     if reason is not None:
         log.warning("%s: serving fp32, not its int8 variant: %s", where, reason)
@@ -75,9 +76,9 @@ def served_encoding(
     return Served(INT8, file, int8)
 
 
-def _fp32(root: Path, open_session: OpenSession, where: str, reason: str) -> Served:
+def _fp32(open_session: OpenSession, where: str, reason: str) -> Served:
     log.warning("%s: serving fp32 though int8 was asked for: %s", where, reason)
-    return Served(FP32, MODEL_FILE, open_session(root / MODEL_FILE), reason)
+    return Served(FP32, MODEL_FILE, open_session(MODEL_FILE), reason)
 
 
 def _verified_file(file: str, suffix: str, manifest: Manifest, where: str, *, label: str) -> str:

@@ -95,6 +95,7 @@ def model_info(state: SeriesState, admin: bool) -> ModelInfo:
         ensemble=manifest.ensemble.method if manifest.ensemble else None,
         encoding=model.encoding,
         encoding_reason=model.encoding_reason,
+        graph_sha256=model.graph_sha256,
         metrics=manifest.metrics.to_dict(),
         created_at=manifest.created_at,
         loaded_at=_iso(model.loaded_at),

@@ -69,10 +69,11 @@ def publish_with_variant(
     int8_graph: Path | None = None,
     task: str = "regression",
     tolerance: dict | None = None,
+    symbol: str = "BTCUSDT",
 ) -> str:
-    """A version with model.onnx (`fp32_graph`, else the +0.5 fixture), model.int8.onnx (`int8_graph`,
-    else the +0.75 fixture) and the probe windows; `variant` is its manifest entry (default: the file,
-    a parity record, `tolerance` (default `OFFSET_TOLERANCE`) and the probe)."""
+    """A version of `symbol` with model.onnx (`fp32_graph`, else the +0.5 fixture), model.int8.onnx
+    (`int8_graph`, else the +0.75 fixture) and the probe windows; `variant` is its manifest entry (default:
+    the file, a parity record, `tolerance` (default `OFFSET_TOLERANCE`) and the probe)."""
     version = version_at()
     work.mkdir(parents=True, exist_ok=True)
     if task == "regression":
@@ -91,7 +92,7 @@ def publish_with_variant(
             "probe": {"file": PROBE_FILE, "windows": 8},
         }
     )
-    manifest = dataclasses.replace(manifest_for("BTCUSDT", task, version), variants={"int8": entry})
+    manifest = dataclasses.replace(manifest_for(symbol, task, version), variants={"int8": entry})
     files = {MODEL_FILE: model, INT8_FILE: int8, PROBE_FILE: probe_windows(work / PROBE_FILE)}
     store.publish(manifest, files)
     return version
