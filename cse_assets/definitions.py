@@ -37,7 +37,6 @@ from cse_assets.assets.models import build_models
 from cse_assets.assets.publish import build_published_model
 from cse_assets.executors import executor_for
 from cse_assets.io import CseIOManager
-from cse_assets.model_specs import MODEL_SETS
 from cse_assets.partitions import seed_symbols_sensor
 from cse_assets.resources import (
     CseHomeResource,
@@ -49,6 +48,7 @@ from cse_assets.resources import (
 )
 from cse_assets.settings import CseSettings
 from cse_models.errors import UnknownNameError
+from cse_models.model_sets import MODEL_SETS
 
 
 def _resources(source: KlineSourceResource) -> dict[str, Any]:

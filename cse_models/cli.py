@@ -5,9 +5,12 @@ cse-models list                                   registered architectures (netw
 cse-models clean --csv FILE [--interval 1h]       the cleaning report of a kline CSV, as JSON
 cse-models train --symbol BTCUSDT [--csv FILE] [--model lstm_regressor | lightgbm | …] [--budget demo] [--out DIR]
                  [--publish STORE]                data → train → ONNX (parity-checked) → optional publish
-cse-models evaluate --symbol BTCUSDT [--csv FILE] [--folds 3] [--budget tiny] [--models lstm_regressor,lightgbm]
+cse-models evaluate --symbol BTCUSDT [--csv FILE] [--folds 3] [--budget demo] [--model-set demo | --models a,b]
                  [--last "last 2 years" | 2y] [--no-ensembles] [--out DIR]
                                                   walk-forward leaderboard vs baselines, DM tests, promotion
+cse-models evaluate --global --csv F1 --csv F2 … [--unseen G1 …] [--weighting sqrt] [--last 2y] [--out DIR]
+                                                  global members over the panel beside each symbol's own:
+                                                  DIR/SYMBOL/leaderboard.json and DIR/universe.json
 """
 
 from __future__ import annotations
@@ -46,15 +49,23 @@ def _parser() -> argparse.ArgumentParser:
         "--force", action="store_true", help="publish every head even where it fails the gate (recorded as forced)"
     )
     evaluate = commands.add_parser("evaluate", help="walk-forward leaderboard of models and baselines")
-    evaluate.add_argument("--symbol", required=True)
-    evaluate.add_argument("--csv", type=Path, help="CryptoDataDownload / Binance archive / plain OHLCV CSV")
+    evaluate.add_argument("--symbol", help="the series (the bundled sample's, or the one --csv file's)")
+    evaluate.add_argument(
+        "--csv", type=Path, action="append", default=[], help="kline CSV; repeat with --global: one per symbol"
+    )
+    evaluate.add_argument("--global", dest="panel", action="store_true", help="global models over all --csv files")
+    evaluate.add_argument(
+        "--unseen", type=Path, action="append", default=[], help="with --global: scored, never learned from"
+    )
+    evaluate.add_argument("--weighting", default="sqrt", help="with --global: symbol weighting (sqrt | equal | rows)")
     evaluate.add_argument("--interval", default="1h")
     evaluate.add_argument("--last", dest="range", help="e.g. 'last 2 years' or 2y (default: the whole file)")
     evaluate.add_argument("--folds", type=int, default=3)
     evaluate.add_argument("--scheme", default="expanding", help="expanding | sliding")
-    evaluate.add_argument("--budget", default="tiny", help="tiny | demo | full")
-    evaluate.add_argument("--models", default="lstm_regressor", help="comma-separated registered models")
-    evaluate.add_argument("--preset", default="demo", help="model size: demo (small, default) | default (the seed's)")
+    evaluate.add_argument("--budget", default="demo", help="demo (default, what make demo trains) | tiny | full")
+    evaluate.add_argument("--model-set", default="demo", help="demo (default: the LSTM and LightGBM) | zoo | full")
+    evaluate.add_argument("--models", help="comma-separated registered models (instead of --model-set)")
+    evaluate.add_argument("--preset", default="demo", help="with --models: demo (small, default) | default")
     evaluate.add_argument(
         "--no-ensembles",
         dest="ensembles",
@@ -182,20 +193,36 @@ def _range_text(text: str | None) -> str | None:
     return f"last {match.group(1)} {_SHORT_RANGE[match.group(2)]}" if match else text
 
 
+def _evaluate_specs(args: argparse.Namespace, say) -> tuple[list, tuple]:
+    """The models to walk forward — `--models` at `--preset`, else the `--model-set` (default: the demo set,
+    what `make demo` publishes) — and their ensembles; says which, and the budget."""
+    from cse_models.ensembles import default_ensembles
+    from cse_models.model_sets import MODEL_SETS
+    from cse_models.specs import ModelSpec
+    from cse_models.training.config import budget
+
+    if args.models:
+        specs = [ModelSpec(m.strip(), m.strip(), args.preset) for m in args.models.split(",") if m.strip()]
+    else:
+        specs = list(MODEL_SETS.get(args.model_set))
+    ensembles = default_ensembles(tuple(spec.name for spec in specs)) if args.ensembles else ()
+    train_cfg = budget(args.budget)
+    source = "--models" if args.models else f"model set {args.model_set!r}"
+    say(
+        f"models ({source}): {', '.join(f'{s.name} ({s.architecture}, {s.preset} preset)' for s in specs)}"
+        f"{' + ' + ', '.join(e.name for e in ensembles) if ensembles else ''}; budget {args.budget!r} "
+        f"(≤ {train_cfg.max_epochs} epochs, patience {train_cfg.patience})"
+    )
+    return specs, ensembles
+
+
 def _evaluate(args: argparse.Namespace) -> int:
     from cse_models.config import DataConfig
     from cse_models.datasets.segments import compute_features
-    from cse_models.ensembles import default_ensembles
-    from cse_models.errors import DataError
-    from cse_models.evaluation import (
-        Leaderboards,
-        WalkForwardConfig,
-        evaluate_walk_forward,
-        head_decisions,
-        rows_needed,
-    )
+    from cse_models.errors import ConfigError, DataError
+    from cse_models.evaluation import WalkForwardConfig, evaluate_walk_forward, rows_needed
+    from cse_models.evaluation.written import write_boards
     from cse_models.features.sets import get_feature_set
-    from cse_models.specs import ModelSpec
 
     args.range = _range_text(args.range)
     started = time.perf_counter()
@@ -203,6 +230,16 @@ def _evaluate(args: argparse.Namespace) -> int:
     def progress(message: str) -> None:
         print(f"[{time.perf_counter() - started:7.1f}s] {message}", file=sys.stderr, flush=True)
 
+    specs, ensembles = _evaluate_specs(args, progress)
+    if args.panel:
+        from cse_models.cli_global import evaluate_global
+
+        return evaluate_global(args, specs, ensembles, progress)
+    if args.unseen or len(args.csv) > 1:
+        raise ConfigError("several --csv files or --unseen are a panel: add --global")
+    if not args.symbol:
+        raise ConfigError("name the series: --symbol SYMBOL (with or without --csv)")
+    args.csv = args.csv[0] if args.csv else None
     klines, report = _load_klines(args)
     progress(f"{args.symbol}: {report.rows_out} clean klines {report.first_open_time} → {report.last_open_time}")
     data_cfg = DataConfig(horizon=args.horizon)
@@ -211,12 +248,10 @@ def _evaluate(args: argparse.Namespace) -> int:
     need = rows_needed(data_cfg, config) + warmup  # in klines: the feature set's warm-up rows have no features
     if klines.height < need:
         raise DataError(
-            f"{klines.height} rows are too few for {config.n_folds} walk-forward folds with seq_len "
-            f"{data_cfg.seq_len}, horizon {data_cfg.horizon}, ≥ {config.min_windows} windows per segment and the "
-            f"{warmup}-row warm-up of feature set {data_cfg.feature_set!r}: need ≥ {need} rows"
+            f"insufficient history: {klines.height} candles, {need} needed for {config.n_folds} walk-forward "
+            f"folds with seq_len {data_cfg.seq_len}, horizon {data_cfg.horizon}, ≥ {config.min_windows} windows "
+            f"per segment and the {warmup}-candle warm-up of feature set {data_cfg.feature_set!r}"
         )
-    specs = [ModelSpec(m.strip(), m.strip(), args.preset) for m in args.models.split(",") if m.strip()]
-    ensembles = default_ensembles(tuple(spec.name for spec in specs)) if args.ensembles else ()
     boards = evaluate_walk_forward(
         compute_features(klines, data_cfg.feature_set),
         data_cfg,
@@ -228,29 +263,9 @@ def _evaluate(args: argparse.Namespace) -> int:
         info={"symbol": args.symbol, "interval": args.interval, "range": args.range or "whole file"},
         on_progress=progress,
     )
-    if args.head != "all":
-        boards = Leaderboards({args.head: boards[args.head]})
-    decisions = {
-        name: head_decisions(boards, name, args.max_p) for name in [s.name for s in specs] + [e.name for e in ensembles]
-    }
-    promotion = "\n".join(
-        f"- {name} / {head}: {'publish' if d.publish else 'withhold'} — {d.reason}"
-        for name, heads in decisions.items()
-        for head, d in heads.items()
-    )
-    markdown = f"{boards.to_markdown()}\n**Promotion per head** (DM p ≤ {args.max_p}):\n\n{promotion}\n"
     out = args.out / args.symbol
-    boards.save(out)
-    (out / "leaderboard.md").write_text(markdown)
-    (out / "promotion.json").write_text(
-        json.dumps(
-            {
-                name: {head: dataclasses.asdict(d) | {"max_p_value": args.max_p} for head, d in heads.items()}
-                for name, heads in decisions.items()
-            },
-            indent=2,
-        )
-    )
+    names = [s.name for s in specs] + [e.name for e in ensembles]
+    markdown = write_boards(boards, names, out, args.max_p, args.head)
     progress(f"wrote {out}/leaderboard.json (every head), {out}/<head>/leaderboard.json and promotion.json")
     print(markdown)
     return 0

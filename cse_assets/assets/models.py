@@ -1,7 +1,7 @@
 """Model assets per symbol, built by a factory from the model specs: `model_<name>` (training into a model
 directory) and `onnx_<name>` (export + parity), plus a blocking parity check per pair.
 
-The specs come from `cse_assets.model_specs` (the set the definitions were built with); no asset code is
+The specs come from `cse_models.model_sets` (the set the definitions were built with); no asset code is
 copied. Each body calls the spec's member kind (`cse_models.members.member_kind`: a Flax network or a
 classical tree model), which imports its training and export code (JAX, Flax, jax2onnx, LightGBM,
 scikit-learn) only when called: these definitions load in every Dagster process, most of which never train.

@@ -45,12 +45,16 @@ class TreeModels(Protocol):
         ...
 
 
+# (train, val) weight of each window `[n]`, for a pooled panel (`datasets.pooled`); None: every window 1
+WindowWeights = tuple[np.ndarray, np.ndarray] | None
+
+
 @dataclass(frozen=True)
 class ClassicalEntry:
     name: str
     config_cls: type
     library: str  # what builds the trees: the Dagster `kinds` of the model asset
-    fit: Callable[..., TreeModels]  # (config, summary [n, k] float32, targets [n, 3], seed) → TreeModels
+    fit: Callable[..., TreeModels]  # (config, summary, targets, val summary, val targets, seed, weights=)
     load: Callable[[Path], TreeModels]  # a model directory → TreeModels
     description: str = ""
 

@@ -26,7 +26,7 @@ from typing import Any
 
 import numpy as np
 
-from cse_models.classical.architectures import CLASSICAL, PROBABILITY_FLOOR, ClassicalEntry
+from cse_models.classical.architectures import CLASSICAL, PROBABILITY_FLOOR, ClassicalEntry, WindowWeights
 from cse_models.errors import ConfigError, DataError, StoreError
 from cse_models.features.windows import CLASS_NAMES
 
@@ -191,6 +191,7 @@ def fit_forest(
     val_summary: np.ndarray,
     val_targets: np.ndarray,
     seed: int,
+    weights: WindowWeights = None,
 ) -> ForestTrees:
     """Summaries `[n, k]` float32 and the networks' targets `[n, 3]` (z, range ratio, label) → forests.
     The validation segment is not needed: a forest has no rounds to stop early (it calibrates there)."""
@@ -210,11 +211,12 @@ def fit_forest(
         "random_state": seed,
     }
     x = np.asarray(summary, dtype=np.float32)
+    weight = None if weights is None else weights[0]
     return ForestTrees(
         {
-            "return_z": RandomForestRegressor(**common).fit(x, targets[:, 0]),
-            "range_ratio": RandomForestRegressor(**common).fit(x, targets[:, 1]),
-            "direction": RandomForestClassifier(**common).fit(x, labels),
+            "return_z": RandomForestRegressor(**common).fit(x, targets[:, 0], sample_weight=weight),
+            "range_ratio": RandomForestRegressor(**common).fit(x, targets[:, 1], sample_weight=weight),
+            "direction": RandomForestClassifier(**common).fit(x, labels, sample_weight=weight),
         }
     )
 

@@ -26,7 +26,7 @@ from typing import Any
 
 import numpy as np
 
-from cse_models.classical.architectures import CLASSICAL, PROBABILITY_FLOOR, ClassicalEntry
+from cse_models.classical.architectures import CLASSICAL, PROBABILITY_FLOOR, ClassicalEntry, WindowWeights
 from cse_models.errors import ConfigError, StoreError
 from cse_models.features.windows import CLASS_NAMES
 
@@ -151,17 +151,20 @@ def fit_lightgbm(
     val_summary: np.ndarray,
     val_targets: np.ndarray,
     seed: int,
+    weights: WindowWeights = None,
 ) -> LightGBMTrees:
     """Summaries `[n, k]` float32 and the networks' targets `[n, 3]` (z, range ratio, label) → boosters,
-    each early-stopped on the validation summaries and targets."""
+    each early-stopped on the validation summaries and targets (`weights`: train, val window weights)."""
     import lightgbm as lgb
 
     x, x_val = summary.astype(np.float64), val_summary.astype(np.float64)
     boosters = {}
     for column, name in enumerate(BOOSTERS):
         y, y_val = targets[:, column].astype(np.float64), val_targets[:, column].astype(np.float64)
-        train = lgb.Dataset(x, y, params={"max_bin": cfg.max_bin, "verbosity": -1}, free_raw_data=False)
-        val = lgb.Dataset(x_val, y_val, reference=train)
+        train_weight, val_weight = weights or (None, None)
+        params = {"max_bin": cfg.max_bin, "verbosity": -1}
+        train = lgb.Dataset(x, y, weight=train_weight, params=params, free_raw_data=False)
+        val = lgb.Dataset(x_val, y_val, weight=val_weight, reference=train)
         booster = lgb.train(
             _params(cfg, _OBJECTIVES[name], seed),
             train,

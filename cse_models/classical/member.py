@@ -104,13 +104,18 @@ def fit_member(spec: ModelSpec, data: PreparedSeries, train_cfg: TrainingConfig)
     entry = CLASSICAL.get(spec.architecture)
     cfg = classical_config_for(spec)
     train, val = data.train, data.val
+    rows = {name: split.valid_windows(data_cfg) for name, split in (("train", train), ("val", val))}
+    weights = None
+    if train.weights is not None or val.weights is not None:
+        weights = (train.window_weights(data_cfg)[rows["train"]], val.window_weights(data_cfg)[rows["val"]])
     trees = entry.fit(
         cfg,
-        segment_summaries(train, data_cfg, scaler),
-        train.y,
-        segment_summaries(val, data_cfg, scaler),
-        val.y,
+        segment_summaries(train, data_cfg, scaler)[rows["train"]],
+        train.y[rows["train"]],
+        segment_summaries(val, data_cfg, scaler)[rows["val"]],
+        val.y[rows["val"]],
         train_cfg.seed,
+        weights=weights,
     )
     member = ClassicalMember(spec.architecture, cfg, trees, data_cfg, scaler)
     calibration = calibrate_outputs(member.raw_outputs(val), data)

@@ -101,6 +101,22 @@ class SplitArrays:
     low: np.ndarray
     open_time_ms: np.ndarray
     y: np.ndarray
+    weights: np.ndarray | None = None  # per window; None: all 1. A pooled panel's 0s mark windows across symbols
+
+    def valid_windows(self, config: DataConfig) -> np.ndarray:
+        """Indices of the windows a model learns from and is scored on: every window of one series; in a
+        pooled panel (`datasets.pooled`) those with a positive weight, never one that spans two symbols."""
+        count = window_count(self, config)
+        return np.arange(count) if self.weights is None else np.flatnonzero(self.weights[:count] > 0)
+
+    def window_weights(self, config: DataConfig) -> np.ndarray:
+        """The weight of each window `[n]` (1 for a single series)."""
+        count = window_count(self, config)
+        return np.ones(count, np.float32) if self.weights is None else self.weights[:count].astype(np.float32)
+
+    def issue_times(self, config: DataConfig) -> np.ndarray:
+        """Open time (ms) of each window's last row: when its forecast is made."""
+        return self.open_time_ms[config.seq_len - 1 : config.seq_len - 1 + window_count(self, config)]
 
     def windows(self, seq_len: int, horizon: int) -> np.ndarray:
         return sliding_windows(self.x, seq_len, horizon)
@@ -117,6 +133,10 @@ class SplitArrays:
             config.horizon,
             config.hold_band_sigmas,
         )
+
+    def valid_targets(self, config: DataConfig, feature_names: tuple[str, ...]) -> HeadTargets:
+        """`targets` of the valid windows only (`valid_windows`)."""
+        return self.targets(config, feature_names).take(self.valid_windows(config))
 
 
 SPLIT_FIELDS = ("x", "raw", "close", "high", "low", "open_time_ms", "y")

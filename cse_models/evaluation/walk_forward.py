@@ -87,10 +87,12 @@ def run_walk_forward(
     kinds: Mapping[str, str] | None = None,  # default: "baseline" for registered baselines, else "model"
     on_progress: Progress | None = None,
     fold_builder: FoldBuilder = build_fold_data,
+    folds: Sequence[Fold] | None = None,
 ) -> WalkForwardResult:
     """Every forecaster on every fold's test windows (features: the table of `compute_features`). Each
-    forecaster answers the heads it has; a head is scored on the forecasters that answered it."""
-    folds = walk_forward_folds(features.height, data_cfg, config)
+    forecaster answers the heads it has; a head is scored on the forecasters that answered it. `folds`:
+    the series' row folds (default: `walk_forward_folds` of its rows; a panel passes its calendar folds)."""
+    folds = walk_forward_folds(features.height, data_cfg, config) if folds is None else list(folds)
     check_series(features, folds)
     say = on_progress or log.info
     h = data_cfg.horizon

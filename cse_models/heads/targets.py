@@ -11,7 +11,7 @@ stationary (returns and ratios), so they follow prices outside the training rang
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, fields
 
 import numpy as np
 
@@ -37,6 +37,10 @@ class HeadTargets:
     @property
     def z(self) -> np.ndarray:
         return self.log_return / self.sigma
+
+    def take(self, windows: np.ndarray) -> HeadTargets:
+        """The targets of the given windows only."""
+        return HeadTargets(**{f.name: getattr(self, f.name)[windows] for f in fields(self)})
 
     @property
     def range_ratio(self) -> np.ndarray:

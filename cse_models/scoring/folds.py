@@ -88,7 +88,7 @@ def rows_needed(data_cfg: DataConfig, config: WalkForwardConfig) -> int:
 
     A scan (fold arithmetic is cheap). Default test blocks of n // (n_folds + 1) rows make the first fold's
     learning rows wobble with period n_folds + 1, so that many consecutive successes are required."""
-    segment = _segment_rows(data_cfg, config)
+    segment = segment_rows(data_cfg, config)
     if config.test_rows is not None and config.test_rows < segment:
         raise ConfigError(f"test_rows {config.test_rows} is below the {segment} rows one test block needs")
     n, run = config.n_folds * segment, 0
@@ -98,14 +98,14 @@ def rows_needed(data_cfg: DataConfig, config: WalkForwardConfig) -> int:
     return n - run
 
 
-def _segment_rows(data_cfg: DataConfig, config: WalkForwardConfig) -> int:
+def segment_rows(data_cfg: DataConfig, config: WalkForwardConfig) -> int:
     """Rows holding `min_windows` windows of seq_len inputs + horizon."""
     return data_cfg.seq_len + data_cfg.horizon + config.min_windows - 1
 
 
 def _try_folds(n_rows: int, data_cfg: DataConfig, config: WalkForwardConfig) -> list[Fold] | None:
     purge = config.purge_rows(data_cfg)
-    segment = _segment_rows(data_cfg, config)
+    segment = segment_rows(data_cfg, config)
     test_rows = config.test_rows or n_rows // (config.n_folds + 1)
     first_test = n_rows - config.n_folds * test_rows
     region = first_test - purge  # learning rows (train + purge + val) of the first fold

@@ -60,17 +60,21 @@ def segment_fold(train: SplitArrays, test: SplitArrays, data_cfg: DataConfig, sc
 def score_segment(
     forecasts: Forecasts, train: SplitArrays, test: SplitArrays, data_cfg: DataConfig, scaler: FittedScaler
 ) -> dict[str, dict[str, Any]]:
-    """{"validation": head → scores, "naive_baseline": head → the reference's scores, "skill": head → skill}."""
+    """Scores of the segment's valid windows: {"validation": head → scores, "naive_baseline": head → the
+    reference's scores, "skill": head → skill}."""
     data = segment_fold(train, test, data_cfg, scaler)
+    valid = test.valid_windows(data_cfg)  # a pooled panel: never a window across two symbols
     truth = segment_truth(test, data_cfg, scaler.feature_names)
     rows = target_rows(test.close.shape[0], data_cfg.seq_len, data_cfg.horizon)
-    last = test.close[rows - data_cfg.horizon]
+    last = test.close[rows - data_cfg.horizon][valid]
     out: dict[str, dict[str, Any]] = {"validation": {}, "naive_baseline": {}, "skill": {}}
     for head, forecast in forecasts.items():
         scoring = SCORING[head]
-        reference = BASELINES.get(REFERENCE[head]).forecast(data)
-        mine = scoring.scores(np.asarray(forecast, np.float64), truth[head], last, data_cfg.interval_level)
-        ref = scoring.scores(reference, truth[head], last, data_cfg.interval_level)
+        reference = BASELINES.get(REFERENCE[head]).forecast(data)[valid]
+        mine = scoring.scores(
+            np.asarray(forecast, np.float64)[valid], truth[head][valid], last, data_cfg.interval_level
+        )
+        ref = scoring.scores(reference, truth[head][valid], last, data_cfg.interval_level)
         out["validation"][head] = mine
         out["naive_baseline"][head] = ref
         out["skill"][head] = skill(mine[scoring.skill_metric], ref[scoring.skill_metric], what=scoring.skill_metric)

@@ -27,15 +27,18 @@ def epoch_order(cfg: TrainingConfig, count: int, epoch: int) -> np.ndarray:
     return np.random.default_rng([cfg.seed, epoch]).permutation(count) if cfg.shuffle else np.arange(count)
 
 
-def epoch_batches(order: np.ndarray, batch_size: int) -> list[tuple[np.ndarray, np.ndarray]]:
-    """(starts, weights) per step; the last batch is padded with weight-0 windows from the epoch's start,
-    so every step has the same shape (one compilation) and splits evenly over the devices. BatchNorm
-    statistics see the padding windows; the loss does not."""
+def epoch_batches(
+    order: np.ndarray, batch_size: int, window_weights: np.ndarray | None = None
+) -> list[tuple[np.ndarray, np.ndarray]]:
+    """(starts, weights) per step: each window's weight (`window_weights[start]`, 1 when None); the last
+    batch is padded with weight-0 windows from the epoch's start, so every step has the same shape (one
+    compilation) and splits evenly over the devices. BatchNorm statistics see the padding windows; the
+    loss does not."""
     batches = []
     for i in range(0, len(order), batch_size):
         chunk = order[i : i + batch_size]
         weights = np.zeros(batch_size, np.float32)
-        weights[: len(chunk)] = 1.0
+        weights[: len(chunk)] = 1.0 if window_weights is None else window_weights[chunk]
         batches.append((np.concatenate([chunk, np.resize(order, batch_size - len(chunk))]), weights))
     return batches
 

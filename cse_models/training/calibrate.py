@@ -27,15 +27,16 @@ if TYPE_CHECKING:
 
 
 def calibrate_outputs(out: np.ndarray, data: PreparedSeries) -> HeadCalibration:
-    """Raw outputs of the validation windows `[n, 5]` (ẑ, range ratio, 3 class logits) → the calibration:
+    """Raw outputs of every validation window `[n, 5]` (ẑ, range ratio, 3 class logits) → the calibration:
     λ minimising the validation price MAE; the direction weight α minimising the validation Brier score
     against the train class frequencies; then the conformal half-width, in trailing σ·√h, of the shrunk
     forecast's residuals over the latest `calibration_windows` validation windows."""
     data_cfg = data.config
-    out = np.asarray(out, dtype=np.float64)
+    valid = data.val.valid_windows(data_cfg)
+    out = np.asarray(out, dtype=np.float64)[valid]
     z_hat = out[:, 0]
-    t = data.val.targets(data_cfg, data.scaler.feature_names)
-    prior = label_frequencies(data.train.y)
+    t = data.val.valid_targets(data_cfg, data.scaler.feature_names)
+    prior = label_frequencies(data.train.y[data.train.valid_windows(data_cfg)])
     logits = out[:, 2:5] - out[:, 2:5].max(axis=1, keepdims=True)
     probabilities = np.exp(logits) / np.exp(logits).sum(axis=1, keepdims=True)
     base = HeadCalibration(
@@ -44,13 +45,19 @@ def calibrate_outputs(out: np.ndarray, data: PreparedSeries) -> HeadCalibration:
         direction_weight=fit_direction_weight(probabilities, t.label, prior),
     )
     shrunk = replace(base, shrink=fit_shrink(z_hat, t.log_return, t.sigma, t.last_close, base.clip_sigmas))
-    recent = slice(-data_cfg.calibration_windows, None)
+    recent = latest_windows(data.val.issue_times(data_cfg)[valid], data_cfg.calibration_windows)
     scores = np.abs(t.log_return - shrunk.returns(z_hat, t.sigma))[recent] / t.sigma[recent]
     return replace(
         shrunk,
         interval_scale=conformal_halfwidth(scores, data_cfg.interval_level),
         calibration_points=int(scores.size),
     )
+
+
+def latest_windows(issue_times: np.ndarray, count: int) -> np.ndarray:
+    """Indices of the `count` windows issued last (a stable sort: for one series, the last `count`
+    windows; for a pooled panel, the latest hours of every symbol together)."""
+    return np.sort(np.argsort(issue_times, kind="stable")[-count:])
 
 
 def calibrate_heads(model: nnx.Module, data: PreparedSeries) -> HeadCalibration:

@@ -26,7 +26,7 @@ import numpy as np
 from flax import nnx
 
 from cse_models.config import DataConfig
-from cse_models.datasets.segments import SplitArrays, window_count
+from cse_models.datasets.segments import SplitArrays
 from cse_models.errors import DataError
 from cse_models.models.architectures import MODEL_STATE
 from cse_models.training.allocator import retain_freed_buffers
@@ -46,13 +46,19 @@ log = logging.getLogger(__name__)
 
 @dataclass(frozen=True)
 class _Feed:
-    """The training split on the devices and how it is cut into steps."""
+    """The training split on the devices and how it is cut into steps: the start rows of the windows it
+    learns from (`SplitArrays.valid_windows`) and the weight of every window start."""
 
     parallel: DataParallel
     x_all: jax.Array
     y_all: jax.Array
-    count: int
+    starts: np.ndarray
+    weights: np.ndarray
     batch_size: int
+
+    @property
+    def count(self) -> int:
+        return len(self.starts)
 
     @property
     def steps_per_epoch(self) -> int:
@@ -79,8 +85,8 @@ def fit(
     and resume from the latest one found. `devices`: data-parallel over the first N devices (default all).
     `log_dir`: TensorBoard event files.
     """
-    count = window_count(train, data_cfg)
-    if count < 1 or window_count(val, data_cfg) < 1:
+    starts = train.valid_windows(data_cfg)
+    if starts.size < 1 or val.valid_windows(data_cfg).size < 1:
         raise DataError("training needs at least one train and one validation window")
     retain_freed_buffers()
     parallel = data_parallel(devices)
@@ -89,9 +95,8 @@ def fit(
         batch_size = probe_batch_size(model, train, data_cfg, cfg, cfg.auto_batch_cap, parallel)
         log.info("adaptive batch size: %d", batch_size)
     parallel.check_batch(batch_size, "auto_batch_cap" if cfg.auto_batch_cap is not None else "batch_size")
-    feed = _Feed(
-        parallel, parallel.replicate(jnp.asarray(train.x)), parallel.replicate(jnp.asarray(train.y)), count, batch_size
-    )
+    x_all, y_all = parallel.replicate(jnp.asarray(train.x)), parallel.replicate(jnp.asarray(train.y))
+    feed = _Feed(parallel, x_all, y_all, starts, train.window_weights(data_cfg), batch_size)
     fingerprint = run_fingerprint(model, train, val, data_cfg, cfg) if state_dir is not None else ""
     optimizer = nnx.Optimizer(model, build_optimizer(cfg, feed.steps_per_epoch * cfg.max_epochs), wrt=nnx.Param)
     nnx.update(model, parallel.replicate(nnx.state(model)))
@@ -129,7 +134,7 @@ def _train_epochs(
     while position.epoch < cfg.max_epochs and not result.stopped_early:
         epoch = position.epoch
         model.train()
-        batches = epoch_batches(epoch_order(cfg, feed.count, epoch), feed.batch_size)
+        batches = epoch_batches(feed.starts[epoch_order(cfg, feed.count, epoch)], feed.batch_size, feed.weights)
         started, first_batch = time.perf_counter(), position.batch
         step_fn = SplitTrainStep(model, optimizer)
         try:

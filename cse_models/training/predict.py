@@ -8,7 +8,7 @@ from flax import nnx
 
 from cse_models.config import DataConfig
 from cse_models.datasets.segments import SplitArrays, window_count
-from cse_models.training.losses import TASK_LOSSES
+from cse_models.training.losses import TASK_LOSSES, per_window_losses
 from cse_models.training.step import gather_windows
 
 
@@ -30,5 +30,11 @@ def predict_windows(model: nnx.Module, split: SplitArrays, data_cfg: DataConfig,
 
 
 def evaluate_loss(model: nnx.Module, split: SplitArrays, data_cfg: DataConfig, batch_size: int) -> float:
+    """The task's loss over the split's windows; a pooled panel's weighted mean over its valid windows."""
     out = predict_windows(model, split, data_cfg, batch_size)
-    return float(TASK_LOSSES.get(data_cfg.task)(jnp.asarray(out), jnp.asarray(split.y)))
+    if split.weights is None:
+        return float(TASK_LOSSES.get(data_cfg.task)(jnp.asarray(out), jnp.asarray(split.y)))
+    valid = split.valid_windows(data_cfg)
+    losses = np.asarray(per_window_losses(data_cfg.task, jnp.asarray(out[valid]), jnp.asarray(split.y[valid])))
+    weights = split.window_weights(data_cfg)[valid]
+    return float(np.sum(losses * weights) / np.sum(weights))

@@ -31,12 +31,12 @@ from fake_binance import FakeBinance, epoch_ms, serve_fake_binance
 from cse_assets.assets import data
 from cse_assets.catalog import TRAINING_POOL
 from cse_assets.definitions import build_definitions, defs, resources_for
-from cse_assets.model_specs import MODEL_SETS
 from cse_assets.partitions import ensure_symbol_partitions
 from cse_assets.resources import DataSettings, KlineSourceResource
 from cse_assets.schedules import cse_hourly
 from cse_assets.settings import CseSettings
 from cse_models.data import binance
+from cse_models.model_sets import MODEL_SETS
 
 ROOT = Path(__file__).resolve().parents[2]
 WHEN = datetime(2026, 1, 1, 12, 5, tzinfo=UTC)

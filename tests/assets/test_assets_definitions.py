@@ -12,8 +12,8 @@ from dagster import AssetKey
 
 from cse_assets.catalog import source_fingerprint
 from cse_assets.definitions import build_definitions
-from cse_assets.model_specs import ARCHITECTURES, CLASSICAL_ARCHITECTURES, MODEL_SETS
 from cse_assets.settings import CseSettings
+from cse_models.model_sets import ARCHITECTURES, CLASSICAL_ARCHITECTURES, MODEL_SETS
 
 ROOT = Path(__file__).resolve().parents[2]
 TRAINING_STACK = (

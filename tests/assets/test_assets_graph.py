@@ -21,7 +21,6 @@ from dagster import AssetCheckSeverity, AssetKey, DagsterInstance, ExecuteInProc
 from serving_helpers_by_path import serving_helpers
 
 from cse_assets.definitions import build_definitions, resources_for
-from cse_assets.model_specs import MODEL_SETS
 from cse_assets.partitions import ensure_symbol_partitions
 from cse_assets.resources import DataSettings, EvaluationSettings, ModelStoreResource, TrainingResource
 from cse_assets.settings import CseSettings
@@ -32,6 +31,7 @@ from cse_models.ensembles.compose import run_graph
 from cse_models.features.sets import get_feature_set
 from cse_models.heads import HEADS
 from cse_models.heads.layout import outputs_by_head
+from cse_models.model_sets import MODEL_SETS
 from cse_models.scoring.baselines import REFERENCE
 from cse_models.store import open_store
 

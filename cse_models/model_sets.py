@@ -1,5 +1,6 @@
-"""Which models the graph trains: named spec sets, as data. The set is chosen once, when the definitions
-load (`CseSettings.model_set`, from `CSE_MODEL_SET`).
+"""Which models the product trains: named spec sets, as data — the Dagster graph's set is chosen once, when
+the definitions load (`CseSettings.model_set`, from `CSE_MODEL_SET`), and `cse-models evaluate` takes the
+same sets (`--model-set`, default "demo"), so the CLI's first leaderboard is of the models the demo publishes.
 
 Each `ModelSpec` (cse_models.specs) becomes a `model_<name>` / `onnx_<name>` asset pair
 (cse_assets/assets/models.py) and a row of the walk-forward leaderboards, keyed by its name, so what the

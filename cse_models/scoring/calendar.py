@@ -1,0 +1,93 @@
+"""Walk-forward folds cut by calendar time across a panel of symbols.
+
+A global model learns from every symbol at once, so a fold must be one set of dates for all of them: fold k
+trains on every symbol's rows before one date and tests every symbol on one later block. Cutting each
+series at its own row counts (`folds.walk_forward_folds` per symbol) would train on another symbol's rows
+from inside this symbol's test block — a leak across symbols that makes pooling look better than it is
+(measured here: per-series cuts flattered the pooled ridge on every series). The layout is the row folds'
+one, in hours of the panel's whole span:
+
+    [ train ........ ]  purge  [ val ]  purge  [ test_k ]      the same dates for every symbol
+
+Each symbol takes part in the folds where its own rows fill every segment with ≥ `min_windows` windows
+(`CalendarFold.rows`); series that span different years take part in different folds.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass
+
+import numpy as np
+
+from cse_models.config import DataConfig
+from cse_models.errors import DataError
+from cse_models.scoring.folds import Fold, WalkForwardConfig, segment_rows
+
+SEGMENTS = ("train", "val", "test")
+
+
+@dataclass(frozen=True)
+class CalendarFold:
+    """One fold's segments as half-open open-time ranges [start, stop) in unix ms, shared by every symbol."""
+
+    index: int
+    bounds: dict[str, tuple[int, int]]
+
+    def slices(self, times_ms: np.ndarray) -> dict[str, slice]:
+        """A symbol's rows in each segment (its open times `times_ms`, ascending)."""
+        bounds = {name: np.searchsorted(times_ms, self.bounds[name], side="left") for name in SEGMENTS}
+        return {name: slice(int(start), int(stop)) for name, (start, stop) in bounds.items()}
+
+    def rows(self, times_ms: np.ndarray, min_rows: int, segments: tuple[str, ...] = SEGMENTS) -> Fold | None:
+        """A symbol's row folds, or None when one of `segments` holds fewer than `min_rows` of its rows
+        (`("train", "val")`: what a symbol needs to learn from in this fold; all three to be scored)."""
+        slices = self.slices(times_ms)
+        if any(slices[name].stop - slices[name].start < min_rows for name in segments):
+            return None
+        return Fold(self.index, slices["train"], slices["val"], slices["test"])
+
+    @property
+    def train_stop_ms(self) -> int:
+        return self.bounds["train"][1]
+
+    @property
+    def test_start_ms(self) -> int:
+        return self.bounds["test"][0]
+
+
+def calendar_folds(
+    times_by_symbol: Mapping[str, np.ndarray], step_ms: int, data_cfg: DataConfig, config: WalkForwardConfig
+) -> list[CalendarFold]:
+    """The folds over the panel's whole span (first open time of any symbol to the last of any), in hours
+    (`step_ms`): n_folds test blocks of `test_rows` hours (None: span // (n_folds + 1)) at the end, each
+    preceded by purge, val (`val_fraction` of the learning hours, ≥ one segment) and purge."""
+    spans = [(int(t[0]), int(t[-1])) for t in times_by_symbol.values() if len(t)]
+    if not spans:
+        raise DataError("a panel needs at least one symbol with rows")
+    start, end = min(s for s, _ in spans), max(e for _, e in spans) + step_ms
+    hours = (end - start) // step_ms
+    purge = config.purge_rows(data_cfg)
+    segment = segment_rows(data_cfg, config)
+    test = config.test_rows or hours // (config.n_folds + 1)
+    first_learn_end = end - config.n_folds * test * step_ms - purge * step_ms
+    region = (first_learn_end - start) // step_ms
+    if test < segment or region < 2 * segment + purge:
+        raise DataError(
+            f"the panel spans {hours} hours: too few for {config.n_folds} calendar folds with test blocks of "
+            f"≥ {segment} hours and a learning span of ≥ {2 * segment + purge} hours before the first one"
+        )
+    folds = []
+    for k in range(config.n_folds):
+        test_start = end - (config.n_folds - k) * test * step_ms
+        learn_end = test_start - purge * step_ms
+        learn_start = start if config.scheme == "expanding" else learn_end - region * step_ms
+        val_hours = max(segment, int((learn_end - learn_start) // step_ms * config.val_fraction))
+        val_start = learn_end - val_hours * step_ms
+        bounds = {
+            "train": (learn_start, val_start - purge * step_ms),
+            "val": (val_start, learn_end),
+            "test": (test_start, test_start + test * step_ms),
+        }
+        folds.append(CalendarFold(k, bounds))
+    return folds
