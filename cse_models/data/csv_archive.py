@@ -4,6 +4,9 @@ The format is decided from the first content line (after CryptoDataDownload's UR
 - `cryptodatadownload` (`unix,date,symbol,open,high,low,close,Volume X,Volume USDT,tradecount`): newest row
   first, `unix` in seconds *or* milliseconds row by row, text dates in two styles ("2021-06-10 00:00:00",
   "2017-08-17 06-AM").
+- `cryptodatadownload_resaved`: the same after a spreadsheet re-saved it, recognised by its separate `time`
+  column (`unix,date,time,symbol,...`): `unix` may be in scientific notation with its precision lost, `date` in
+  the locale's order (`dd-mm-yy`); rows whose unix is imprecise are read from date + time (`csv_open_time`).
 - `binance_archive` (data.binance.vision): a first cell that is a number, i.e. no header, 12 columns,
   open_time in ms before 2025-01-01 and in µs from then on; newer files carry an `open_time,...,close_time,
   ...,ignore` header line, recognised by its `close_time`.
@@ -30,6 +33,7 @@ import polars as pl
 
 from cse_models.data.csv_cells import epoch_to_ms, read_strings, require, to_float
 from cse_models.data.csv_ohlcv import match_header, parse_ohlcv, yfinance_header
+from cse_models.data.csv_open_time import cdd_open_times
 from cse_models.data.schema import conform
 from cse_models.errors import DataError
 
@@ -54,6 +58,7 @@ ARCHIVE_COLUMNS = (
 _CDD_PRICE = ("open", "high", "low", "close")
 FORMATS = {
     "cryptodatadownload": "CryptoDataDownload export",
+    "cryptodatadownload_resaved": "CryptoDataDownload re-saved by a spreadsheet",
     "binance_archive": "Binance public archive",
     "yfinance": "yfinance download",
     "pandas_date_index": "pandas/yfinance date-index CSV",
@@ -98,7 +103,7 @@ def detect_format(body: list[str], *, origin: str = "csv") -> str:
     if _is_number(cells[0]):
         return "binance_archive"
     if cells[0] == "unix":
-        return "cryptodatadownload"
+        return "cryptodatadownload_resaved" if "time" in cells else "cryptodatadownload"
     if cells[0] in ("open_time", "timestamp") and "close_time" in cells:
         return "binance_archive"
     if cells[0] == "price" and len(body) > 1 and body[1].strip().lower().startswith("ticker"):
@@ -116,7 +121,7 @@ def _is_number(text: str) -> bool:
 
 
 def _read_cryptodatadownload(body: list[str], origin: str) -> tuple[pl.DataFrame, str]:
-    return parse_cryptodatadownload("\n".join(body), origin=origin), ""
+    return parse_cryptodatadownload("\n".join(body), origin=origin)
 
 
 def _read_binance_archive(body: list[str], origin: str) -> tuple[pl.DataFrame, str]:
@@ -134,6 +139,7 @@ def _read_ohlcv(body: list[str], origin: str) -> tuple[pl.DataFrame, str]:
 
 _PARSERS: dict[str, Callable[[list[str], str], tuple[pl.DataFrame, str]]] = {
     "cryptodatadownload": _read_cryptodatadownload,
+    "cryptodatadownload_resaved": _read_cryptodatadownload,
     "binance_archive": _read_binance_archive,
     "yfinance": _read_ohlcv,
     "pandas_date_index": _read_ohlcv,
@@ -162,8 +168,9 @@ def _first_content_line(lines: list[str], path: Path) -> int:
     raise DataError(f"CSV file {path} has no data rows")
 
 
-def parse_cryptodatadownload(text: str, *, origin: str = "csv") -> pl.DataFrame:
-    """CryptoDataDownload body (header line first) → canonical table, in file order."""
+def parse_cryptodatadownload(text: str, *, origin: str = "csv") -> tuple[pl.DataFrame, str]:
+    """CryptoDataDownload body (header line first) → (canonical table in file order, how its open times were
+    read: "" where the unix column is exact)."""
     df = read_strings(text, has_header=True, origin=origin)
     df = df.rename({c: c.strip() for c in df.columns})
     volume_cols = [c for c in df.columns if c.lower().startswith("volume")]
@@ -172,8 +179,7 @@ def parse_cryptodatadownload(text: str, *, origin: str = "csv") -> pl.DataFrame:
         raise DataError(f"{origin}: expected base and quote volume columns ('Volume X', 'Volume USDT')")
     quote_col = next((c for c in volume_cols if c.lower().endswith(("usdt", "usd", "busd"))), volume_cols[-1])
     base_col = next(c for c in volume_cols if c != quote_col)
-    open_ms = epoch_to_ms(to_float(df, "unix", origin=origin).to_numpy(), origin=origin)
-    _check_text_dates(df.get_column("date"), open_ms, origin)
+    open_ms, detail = cdd_open_times(df, origin=origin)
     trades = df.get_column("tradecount").cast(pl.Float64, strict=False) if "tradecount" in df.columns else None
     out = pl.DataFrame(
         {
@@ -184,27 +190,7 @@ def parse_cryptodatadownload(text: str, *, origin: str = "csv") -> pl.DataFrame:
             "trades": trades.cast(pl.Int64) if trades is not None else None,
         }
     )
-    return conform(out)
-
-
-_DATE_FORMATS = ("%Y-%m-%d %H:%M:%S", "%Y-%m-%d %I:%M %p", "%Y-%m-%d %H:%M")
-
-
-def _check_text_dates(dates: pl.Series, open_ms: np.ndarray, origin: str) -> None:
-    """Where the text date parses, it must name the same day as the unix column.
-
-    The check guards the unit decision (s vs ms vs µs is off by years), not the hour: the text dates of
-    CryptoDataDownload's 2017 rows are in US Eastern time, so they differ from UTC by a few hours.
-    """
-    normalized = dates.str.replace(r"^(\d{4}-\d{2}-\d{2}) (\d{2})-([AP]M)$", "$1 $2:00 $3")
-    parsed = pl.Series("date", [None] * len(dates), dtype=pl.Datetime("ms"))
-    for fmt in _DATE_FORMATS:
-        parsed = parsed.fill_null(normalized.str.strptime(pl.Datetime("ms"), fmt, strict=False))
-    text_ms = parsed.dt.epoch("ms").fill_null(pl.Series(open_ms)).to_numpy()
-    wrong = np.flatnonzero(np.abs(text_ms - open_ms) > 86_400_000)
-    if wrong.size:
-        row = int(wrong[0])
-        raise DataError(f"{origin}: row {row} unix time {int(open_ms[row])} ms disagrees with its date {dates[row]!r}")
+    return conform(out), detail
 
 
 def parse_binance_archive(text: str, *, origin: str = "csv") -> pl.DataFrame:

@@ -36,6 +36,12 @@ def epoch_to_ms(values: np.ndarray, *, origin: str) -> np.ndarray:
     return out
 
 
+def epoch_unit_ms(values: np.ndarray) -> np.ndarray:
+    """Milliseconds per unit of each unix value, its unit decided by magnitude as `epoch_to_ms` decides it."""
+    values = np.asarray(values, dtype=np.float64)
+    return np.select([values < bound for bound, _ in _UNIT_BOUNDS], [factor for _, factor in _UNIT_BOUNDS], np.nan)
+
+
 def read_strings(text: str, *, has_header: bool, origin: str) -> pl.DataFrame:
     """Every cell as text: the format's parser decides what each column means, strictly."""
     try:

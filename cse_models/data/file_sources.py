@@ -16,6 +16,7 @@ from cse_models.errors import DataError, SourceError
 
 SAMPLE_DIR = Path(__file__).parent / "sample"
 SAMPLE_SYMBOLS = ("BTCUSDT", "ETHUSDT")
+SAMPLE_RESAVED_SYMBOLS = ("LTCUSDT", "DOTUSDT", "SOLUSDT")
 SAMPLE_INTERVAL = "1h"
 
 
@@ -58,17 +59,22 @@ class CsvArchiveSource:
 
 
 class SampleSource(CsvArchiveSource):
-    """The bundled real sample: the last ~12 months of BTCUSDT and ETHUSDT 1h from CryptoDataDownload,
-    kept in its raw format (newest first, duplicates, mixed timestamp units) so that the demo walks
-    the real cleaning path without any network."""
+    """The bundled real sample, kept in its raw formats so that the demo and the tests walk the real reading
+    and cleaning paths without any network:
+    - `SAMPLE_SYMBOLS`, the demo's (seeded as its partitions): the last ~12 months of BTCUSDT and ETHUSDT 1h
+      from CryptoDataDownload, 2020-06-10 → 2021-06-10 (newest first, duplicates, mixed timestamp units);
+    - `SAMPLE_RESAVED_SYMBOLS`: LTCUSDT (the last year, 2020-12-06 → 2021-12-06) and DOTUSDT and SOLUSDT (all
+      of their 8 months from 2021-04-26), rows copied verbatim from exports a spreadsheet re-saved (unix in
+      scientific notation, dd-mm-yy dates, a separate time column)."""
 
     def __init__(self) -> None:
         super().__init__(directory=SAMPLE_DIR)
 
     def path(self, symbol: str, interval: str) -> Path:
-        if symbol not in SAMPLE_SYMBOLS or interval != SAMPLE_INTERVAL:
+        bundled = SAMPLE_SYMBOLS + SAMPLE_RESAVED_SYMBOLS
+        if symbol not in bundled or interval != SAMPLE_INTERVAL:
             raise SourceError(
-                f"the bundled sample has {', '.join(SAMPLE_SYMBOLS)} at {SAMPLE_INTERVAL} only, "
+                f"the bundled sample has {', '.join(bundled)} at {SAMPLE_INTERVAL} only, "
                 f"not {symbol} {interval}; configure the binance or csv source for other data"
             )
         return super().path(symbol, interval)

@@ -205,8 +205,10 @@ def test_sample_source_loads_about_twelve_months(symbol):
 
 
 def test_sample_source_unknown_symbol_lists_the_bundled_ones():
-    with pytest.raises(SourceError, match=r"has BTCUSDT, ETHUSDT at 1h only, not SOLUSDT 1h"):
-        SampleSource().fetch("SOLUSDT", "1h", None, None)
+    with pytest.raises(
+        SourceError, match=r"has BTCUSDT, ETHUSDT, LTCUSDT, DOTUSDT, SOLUSDT at 1h only, not XRPUSDT 1h"
+    ):
+        SampleSource().fetch("XRPUSDT", "1h", None, None)
 
 
 def test_sample_source_other_interval_is_refused():
