@@ -12,7 +12,7 @@ int8 variant. The Dagster asset and the CLI call `publish_candidates`; neither a
 from __future__ import annotations
 
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -58,6 +58,7 @@ class Candidates:
     ensemble: FittedEnsemble | None = None
     composed: ExportedModel | None = None
     publish_ensemble: str = "if_better"
+    scope: dict[str, Any] = field(default_factory=dict)  # a global model's facts → the manifest's training.global
 
     def __post_init__(self) -> None:
         if self.publish_ensemble not in PUBLISH_ENSEMBLE:
@@ -167,10 +168,12 @@ def training_facts(c: Candidates, chosen: Selection) -> dict[str, Any]:
         s.name: {"spec": s.as_dict(), "seconds": c.trained[s.name].seconds, "model": c.trained[s.name].config}
         for s in c.specs
     }
+    scope = {"global": c.scope} if c.scope else {}
     if chosen.uses_ensemble:
-        return {"budget": c.budget, "members": members}
+        return {"budget": c.budget, "members": members, **scope}
     best = c.trained[chosen.name]
     return {
+        **scope,
         "budget": c.budget,
         "members": members,
         "spec": next(s for s in c.specs if s.name == chosen.name).as_dict(),

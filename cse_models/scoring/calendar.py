@@ -91,3 +91,24 @@ def calendar_folds(
         }
         folds.append(CalendarFold(k, bounds))
     return folds
+
+
+def calendar_split(
+    times_by_symbol: Mapping[str, np.ndarray], step_ms: int, data_cfg: DataConfig, min_windows: int = 16
+) -> CalendarFold:
+    """The single calendar split a global model is trained and held out on: the panel's span cut like
+    `DataConfig.split` cuts one series (train | val | test fractions, purged), one set of dates for all
+    symbols — the last `split.test` of the span is never learned from by any symbol."""
+    spans = [(int(t[0]), int(t[-1])) for t in times_by_symbol.values() if len(t)]
+    if not spans:
+        raise DataError("a panel needs at least one symbol with rows")
+    hours = (max(e for _, e in spans) + step_ms - min(s for s, _ in spans)) // step_ms
+    split = data_cfg.split
+    config = WalkForwardConfig(
+        n_folds=1,
+        test_rows=max(int(hours * split.test), data_cfg.seq_len + data_cfg.horizon + min_windows - 1),
+        val_fraction=split.val / (split.train + split.val),
+        purge=split.purge,
+        min_windows=min_windows,
+    )
+    return calendar_folds(times_by_symbol, step_ms, data_cfg, config)[0]
