@@ -25,6 +25,7 @@ from cse_models.scoring.folds import Fold, FoldData, WalkForwardConfig, build_fo
 
 Stamped = tuple[np.ndarray, np.ndarray]  # (known_at_ms [n], values [n, ...])
 Computation = Callable[[pl.DataFrame], Mapping[str, Stamped]]
+PanelComputation = Callable[[Mapping[str, pl.DataFrame]], Mapping[str, Stamped]]
 Change = Callable[[pl.DataFrame, datetime], pl.DataFrame]
 FoldBuilder = Callable[[pl.DataFrame, Fold, DataConfig], FoldData]
 
@@ -56,13 +57,35 @@ def shuffle_after(frame: pl.DataFrame, t: datetime, seed: int = 3) -> pl.DataFra
 
 def assert_no_lookahead(compute: Computation, frame: pl.DataFrame, t: datetime, change: Change = shuffle_after) -> None:
     """Raise LeakageError if an output of `compute` stamped ≤ t differs once the rows after t change."""
+    changed = _changed(frame, t, change)
+    if changed.equals(frame):
+        raise ConfigError(f"the change left the rows after {t} as they were: the check would prove nothing")
+    compare_stamped(compute(frame), compute(changed), t)
+
+
+def _changed(frame: pl.DataFrame, t: datetime, change: Change) -> pl.DataFrame:
+    """`change(frame, t)`, refused unless it keeps every row at or before t and the row count."""
     changed = change(frame, t)
-    early, late = pl.col("open_time") <= t, pl.col("open_time") > t
+    early = pl.col("open_time") <= t
     if changed.height != frame.height or not changed.filter(early).equals(frame.filter(early)):
         raise ConfigError("the change must keep every row at or before t, and the row count")
-    if changed.filter(late).equals(frame.filter(late)):
-        raise ConfigError(f"the change left the rows after {t} as they were: the check would prove nothing")
-    base, other = compute(frame), compute(changed)
+    return changed
+
+
+def assert_no_panel_lookahead(
+    compute: PanelComputation, frames: Mapping[str, pl.DataFrame], t: datetime, change: Change = shuffle_after
+) -> None:
+    """`assert_no_lookahead` for a panel: every symbol's rows after t change at once, and nothing stamped
+    ≤ t of any symbol may move — the guard that catches a global model trained on another symbol's rows
+    from after t (per-series cuts), which a one-series check cannot see."""
+    changed = {symbol: _changed(frame, t, change) for symbol, frame in frames.items()}
+    if all(changed[s].equals(frames[s]) for s in frames):
+        raise ConfigError(f"the change left every symbol's rows after {t} as they were: the check would prove nothing")
+    compare_stamped(compute(frames), compute(changed), t)
+
+
+def compare_stamped(base: Mapping[str, Stamped], other: Mapping[str, Stamped], t: datetime) -> None:
+    """Raise LeakageError if an output's rows stamped ≤ t differ between the two runs."""
     if set(base) != set(other):
         raise LeakageError(f"the outputs differ in name: {sorted(set(base) ^ set(other))}")
     t_ms = int(t.timestamp() * 1000)
