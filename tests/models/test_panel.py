@@ -117,7 +117,7 @@ def test_a_global_member_on_per_series_cuts_is_caught_reading_another_symbols_fu
     """The positive control: BTC's own fold-0 training rows run past ETH's own fold-0 test start, so the
     pooled model's ETH forecasts change when BTC's later rows do."""
     t = _forty_hours_into(panel, _leaky_plan({s: PanelSymbol(f) for s, f in panel.items()}), "ETHUSDT")
-    with pytest.raises(LeakageError, match="ETHUSDT.fold0"):
+    with pytest.raises(LeakageError, match=r"ETHUSDT\.fold0"):
         assert_no_panel_lookahead(_global_forecasts(_leaky_plan), panel, t)
 
 
