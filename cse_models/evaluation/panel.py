@@ -110,16 +110,14 @@ def plan_panel(symbols: Mapping[str, PanelSymbol], data_cfg: DataConfig, config:
             if panel.unseen or symbol in excluded:
                 continue
             if fold.rows(times[symbol], need, ("train", "val")) is not None:
-                slices = fold.slices(times[symbol])
+                slices = fold.slices(times[symbol], need)
                 learners.setdefault(fold.index, {})[symbol] = {"train": slices["train"], "val": slices["val"]}
     return PanelPlan(tuple(folds), scored, learners, excluded)
 
 
 def _insufficient(times: np.ndarray, folds: Sequence[CalendarFold], need: int) -> str:
-    """The reason a symbol is scored on no fold, with its candles and the most any fold asks of it."""
-    shortfall = max(
-        sum(max(need - (rows.stop - rows.start), 0) for rows in fold.slices(times).values()) for fold in folds
-    )
+    """The reason a symbol is scored on no fold: its candles and the fewest that one fold would take."""
+    shortfall = min(fold.shortfall(times, need) for fold in folds)
     return (
         f"insufficient history: {times.size} candles, {times.size + shortfall} needed for one calendar fold "
         f"(≥ {need} candles in each of its train, val and test segments)"

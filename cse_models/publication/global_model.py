@@ -77,7 +77,7 @@ class GlobalModel:
                 "trained": json.loads(self.trained.to_json()),
                 "exported": json.loads(self.exported.to_json()),
                 "scaler": json.loads(self.scaler.to_json()),
-                "split": {"index": self.split.index, "bounds": self.split.bounds},
+                "split": asdict(self.split),
                 "learners": list(self.learners),
                 "data": asdict(self.data_cfg),
                 "skipped": dict(self.skipped),
@@ -100,7 +100,9 @@ class GlobalModel:
             trained=TrainedModel.from_json(json.dumps(data["trained"])),
             exported=ExportedModel.from_json(json.dumps(data["exported"])),
             scaler=FittedScaler.from_json(json.dumps(data["scaler"])),
-            split=CalendarFold(data["split"]["index"], {k: tuple(v) for k, v in data["split"]["bounds"].items()}),
+            split=CalendarFold(
+                **{**data["split"], "bounds": {k: tuple(v) for k, v in data["split"]["bounds"].items()}}
+            ),
             learners=tuple(data["learners"]),
             data_cfg=data_cfg,
             skipped=data["skipped"],
@@ -110,7 +112,7 @@ class GlobalModel:
         """The manifest's `training.global` for `symbol` (which global model was chosen is `metrics.selected`)."""
         return {
             "trained_on": list(self.learners),
-            "learned_before": _iso(self.split.bounds["val"][1]),
+            "learned_before": _iso(self.split.learn_stop_ms),
             "held_out_from": _iso(self.split.test_start_ms),
             "zero_shot": symbol not in self.learners,
         }
@@ -143,7 +145,7 @@ def train_global(
     learners = {}
     for symbol in features:
         if symbol not in skipped and split.rows(times[symbol], need, ("train", "val")) is not None:
-            rows = split.slices(times[symbol])
+            rows = split.slices(times[symbol], need)
             learners[symbol] = {"train": rows["train"], "val": rows["val"]}
         elif symbol not in skipped:
             skipped[symbol] = f"fewer than {need} candles in its train or val rows before {_iso(split.test_start_ms)}"

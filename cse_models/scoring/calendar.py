@@ -29,27 +29,48 @@ SEGMENTS = ("train", "val", "test")
 
 @dataclass(frozen=True)
 class CalendarFold:
-    """One fold's segments as half-open open-time ranges [start, stop) in unix ms, shared by every symbol."""
+    """One fold's dates, shared by every symbol: the learning span and the test block as half-open open-time
+    ranges [start, stop) in unix ms (`bounds["learn"]`, `bounds["test"]`, a purge apart). Within its learning
+    rows each symbol keeps its last `val_fraction` (≥ one segment) for early stopping, `purge` rows after
+    its train rows — the row folds' rule — so a symbol that started late still has its own val, and no
+    learning row of any symbol reaches past `bounds["learn"][1]`."""
 
     index: int
     bounds: dict[str, tuple[int, int]]
+    val_fraction: float
+    purge: int
 
-    def slices(self, times_ms: np.ndarray) -> dict[str, slice]:
+    def slices(self, times_ms: np.ndarray, min_rows: int) -> dict[str, slice]:
         """A symbol's rows in each segment (its open times `times_ms`, ascending)."""
-        bounds = {name: np.searchsorted(times_ms, self.bounds[name], side="left") for name in SEGMENTS}
-        return {name: slice(int(start), int(stop)) for name, (start, stop) in bounds.items()}
+        start, end = (int(i) for i in np.searchsorted(times_ms, self.bounds["learn"], side="left"))
+        test = [int(i) for i in np.searchsorted(times_ms, self.bounds["test"], side="left")]
+        val_rows = max(min_rows, int((end - start) * self.val_fraction))
+        val_start = max(end - val_rows, start)
+        return {
+            "train": slice(start, max(val_start - self.purge, start)),
+            "val": slice(val_start, end),
+            "test": slice(*test),
+        }
 
     def rows(self, times_ms: np.ndarray, min_rows: int, segments: tuple[str, ...] = SEGMENTS) -> Fold | None:
         """A symbol's row folds, or None when one of `segments` holds fewer than `min_rows` of its rows
         (`("train", "val")`: what a symbol needs to learn from in this fold; all three to be scored)."""
-        slices = self.slices(times_ms)
+        slices = self.slices(times_ms, min_rows)
         if any(slices[name].stop - slices[name].start < min_rows for name in segments):
             return None
         return Fold(self.index, slices["train"], slices["val"], slices["test"])
 
+    def shortfall(self, times_ms: np.ndarray, min_rows: int) -> int:
+        """How many more rows the symbol needs to take part: a segment's missing rows, plus the purge and
+        the val rows a train segment needs in front of it when it has none."""
+        slices = self.slices(times_ms, min_rows)
+        lengths = {name: part.stop - part.start for name, part in slices.items()}
+        missing = sum(max(min_rows - count, 0) for count in lengths.values())
+        return missing + (self.purge if lengths["train"] < min_rows else 0)
+
     @property
-    def train_stop_ms(self) -> int:
-        return self.bounds["train"][1]
+    def learn_stop_ms(self) -> int:
+        return self.bounds["learn"][1]
 
     @property
     def test_start_ms(self) -> int:
@@ -61,7 +82,8 @@ def calendar_folds(
 ) -> list[CalendarFold]:
     """The folds over the panel's whole span (first open time of any symbol to the last of any), in hours
     (`step_ms`): n_folds test blocks of `test_rows` hours (None: span // (n_folds + 1)) at the end, each
-    preceded by purge, val (`val_fraction` of the learning hours, ≥ one segment) and purge."""
+    preceded by a purge and the learning span (expanding: from the panel's start; sliding: as long as the
+    first fold's)."""
     spans = [(int(t[0]), int(t[-1])) for t in times_by_symbol.values() if len(t)]
     if not spans:
         raise DataError("a panel needs at least one symbol with rows")
@@ -70,8 +92,7 @@ def calendar_folds(
     purge = config.purge_rows(data_cfg)
     segment = segment_rows(data_cfg, config)
     test = config.test_rows or hours // (config.n_folds + 1)
-    first_learn_end = end - config.n_folds * test * step_ms - purge * step_ms
-    region = (first_learn_end - start) // step_ms
+    region = (end - config.n_folds * test * step_ms - purge * step_ms - start) // step_ms
     if test < segment or region < 2 * segment + purge:
         raise DataError(
             f"the panel spans {hours} hours: too few for {config.n_folds} calendar folds with test blocks of "
@@ -82,14 +103,8 @@ def calendar_folds(
         test_start = end - (config.n_folds - k) * test * step_ms
         learn_end = test_start - purge * step_ms
         learn_start = start if config.scheme == "expanding" else learn_end - region * step_ms
-        val_hours = max(segment, int((learn_end - learn_start) // step_ms * config.val_fraction))
-        val_start = learn_end - val_hours * step_ms
-        bounds = {
-            "train": (learn_start, val_start - purge * step_ms),
-            "val": (val_start, learn_end),
-            "test": (test_start, test_start + test * step_ms),
-        }
-        folds.append(CalendarFold(k, bounds))
+        bounds = {"learn": (learn_start, learn_end), "test": (test_start, test_start + test * step_ms)}
+        folds.append(CalendarFold(k, bounds, config.val_fraction, purge))
     return folds
 
 
