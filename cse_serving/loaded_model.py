@@ -101,8 +101,8 @@ class LoadedModel:
             )
         if len(klines) < need:
             raise DataError(
-                f"{need} klines are needed for {manifest.symbol} {manifest.interval} "
-                f"(seq_len {manifest.seq_len} + warm-up {manifest.warmup}), got {len(klines)}"
+                f"insufficient history: {len(klines)} candles, {need} needed for {manifest.symbol} "
+                f"{manifest.interval} (seq_len {manifest.seq_len} + warm-up {manifest.warmup})"
             )
         offset = len(klines) - need
         times, values = kline_arrays(klines[offset:], offset, manifest.interval)

@@ -124,7 +124,8 @@ def test_too_few_klines_is_422_naming_the_number_needed(client):
     response = client.post("/predict", json={"symbol": "BTCUSDT", "klines": _klines()[1:]})
     assert response.status_code == 422
     detail = response.json()["detail"]
-    assert f"{FORECAST_MIN_KLINES} klines are needed" in detail and "warm-up 168" in detail
+    assert f"candles, {FORECAST_MIN_KLINES} needed" in detail and "warm-up 168" in detail
+    assert detail.startswith("insufficient history: ")
 
 
 def test_a_last_close_beyond_float32_is_422(client):

@@ -25,8 +25,8 @@ def _with(index: int, **changes) -> list[dict]:
 @pytest.mark.parametrize(
     ("klines", "status", "fragments"),
     [
-        (make_klines(SEQ_LEN - 1), 422, ("24 klines are needed", "got 23")),
-        ([], 422, ("24 klines are needed",)),
+        (make_klines(SEQ_LEN - 1), 422, ("insufficient history: 23 candles, 24 needed",)),
+        ([], 422, ("insufficient history: 0 candles, 24 needed",)),
         (_with(3, open="NaN"), 422, ("klines[3].open", "finite")),
         (_with(5, close="inf"), 422, ("klines[5].close", "finite")),
         (_with(2, low=-1.0), 422, ("klines[2].low", "> 0")),
