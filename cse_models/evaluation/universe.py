@@ -47,8 +47,9 @@ def head_summary(board: Leaderboard) -> dict[str, Any]:
     if HAR in names:
         metric = SCORING[board.head].skill_metric
         summary[HAR] = {"skill": names[HAR].skill}
-        if best_global is not None:
-            summary["global_vs_har"] = skill(best_global.metrics[metric], names[HAR].metrics[metric], what=metric)
+        for key, row in (("global_vs_har", best_global), ("own_vs_har", best_own)):
+            if row is not None:
+                summary[key] = skill(row.metrics[metric], names[HAR].metrics[metric], what=metric)
     return summary
 
 
