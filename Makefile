@@ -52,6 +52,7 @@ bench: $(VENV)/.installed
 	$(PY) benchmarks/bench_onnx.py $(BENCH)
 	$(PY) benchmarks/bench_http.py $(BENCH)
 	$(PY) benchmarks/bench_refresh.py $(BENCH)
+	$(PY) benchmarks/bench_global.py $(BENCH)
 
 lint: $(VENV)/.installed
 	$(VENV)/bin/ruff check .

@@ -234,7 +234,7 @@ def _evaluate(args: argparse.Namespace) -> int:
     if args.panel:
         from cse_models.cli_global import evaluate_global
 
-        return evaluate_global(args, specs, ensembles, progress)
+        return evaluate_global(args, specs, progress)
     if args.unseen or len(args.csv) > 1:
         raise ConfigError("several --csv files or --unseen are a panel: add --global")
     if not args.symbol:

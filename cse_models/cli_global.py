@@ -69,8 +69,9 @@ def load_panel(
     return symbols, excluded
 
 
-def evaluate_global(args: argparse.Namespace, specs: Sequence[Any], ensembles: Sequence[Any], say: Progress) -> int:
-    """The panel walk-forward of `args` (see `cli._parser`): own members = global members = `specs`."""
+def evaluate_global(args: argparse.Namespace, specs: Sequence[Any], say: Progress) -> int:
+    """The panel walk-forward of `args` (see `cli._parser`): own members = global members = `specs`, and
+    the ensembles of each symbol's own members and of own and global ones (`panel.symbol_forecasters`)."""
     from cse_models.config import DataConfig
     from cse_models.evaluation import WalkForwardConfig
     from cse_models.evaluation.panel import evaluate_panel
@@ -87,7 +88,7 @@ def evaluate_global(args: argparse.Namespace, specs: Sequence[Any], ensembles: S
         WalkForwardConfig(n_folds=args.folds, scheme=args.scheme),
         models=specs,
         global_models=specs,
-        ensembles=ensembles,
+        ensembles=args.ensembles,
         budget=args.budget,
         weighting=args.weighting,
         dm_loss=args.dm_loss,

@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any
 
 import numpy as np
@@ -22,12 +22,14 @@ import polars as pl
 from cse_models.config import DataConfig
 from cse_models.datasets.pooled import pooled_series
 from cse_models.datasets.segments import epoch_ms
-from cse_models.ensembles.config import EnsembleConfig
+from cse_models.ensembles.config import default_ensembles
 from cse_models.errors import ConfigError
+from cse_models.evaluation.ensembled import MemberForecasts
 from cse_models.evaluation.report import Leaderboards, build_leaderboards
-from cse_models.evaluation.walk_forward import Progress, default_forecasters, run_walk_forward
+from cse_models.evaluation.walk_forward import Progress, run_walk_forward
+from cse_models.heads.tasks import task_spec
 from cse_models.members import FittedMember, member_kind
-from cse_models.scoring.baselines import Forecaster, Forecasts
+from cse_models.scoring.baselines import BASELINES, Forecaster, Forecasts, baseline_names
 from cse_models.scoring.calendar import CalendarFold, calendar_folds
 from cse_models.scoring.folds import Fold, FoldData, WalkForwardConfig, segment_rows
 from cse_models.specs import ModelSpec
@@ -151,13 +153,51 @@ class GlobalFits:
             self.fitted[key] = member_kind(spec.architecture).fit(spec, data, self.train_cfg)
         return self.fitted[key]
 
-    def forecaster(self, spec: ModelSpec) -> Forecaster:
+    def forecaster(self, spec: ModelSpec, memory: MemberForecasts) -> Forecaster:
+        """The fold's global member on the symbol's test windows; its forecasts of the symbol's val windows
+        go to `memory`, for the ensembles that combine it with the symbol's own members."""
         member_kind(spec.architecture).validate(spec)
 
         def forecast(data: FoldData) -> Forecasts:
-            return self.member(spec, data.fold.index).forecast(data.test)
+            member = self.member(spec, data.fold.index)
+            memory.val[global_name(spec)][data.fold.index] = member.forecast(data.segments["val"])
+            return member.forecast(data.test)
 
-        return forecast
+        return memory.keeping(global_name(spec), forecast)
+
+
+def symbol_forecasters(
+    task: str,
+    fits: GlobalFits,
+    *,
+    models: Sequence[ModelSpec],
+    global_models: Sequence[ModelSpec],
+    budget: str,
+    on_progress: Progress | None,
+    ensembles: bool = True,
+) -> dict[str, Forecaster]:
+    """One symbol's forecasters, in the order they must run: the baselines, its own members (none for an
+    unseen symbol), the global members, the ensembles of its own members (`ensemble_<method>`) and, with
+    own and global members both, the ensembles of all of them (`global:ensemble_<method>`: they learn
+    from the panel too)."""
+    from cse_models.evaluation.ensembled import ensemble_forecaster
+    from cse_models.evaluation.trained import trained_forecaster
+    from cse_models.training.config import budget as training_budget
+
+    forecasters: dict[str, Forecaster] = {name: BASELINES.get(name).forecaster() for name in baseline_names(task)}
+    memory = MemberForecasts()
+    train_cfg = training_budget(budget)
+    for spec in models:
+        trained = trained_forecaster(spec, train_cfg, on_progress=on_progress, on_fitted=memory.on_fitted(spec.name))
+        forecasters[spec.name] = memory.keeping(spec.name, trained)
+    for spec in global_models:
+        forecasters[global_name(spec)] = fits.forecaster(spec, memory)
+    own = tuple(spec.name for spec in models)
+    mixed = own + tuple(global_name(spec) for spec in global_models) if own and global_models else ()
+    combined = [*default_ensembles(own), *(replace(c, name=GLOBAL_PREFIX + c.name) for c in default_ensembles(mixed))]
+    for cfg in combined if ensembles and task_spec(task).card else ():
+        forecasters[cfg.name] = ensemble_forecaster(cfg, memory)
+    return forecasters
 
 
 @dataclass(frozen=True)
@@ -178,15 +218,15 @@ def evaluate_panel(
     *,
     models: Sequence[ModelSpec],
     global_models: Sequence[ModelSpec],
-    ensembles: Sequence[EnsembleConfig] = (),
     budget: str = "demo",
+    ensembles: bool = True,
     weighting: str = "sqrt",
     dm_loss: str = "absolute",
     info: dict[str, Any] | None = None,
     on_progress: Progress | None = None,
 ) -> PanelEvaluation:
-    """Walk every scored symbol forward on its calendar folds: baselines, its own members (not for unseen
-    symbols) and their ensembles, and the global members fit once per fold on the panel."""
+    """Walk every scored symbol forward on its calendar folds (`symbol_forecasters`): baselines, its own
+    members (not for unseen symbols), the global members fit once per fold on the panel, and ensembles."""
     from cse_models.training.config import budget as training_budget
 
     plan = plan_panel(symbols, data_cfg, config)
@@ -194,16 +234,16 @@ def evaluate_panel(
     boards = {}
     for symbol, folds in plan.scored.items():
         unseen = symbols[symbol].unseen
-        own = default_forecasters(
+        forecasters = symbol_forecasters(
             data_cfg.task,
-            () if unseen else models,
-            ensembles=() if unseen else ensembles,
+            fits,
+            models=() if unseen else models,
+            global_models=global_models,
             budget=budget,
             on_progress=on_progress,
+            ensembles=ensembles,
         )
-        shared = {global_name(spec): fits.forecaster(spec) for spec in global_models}
-        forecasters = {**own, **shared}
-        kinds = {name: "model" for name in shared}
+        kinds = {name: "model" for name in forecasters if name not in BASELINES}
         result = run_walk_forward(
             symbols[symbol].features, data_cfg, config, forecasters, kinds=kinds, on_progress=on_progress, folds=folds
         )
