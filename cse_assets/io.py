@@ -9,13 +9,21 @@ With `url` (or `$CSE_ASSETS_URL`, read when a run uses it) set to an fsspec URL 
 to a local temporary file by its codec and uploaded in one PUT (an object is replaced whole, so a reader
 sees the old value or the new one), and read back through a local temporary copy. Endpoint and
 credentials as for the model store (`CSE_STORE_S3_ENDPOINT`, `AWS_*`; cse_models/store/objects.py).
+
+Inputs that read several partitions (an unpartitioned asset over every symbol's `features`, through
+`AllPartitionMapping`; input metadata `partition_set: True` says so in any run) load as a dict partition →
+value, typed by the annotation's value type (`dict[str, pl.DataFrame]`). As with Dagster's own IO managers,
+input metadata `allow_missing_partitions` leaves the partitions never materialized out of that dict;
+`allow_missing` loads a single value that was never materialized as None (an optional input, `X | None`).
 """
 
 from __future__ import annotations
 
 import os
 import tempfile
+import types
 import typing
+from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
@@ -64,12 +72,28 @@ class CseIOManager(ConfigurableIOManager):
         context.add_output_metadata({"path": MetadataValue.path(str(path)), "bytes": path.stat().st_size})
 
     def load_input(self, context: InputContext) -> Any:
-        stem = self._stem(context)
-        directory = self.asset_dir(context)
-        wanted = _annotated_type(context)
-        candidates = [codec_for(wanted)] if wanted is not None else list(CODECS.values())
+        metadata = context.definition_metadata or {}
+        if context.has_asset_partitions and _partition_set(context, metadata):
+            codecs = _codecs(_element_type(context))
+            loaded = {}
+            for key in context.asset_partition_keys:
+                try:
+                    loaded[key] = self._load(context, key, codecs)
+                except FileNotFoundError:
+                    if not metadata.get("allow_missing_partitions"):
+                        raise
+            return loaded
+        try:
+            return self._load(context, self._stem(context), _codecs(_annotated_type(context)))
+        except FileNotFoundError:
+            if metadata.get("allow_missing"):
+                return None
+            raise
+
+    def _load(self, context: InputContext, stem: str, candidates: list[Codec]) -> Any:
         if root := self._remote_root():
             return self._download(context, root, stem, candidates)
+        directory = self.asset_dir(context)
         for codec in candidates:
             if (path := directory / f"{stem}.{codec.ext}").is_file():
                 return codec.load(path)
@@ -104,8 +128,39 @@ class CseIOManager(ConfigurableIOManager):
         )
 
 
+def _partition_set(context: InputContext, metadata: Mapping[str, Any]) -> bool:
+    """Whether the input is a set of upstream partitions (a dict partition → value), as for an unpartitioned
+    asset reading every symbol's `features` through `AllPartitionMapping` — even when the set has one key,
+    and even inside a partitioned run (metadata `partition_set`: the run's key says nothing then)."""
+    return (
+        bool(metadata.get("partition_set")) or not context.has_partition_key or len(context.asset_partition_keys) != 1
+    )
+
+
+def _codecs(wanted: type | None) -> list[Codec]:
+    return [codec_for(wanted)] if wanted is not None else list(CODECS.values())
+
+
+def _hint(context: InputContext) -> Any:
+    """The input's annotation, `X | None` read as X (an input that may be missing)."""
+    hint = context.dagster_type.typing_type if context.dagster_type else None
+    if isinstance(hint, types.UnionType) or typing.get_origin(hint) is typing.Union:
+        args = [arg for arg in typing.get_args(hint) if arg is not type(None)]
+        hint = args[0] if len(args) == 1 else None
+    return hint
+
+
+def _plain(hint: Any) -> type | None:
+    kind = typing.get_origin(hint) or hint
+    return kind if isinstance(kind, type) and kind not in (object, Any) else None
+
+
 def _annotated_type(context: InputContext) -> type | None:
     """The input's annotation as a plain class (`dict[str, SplitArrays]` → dict); None when untyped."""
-    hint = context.dagster_type.typing_type if context.dagster_type else None
-    kind = typing.get_origin(hint) or hint
-    return kind if isinstance(kind, type) and kind is not object else None
+    return _plain(_hint(context))
+
+
+def _element_type(context: InputContext) -> type | None:
+    """A partition set's value type: `dict[str, pl.DataFrame]` → pl.DataFrame; None when untyped."""
+    args = typing.get_args(_hint(context))
+    return _plain(args[1]) if len(args) == 2 else None
