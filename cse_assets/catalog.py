@@ -92,3 +92,29 @@ PUBLISH = Domain(
     ("team:cse-ml",),
     ("cse_assets/assets/publish.py", "cse_models/publication/publish.py", "cse_models/store.py", "cse_models/heads"),
 )
+# Global models: one graph trained on every symbol's rows before one calendar cut, checked on each symbol's
+# rows after it (zero-shot for a symbol it never saw) and published per symbol. The panel's training is its
+# own group (run by the `global_training` job, never by a symbol's refresh); the per-symbol check and
+# publication sit beside the per-symbol evaluation and publication.
+_GLOBAL = ("cse_assets/assets/global_models.py", "cse_assets/global_check.py", "cse_models/publication/global_model.py")
+GLOBAL_MODELS = Domain(
+    "global",
+    ("team:cse-ml",),
+    (
+        *_GLOBAL,
+        "cse_models/datasets",
+        "cse_models/scoring",
+        "cse_models/models",
+        "cse_models/classical",
+        "cse_models/training",
+        "cse_models/export",
+        "cse_models/heads",
+        "cse_models/features",
+    ),
+)
+GLOBAL_EVALUATION = Domain(
+    "evaluation", ("team:cse-ml",), (*_GLOBAL, "cse_models/evaluation", "cse_models/scoring", "cse_models/heads")
+)
+GLOBAL_PUBLISH = Domain(
+    "publish", ("team:cse-ml",), (*_GLOBAL, "cse_models/publication", "cse_models/store", "cse_models/heads")
+)

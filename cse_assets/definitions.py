@@ -24,15 +24,16 @@ specs), its owners and code in `catalog.py`, one line in `build_definitions`; ch
 from __future__ import annotations
 
 import os
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from typing import Any
 
 from dagster import Definitions, load_asset_checks_from_modules, load_assets_from_modules
 
 from cse_assets import checks, jobs, schedules
-from cse_assets.assets import data
+from cse_assets.assets import DomainDefinitions, data
 from cse_assets.assets.ensemble import build_ensemble
 from cse_assets.assets.evaluation import build_evaluation
+from cse_assets.assets.global_models import build_global
 from cse_assets.assets.models import build_models
 from cse_assets.assets.publish import build_published_model
 from cse_assets.executors import executor_for
@@ -49,6 +50,7 @@ from cse_assets.resources import (
 from cse_assets.settings import CseSettings
 from cse_models.errors import UnknownNameError
 from cse_models.model_sets import MODEL_SETS
+from cse_models.specs import ModelSpec
 
 
 def _resources(source: KlineSourceResource) -> dict[str, Any]:
@@ -80,21 +82,26 @@ def resources_for(deployment: str, settings: CseSettings | None = None) -> dict[
     return build(settings or CseSettings(deployment=deployment))
 
 
-def build_definitions(settings: CseSettings) -> Definitions:
-    specs = MODEL_SETS.get(settings.model_set)
-    models = build_models(specs)
-    evaluation = build_evaluation(specs)
-    ensemble = build_ensemble(specs)
-    return Definitions(
-        assets=[
+def graph_assets(specs: Sequence[ModelSpec]) -> DomainDefinitions:
+    """The whole asset graph for a model set: data, per-symbol models, evaluation, ensemble, publication and
+    the global models, with their checks."""
+    domains = [build_models(specs), build_evaluation(specs), build_ensemble(specs), build_global(specs)]
+    return DomainDefinitions(
+        assets=(
             *load_assets_from_modules([data]),
-            *models.assets,
-            *evaluation.assets,
-            *ensemble.assets,
+            *(a for d in domains for a in d.assets),
             build_published_model(specs),
-        ],
-        asset_checks=[*load_asset_checks_from_modules([checks]), *models.checks, *evaluation.checks],
-        jobs=[jobs.data_refresh, jobs.refresh],
+        ),
+        checks=(*load_asset_checks_from_modules([checks]), *(c for d in domains for c in d.checks)),
+    )
+
+
+def build_definitions(settings: CseSettings) -> Definitions:
+    graph = graph_assets(MODEL_SETS.get(settings.model_set))
+    return Definitions(
+        assets=list(graph.assets),
+        asset_checks=list(graph.checks),
+        jobs=[jobs.data_refresh, jobs.refresh, jobs.global_training, jobs.serve_new_symbol],
         schedules=[schedules.cse_hourly],
         sensors=[seed_symbols_sensor],
         resources=resources_for(settings.deployment, settings),

@@ -15,8 +15,10 @@ from dagster import MetadataValue, TableColumn, TableRecord, TableSchema
 
 from cse_assets.charts import loss_curve_png, png_markdown
 from cse_models.data.clean import CleaningReport
-from cse_models.evaluation.report import Leaderboard
+from cse_models.evaluation.report import Leaderboard, Leaderboards
+from cse_models.evaluation.universe import HAR, head_summary
 from cse_models.features.windows import CLASS_NAMES
+from cse_models.publication.global_model import GlobalModel
 from cse_models.scoring.rules import SCORING
 from cse_models.store import HeadVerdict
 from cse_models.training.summary import TrainedModel
@@ -140,3 +142,58 @@ def training_metadata(trained: TrainedModel) -> dict[str, Any]:
     if confusion is not None:
         meta["confusion_matrix"] = confusion_table(confusion, CLASS_NAMES)
     return meta
+
+
+def reason_table(reasons: Mapping[str, str], description: str) -> MetadataValue:
+    """Symbols and why (e.g. the symbols a global model did not learn from)."""
+    schema = TableSchema([TableColumn("symbol", "string"), TableColumn("reason", "string", description=description)])
+    return MetadataValue.table([TableRecord({"symbol": k, "reason": v}) for k, v in reasons.items()], schema)
+
+
+def global_model_metadata(model: GlobalModel, graph_sha256: str) -> dict[str, Any]:
+    """A global model's learners, calendar cut and graph, beside the usual training metadata."""
+    facts = model.facts("")
+    return {
+        **training_metadata(model.trained),
+        "learners": list(model.learners),
+        "learned_before": facts["learned_before"],
+        "held_out_from": facts["held_out_from"],
+        "split": MetadataValue.json({k: list(v) for k, v in model.split.bounds.items()}),
+        "graph": MetadataValue.path(model.exported.path),
+        "graph_sha256": graph_sha256,
+    }
+
+
+def _skill(entry: dict[str, Any] | None) -> float | None:
+    return None if entry is None else round(entry["skill"], 6)
+
+
+def global_vs_own_table(held_out: Leaderboards, own: Leaderboards | None) -> MetadataValue:
+    """Per head: the best global model's held-out skill, the symbol's own best walk-forward skill (None
+    without an `evaluation`) and HAR's held-out skill (volatility). Each skill is against the head's
+    reference on its own board's points; the two checks score different points."""
+    columns = [
+        TableColumn("head", "string"),
+        TableColumn("best_global", "string"),
+        TableColumn("global_skill", "float", description="held out, after the global cut"),
+        TableColumn("global_dm_p", "float", description="one-sided Diebold–Mariano p (model better)"),
+        TableColumn("best_own", "string"),
+        TableColumn("own_skill", "float", description="the symbol's own walk-forward (other points)"),
+        TableColumn("har_skill", "float", description="HAR on the held-out points (volatility)"),
+    ]
+    records = []
+    for head, board in held_out.boards.items():
+        summary = head_summary(board)
+        best = summary["best_global"]
+        mine = head_summary(own[head])["best_own"] if own is not None and head in own.boards else None
+        record = {
+            "head": head,
+            "best_global": best and best["name"],
+            "global_skill": _skill(best),
+            "global_dm_p": best and float(f"{best['p_value']:.4g}"),
+            "best_own": mine and mine["name"],
+            "own_skill": _skill(mine),
+            "har_skill": _skill(summary.get(HAR)),
+        }
+        records.append(TableRecord(record))
+    return MetadataValue.table(records, schema=TableSchema(columns))
