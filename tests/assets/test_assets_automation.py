@@ -68,15 +68,15 @@ def _requested(result: list[RunRequest] | SkipReason) -> list[str]:
 
 
 def test_a_symbol_the_sample_cannot_serve_is_skipped_not_requested(instance: DagsterInstance) -> None:
-    ensure_symbol_partitions(instance, ["BTCUSDT", "SOLUSDT"])
+    ensure_symbol_partitions(instance, ["BTCUSDT", "ADAUSDT"])
     assert _requested(_tick(instance, KlineSourceResource())) == ["BTCUSDT"]
 
 
 def test_when_only_unservable_symbols_remain_the_skip_reason_names_them(instance: DagsterInstance) -> None:
-    ensure_symbol_partitions(instance, ["SOLUSDT"])
+    ensure_symbol_partitions(instance, ["ADAUSDT"])
     result = _tick(instance, KlineSourceResource())
     assert isinstance(result, SkipReason)
-    assert "SOLUSDT: the source cannot serve it" in result.skip_message
+    assert "ADAUSDT: the source cannot serve it" in result.skip_message
     assert "the bundled sample has BTCUSDT, ETHUSDT" in result.skip_message
 
 
@@ -141,10 +141,10 @@ def _step_events(instance: DagsterInstance, run_id: str) -> list[DagsterEventTyp
 
 
 def test_a_missing_sample_symbol_fails_once_and_is_not_retried(instance: DagsterInstance) -> None:
-    ensure_symbol_partitions(instance, ["SOLUSDT"])
+    ensure_symbol_partitions(instance, ["ADAUSDT"])
     result = materialize(
         [data.raw_klines],
-        partition_key="SOLUSDT",
+        partition_key="ADAUSDT",
         resources=resources_for("local"),
         instance=instance,
         raise_on_error=False,
@@ -204,7 +204,8 @@ def test_every_jax_step_and_only_those_are_in_the_training_pool() -> None:
     defs = build_definitions(CseSettings(model_set="zoo"))
     pools = {a.key.to_user_string(): a.op.pool for a in defs.assets}
     specs = MODEL_SETS.get("zoo")
-    jax_steps = {f"{kind}_{s.name}" for s in specs for kind in ("model", "onnx")} | {"evaluation", "ensemble_weights"}
+    jax_steps = {f"{kind}_{s.name}" for s in specs for kind in ("model", "onnx", "global_model")}
+    jax_steps |= {"evaluation", "ensemble_weights"}
     assert len(jax_steps) > 3
     assert {k for k, pool in pools.items() if pool == TRAINING_POOL} == jax_steps
     assert {c.op.pool for c in defs.asset_checks if c.op.name.endswith("onnx_parity")} == {TRAINING_POOL}

@@ -119,7 +119,7 @@ def test_every_asset_is_described_owned_kinded_and_versioned(model_set: str) -> 
         node = graph.get(key)
         assert node.description and node.owners and node.kinds, key
         assert node.code_version and len(node.code_version) == 12, key
-        assert node.group_name in {"data", "models", "evaluation", "ensemble", "publish"}, key
+        assert node.group_name in {"data", "models", "evaluation", "ensemble", "publish", "global"}, key
 
 
 def test_code_version_follows_the_source_it_fingerprints(tmp_path: Path) -> None:

@@ -36,6 +36,7 @@ from cse_models.scoring.baselines import REFERENCE
 from cse_models.store import open_store
 
 defs = build_definitions(CseSettings(model_set="demo"))
+REFRESH = sorted(defs.resolve_job_def("refresh").asset_layer.selected_asset_keys)  # all but global training
 STRICT_P = 1e-3  # strict enough that a next-hour price edge fails, loose enough for the volatility head
 
 
@@ -55,6 +56,7 @@ def graph_run(tmp_path_factory: pytest.TempPathFactory):
         patch.setenv("CSE_HOME", str(home))
         result = materialize(
             [*defs.assets, *defs.asset_checks],
+            selection=REFRESH,
             partition_key="ETHUSDT",
             resources=resources,
             instance=instance,
@@ -73,6 +75,17 @@ def test_whole_graph_materializes_and_every_check_passes(graph_run) -> None:
     checks = result.get_asset_check_evaluations()
     assert {c.check_name for c in checks} >= {"onnx_parity", "scaler_fit_on_train_rows_only", "beats_naive"}
     assert all(c.passed for c in checks)
+
+
+def test_a_refresh_before_any_global_training_keeps_the_own_model(graph_run) -> None:
+    result, home, *_ = graph_run
+    (checked,) = result.asset_materializations_for_node("global_evaluation")
+    assert checked.metadata["checkable"].value is False and "global_training" in checked.metadata["reason"].text
+    (published,) = result.asset_materializations_for_node("published_global")
+    manifest, _ = _manifest(home)
+    assert published.metadata["published"].value is False
+    assert published.metadata["keeps"].text == f"ETHUSDT keeps its own model ({manifest.version})"
+    assert "global" not in manifest.training.extra
 
 
 def test_training_metadata_and_run_log_carry_progress_and_per_head_metrics(graph_run) -> None:
