@@ -47,7 +47,7 @@ from cse_models.evaluation import Leaderboards
 from cse_models.evaluation.panel import global_name
 from cse_models.members import member_kind
 from cse_models.publication.assemble import Candidates, publish_candidates
-from cse_models.publication.global_model import GlobalModel, global_candidates, train_global
+from cse_models.publication.global_model import GlobalModel, global_candidates, keeps_current, train_global
 from cse_models.specs import ModelSpec
 from cse_models.store import Manifest
 
@@ -180,7 +180,8 @@ def published_global_for(specs: Sequence[ModelSpec]) -> AssetsDefinition:
         description="The global graph whose heads pass the gate on the symbol's held-out rows, published for it "
         "(the same model.onnx bytes for every symbol; manifest `training.global`: trained_on, cut, zero_shot). "
         "After `published_model` in a refresh, so a passing global version is the latest; no publication, with "
-        "the reason, when the symbol is not checkable or no head passes (it keeps its own model).",
+        "the reason, when the symbol is not checkable, no head passes, or the version it serves now serves more "
+        "heads than the global graph would (it keeps that version).",
         ins={"features": AssetIn("features"), "global_evaluation": AssetIn("global_evaluation"), **_global_ins(specs)},
         deps=[AssetKey("published_model")],
     )
@@ -199,10 +200,14 @@ def published_global_for(specs: Sequence[ModelSpec]) -> AssetsDefinition:
         if check.checkable:
             candidates = _candidates(inputs, specs, check, data_settings, training, evaluation_settings)
             workdir = cse_home.root / "publish_global" / symbol
+            latest = store.latest(symbol, data_settings.interval)
+            current = store.read_manifest(symbol, data_settings.interval, latest) if latest else None
             with library_errors_as_failure():
-                try:
-                    published = publish_candidates(store, candidates, workdir=workdir)
-                except PublicationError as exc:  # the gate: an outcome for this symbol, not a failed run
+                try:  # the gate, and the heads served now: outcomes for this symbol, not failed runs
+                    reason = keeps_current(candidates, current)
+                    if reason is None:
+                        published = publish_candidates(store, candidates, workdir=workdir)
+                except PublicationError as exc:
                     reason = str(exc)
         if published is None:
             own = store.latest(symbol, data_settings.interval)

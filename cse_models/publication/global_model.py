@@ -9,7 +9,8 @@ each symbol's rows after it, and published for each symbol whose gate passes.
   time it takes to read its klines.
 - `global_candidates`: what `publish_candidates` publishes for one symbol: the shared graph (its bytes, so
   its sha256, are the same in every symbol's version; serving opens one session for all of them), the
-  pooled scaler, the symbol's verdicts, and `training.global` naming the learners and the cut.
+  pooled scaler, the symbol's verdicts, and `training.global` naming the learners and the cut —
+  unless `keeps_current` says the version the symbol serves now serves more heads.
 """
 
 from __future__ import annotations
@@ -35,12 +36,13 @@ from cse_models.evaluation.walk_forward import run_walk_forward
 from cse_models.export.exported import ExportedModel
 from cse_models.features.scaling import FittedScaler
 from cse_models.members import member_kind
-from cse_models.publication.assemble import Candidates
+from cse_models.publication.assemble import Candidates, select
 from cse_models.publication.ensemble_choice import graph_forecasts
 from cse_models.scoring.baselines import BASELINES, Forecaster, Forecasts, baseline_names
 from cse_models.scoring.calendar import CalendarFold, calendar_split
 from cse_models.scoring.folds import Fold, FoldData, WalkForwardConfig, segment_rows
 from cse_models.specs import ModelSpec
+from cse_models.store import Manifest
 from cse_models.training.config import TrainingConfig
 from cse_models.training.summary import TrainedModel
 
@@ -223,4 +225,21 @@ def global_candidates(
         decisions={name: head_decisions(boards, name, max_p_value, force=force) for name in by_name},
         budget=asdict(train_cfg),
         scope=first.facts(symbol) | {"candidates": list(by_name)},
+    )
+
+
+def keeps_current(candidates: Candidates, current: Manifest | None) -> str | None:
+    """Why the symbol keeps the version it serves now instead of the global graph — the global graph would
+    serve fewer heads — or None. A symbol's own model that serves every head is not replaced by a global one
+    that serves two: the user would lose forecasts (raises PublicationError when no global head passes)."""
+    if current is None:
+        return None
+    chosen = select(candidates).name
+    served = [head for head, decision in candidates.decisions[chosen].items() if decision.publish]
+    now = [head.name for head in current.heads if head.publish]
+    if len(served) >= len(now):
+        return None
+    return (
+        f"{chosen} would serve {len(served)} head(s) ({', '.join(served) or 'none'}) where version "
+        f"{current.version} serves {len(now)} ({', '.join(now)}): it keeps that version"
     )

@@ -17,7 +17,13 @@ from cse_models.datasets.segments import compute_features
 from cse_models.errors import DataError
 from cse_models.evaluation.panel import GLOBAL_PREFIX
 from cse_models.publication.assemble import publish_candidates
-from cse_models.publication.global_model import GlobalModel, check_global, global_candidates, train_global
+from cse_models.publication.global_model import (
+    GlobalModel,
+    check_global,
+    global_candidates,
+    keeps_current,
+    train_global,
+)
 from cse_models.specs import ModelSpec
 from cse_models.store import open_store
 from cse_models.training.config import budget
@@ -98,3 +104,21 @@ def test_the_global_model_record_round_trips_and_refuses_other_data_settings(glo
     assert GlobalModel.from_json(model.to_json(), model.data_cfg).to_json() == model.to_json()
     with pytest.raises(Exception, match="materialize it again"):
         GlobalModel.from_json(model.to_json(), DataConfig(seq_len=24))
+
+
+def test_a_symbol_keeps_the_version_that_serves_more_heads_than_the_global_graph_would(global_lightgbm, tmp_path):
+    model, features = global_lightgbm
+    frame = features["LTCUSDT"]
+    boards = check_global([model], "LTCUSDT", frame)
+    store = open_store(str(tmp_path / "store"))
+    every_head = global_candidates([model], "LTCUSDT", "1h", frame, boards, budget("tiny"), force=True)
+    current = publish_candidates(store, every_head, workdir=tmp_path / "forced").manifest
+    assert keeps_current(every_head, current) is None  # as many heads as now: it may replace it
+    rows = [boards[head].row("global:lightgbm") for head in boards.heads]
+    level = min(row.dm.p_value_model_better for row in rows if row.skill > 0)  # only the clearest head passes
+    strict = global_candidates([model], "LTCUSDT", "1h", frame, boards, budget("tiny"), max_p_value=level)
+    served = [head for head, d in strict.decisions["global:lightgbm"].items() if d.publish]
+    assert 0 < len(served) < len(current.heads)
+    reason = keeps_current(strict, current)
+    assert reason is not None and f"serves {len(current.heads)}" in reason and current.version in reason
+    assert keeps_current(strict, None) is None  # nothing served yet: the global graph is published
