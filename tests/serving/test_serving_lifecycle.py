@@ -12,7 +12,7 @@ from pathlib import Path
 import onnx
 import pytest
 from onnx import TensorProto, helper
-from serving_helpers import bearer, make_klines, manifest_for, regression_onnx, version_at
+from serving_helpers import bearer, make_klines, manifest_for, regression_onnx, version_at, wait_for
 
 from cse_models.store import LATEST, MODEL_FILE, ModelStore, TensorSpec
 from cse_serving.app import create_app
@@ -38,22 +38,13 @@ def _models(client, headers) -> dict:
     return {(m["symbol"], m["interval"]): m for m in client.get("/models", headers=headers).json()["models"]}
 
 
-def _wait_for(predicate, timeout: float = 5.0) -> None:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if predicate():
-            return
-        time.sleep(0.05)
-    pytest.fail(f"not true within {timeout} s")
-
-
 # ----------------------------------------------------------------------------- watcher
 def test_the_watcher_alone_picks_up_a_new_version(publish, client_factory, settings, admin):
     v1 = publish("BTCUSDT", offset=0.5)
     client = client_factory(dataclasses.replace(settings, watch_interval_s=0.1))
     assert _version_served(client, admin) == v1
     v2 = publish("BTCUSDT", offset=2.0)
-    _wait_for(lambda: _version_served(client, admin) == v2)
+    wait_for(lambda: _version_served(client, admin) == v2)
     loads = client.get("/metrics").text
     assert 'cse_model_loads_total{interval="1h",outcome="loaded",symbol="BTCUSDT"} 2.0' in loads
 
@@ -74,7 +65,7 @@ def test_the_watcher_follows_a_pin_written_by_another_process(publish, store, cl
     client = client_factory(dataclasses.replace(settings, watch_interval_s=0.1))
     assert _version_served(client, admin) == v2
     store.pin("BTCUSDT", "1h", v1)  # e.g. `cse-models` on another machine, or another replica's admin
-    _wait_for(lambda: _version_served(client, admin) == v1)
+    wait_for(lambda: _version_served(client, admin) == v1)
     assert _models(client, admin)["BTCUSDT", "1h"]["pinned"] is True
 
 
@@ -82,7 +73,7 @@ def test_the_watcher_does_not_retry_a_broken_version_every_tick(publish, client_
     v1 = publish("BTCUSDT")
     client = client_factory(dataclasses.replace(settings, watch_interval_s=0.05))
     publish("BTCUSDT", model_bytes=b"garbage")
-    _wait_for(lambda: _models(client, admin)["BTCUSDT", "1h"]["last_error"] is not None)
+    wait_for(lambda: _models(client, admin)["BTCUSDT", "1h"]["last_error"] is not None)
     time.sleep(0.5)  # ~10 more ticks
     text = client.get("/metrics").text
     assert 'cse_model_loads_total{interval="1h",outcome="failed",symbol="BTCUSDT"} 1.0' in text

@@ -11,13 +11,12 @@ from __future__ import annotations
 import dataclasses
 import re
 import threading
-import time
 import weakref
 from pathlib import Path
 
 import httpx
 import pytest
-from serving_helpers import make_klines, manifest_for, real_server, regression_onnx, version_at
+from serving_helpers import make_klines, manifest_for, real_server, regression_onnx, version_at, wait_for
 from test_serving_int8 import INT8_FILE, INT8_OFFSET, publish_with_variant
 
 from cse_models.store import MODEL_FILE, ModelStore, sha256_file
@@ -58,15 +57,6 @@ def _closes(url: str, klines: list[dict]) -> dict[str, float]:
     return closes
 
 
-def _wait_for(predicate, timeout: float = 15.0) -> None:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if predicate():
-            return
-        time.sleep(0.05)
-    pytest.fail(f"not true within {timeout} s")
-
-
 def test_symbols_on_one_graph_share_one_session_until_they_all_move_off_it(tmp_path: Path, store: ModelStore):
     """A real server with its watcher: three symbols on graph A hold one session; one symbol swapped to
     graph B makes two; once all three run B, A's session is gone."""
@@ -88,7 +78,7 @@ def test_symbols_on_one_graph_share_one_session_until_they_all_move_off_it(tmp_p
         assert _sessions(url) == 1
 
         moved = publish_for_symbols(store, {MODEL_FILE: new}, SYMBOLS[:1])
-        _wait_for(lambda: _models(url)["BTCUSDT"]["version"] == moved["BTCUSDT"])
+        wait_for(lambda: _models(url)["BTCUSDT"]["version"] == moved["BTCUSDT"], timeout=15.0)
         assert _sessions(url) == 2
         assert _closes(url, klines) == pytest.approx(
             {"BTCUSDT": last + 0.75, "ETHUSDT": last + 0.5, "SOLUSDT": last + 0.5}
@@ -96,8 +86,8 @@ def test_symbols_on_one_graph_share_one_session_until_they_all_move_off_it(tmp_p
         assert _models(url)["BTCUSDT"]["graph_sha256"] == sha256_file(new)
 
         moved = publish_for_symbols(store, {MODEL_FILE: new}, SYMBOLS[1:])
-        _wait_for(lambda: all(_models(url)[symbol]["version"] == moved[symbol] for symbol in SYMBOLS[1:]))
-        _wait_for(lambda: _sessions(url) == 1, timeout=5.0)  # the sync that swapped them may still be returning
+        wait_for(lambda: all(_models(url)[symbol]["version"] == moved[symbol] for symbol in SYMBOLS[1:]), timeout=15.0)
+        wait_for(lambda: _sessions(url) == 1, timeout=5.0)  # the sync that swapped them may still be returning
         assert [m["graph_sha256"] for m in _models(url).values()] == [sha256_file(new)] * 3
         assert _closes(url, klines) == pytest.approx(dict.fromkeys(SYMBOLS, last + 0.75), rel=1e-6)
 
