@@ -43,7 +43,7 @@ WEIGHTINGS = ("rows", "sqrt", "equal")
 def parse_args() -> argparse.Namespace:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("--models", default="lightgbm", help="global members (comma-separated architectures)")
-    p.add_argument("--last", default="2 years", help="the calendar range of every series")
+    p.add_argument("--last", default="last 2 years", help="the calendar range of every series")
     p.add_argument("--folds", type=int, default=3)
     p.add_argument("--unseen", default="SOLUSDT", help="the symbol served zero-shot")
     return parse_with_sweep(p, {"models": "lightgbm,lstm_regressor"}, "the demo LSTM beside LightGBM")
@@ -125,7 +125,7 @@ def zero_shot(features: dict, specs: list, unseen: str) -> dict:
     trained_s = time.perf_counter() - started
     started = time.perf_counter()
     raw = read_kline_csv(FILES[unseen])
-    start, end = TimeRange(last="1 year").resolve(raw.get_column("open_time").max())
+    start, end = TimeRange(last="last year").resolve(raw.get_column("open_time").max())
     klines, _ = clean_klines(filter_range(raw, start, end), "1h")
     frame = compute_features(klines, DataConfig().feature_set)
     boards = check_global(models, unseen, frame)

@@ -70,6 +70,38 @@ except ConfigError as exc:
 print(json.dumps(runs))
 """
 
+POOLED = """
+import os
+os.environ["XLA_FLAGS"] = "--xla_force_host_platform_device_count=4"
+import json
+import numpy as np
+import jax
+from flax import nnx
+from cse_models.config import DataConfig
+from cse_models.data.clean import clean_klines
+from cse_models.data.file_sources import SampleSource
+from cse_models.datasets.pooled import pooled_series
+from cse_models.datasets.segments import compute_features
+from cse_models.models import build_model
+from cse_models.models.lstm import LSTMConfig
+from cse_models.training.config import budget
+from cse_models.training.loop import fit
+
+data_cfg = DataConfig(seq_len=12)
+features = {{}}
+for symbol in ("LTCUSDT", "DOTUSDT"):
+    klines, _ = clean_klines(SampleSource().fetch(symbol, "1h", None, None), "1h")
+    features[symbol] = compute_features(klines.tail(600), data_cfg.feature_set)
+rows = {{s: {{"train": slice(0, 300), "val": slice(312, 420)}} for s in features}}
+data = pooled_series(features, rows, data_cfg)
+runs = {{}}
+for devices in (1, 4):
+    model = build_model("lstm_regressor", LSTMConfig(n_features=16, hidden=16, n_outputs=5), rngs=nnx.Rngs(0))
+    result = fit(model, data.train, data.val, data_cfg, budget("demo", max_epochs=2, batch_size=32), devices=devices)
+    runs[devices] = [e.train_loss for e in result.history] + [e.val_loss for e in result.history]
+print(json.dumps(runs))
+"""
+
 RESUMABLE = """
 {data}
 from cse_models.training.checkpoint import TrainStateCheckpoints
@@ -173,3 +205,16 @@ def test_a_run_killed_mid_training_resumes_to_the_same_parameters(tmp_path):
     killed, uninterrupted = np.load(tmp_path / "killed.npz"), np.load(tmp_path / "clean.npz")
     for key in uninterrupted.files:
         np.testing.assert_array_equal(killed[key], uninterrupted[key])
+
+
+def test_a_global_member_trains_on_the_pooled_panel_data_parallel_with_the_same_losses(tmp_path):
+    """The pooled segment (two symbols, weighted windows, none across them) on 1 and on 4 devices."""
+    script = tmp_path / "pooled.py"
+    script.write_text(textwrap.dedent(POOLED.format()))
+    done = subprocess.run(
+        [sys.executable, str(script)], capture_output=True, text=True, env=_env(), cwd=ROOT, timeout=180
+    )
+    assert done.returncode == 0, done.stderr[-3000:]
+    runs = json.loads(done.stdout.strip().splitlines()[-1])
+    np.testing.assert_allclose(runs["1"], runs["4"], rtol=1e-5)
+    assert all(np.isfinite(runs["1"]))
