@@ -56,8 +56,8 @@ def compute_features(klines: pl.DataFrame, feature_set: str) -> pl.DataFrame:
     fs = get_feature_set(feature_set)
     if klines.height <= fs.warmup:
         raise DataError(
-            f"feature set {feature_set!r} needs more than {fs.warmup} klines (its warm-up: the first {fs.warmup} "
-            f"rows have no value), got {klines.height}"
+            f"insufficient history: {klines.height} candles, {fs.warmup + 1} needed — feature set {feature_set!r} "
+            f"needs more than {fs.warmup} klines (its warm-up: the first {fs.warmup} rows have no value)"
         )
     values = np.asarray(fs(kline_columns(klines))[fs.warmup :], dtype=np.float64)  # Float64 columns, no cast
     columns = [pl.Series(name, values[:, i]) for i, name in enumerate(fs.feature_names)]

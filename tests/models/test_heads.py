@@ -140,7 +140,7 @@ def test_conformal_interval_covers_its_level_on_a_garch_series():
 
 
 def test_too_few_klines_for_the_warm_up_name_what_is_needed(eth_klines):
-    with pytest.raises(DataError, match=r"needs more than 168 klines .* got 100"):
+    with pytest.raises(DataError, match=r"insufficient history: 100 candles, 169 needed .* needs more than 168 klines"):
         compute_features(eth_klines.head(100), "stationary")
 
 
