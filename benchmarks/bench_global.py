@@ -6,7 +6,7 @@ three as a spreadsheet re-saved them), cut to the same `--last` calendar range.
 
   weighting : the panel walk-forward (`evaluation.panel.evaluate_panel`, calendar folds) of the global
               members alone, once per symbol weighting (`datasets.pooled.SYMBOL_WEIGHTINGS`: rows — every
-              window alike; sqrt — a symbol's total ∝ √windows, the default; equal — every symbol alike):
+              window alike, the default; sqrt — a symbol's total ∝ √windows; equal — every symbol alike):
               per symbol, the global member's walk-forward skill per head (volatility also against HAR).
   zero-shot : a global member trained on every symbol but `--unseen`, then for the unseen one, timed:
               read its CSV, clean, features, the held-out check of the graph (`check_global`), publish into

@@ -57,7 +57,7 @@ def _parser() -> argparse.ArgumentParser:
     evaluate.add_argument(
         "--unseen", type=Path, action="append", default=[], help="with --global: scored, never learned from"
     )
-    evaluate.add_argument("--weighting", default="sqrt", help="with --global: symbol weighting (sqrt | equal | rows)")
+    evaluate.add_argument("--weighting", default="rows", help="with --global: symbol weighting (rows | sqrt | equal)")
     evaluate.add_argument("--interval", default="1h")
     evaluate.add_argument("--last", dest="range", help="e.g. 'last 2 years' or 2y (default: the whole file)")
     evaluate.add_argument("--folds", type=int, default=3)

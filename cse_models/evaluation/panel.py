@@ -136,7 +136,7 @@ class GlobalFits:
         data_cfg: DataConfig,
         train_cfg: TrainingConfig,
         *,
-        weighting: str = "sqrt",
+        weighting: str = "rows",
         on_progress: Progress | None = None,
     ) -> None:
         self.symbols, self.plan, self.data_cfg, self.train_cfg = symbols, plan, data_cfg, train_cfg
@@ -220,7 +220,7 @@ def evaluate_panel(
     global_models: Sequence[ModelSpec],
     budget: str = "demo",
     ensembles: bool = True,
-    weighting: str = "sqrt",
+    weighting: str = "rows",
     dm_loss: str = "absolute",
     info: dict[str, Any] | None = None,
     on_progress: Progress | None = None,

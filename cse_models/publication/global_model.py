@@ -132,7 +132,7 @@ def train_global(
     train_cfg: TrainingConfig,
     directory: str | Path,
     *,
-    weighting: str = "sqrt",
+    weighting: str = "rows",
 ) -> GlobalModel:
     """Fit `spec` on the pooled train / val rows of every symbol that has them before the split's test
     block (stablecoin-like series excluded), export it with the pooled scaler, parity-checked."""
