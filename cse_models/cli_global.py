@@ -56,6 +56,10 @@ def load_panel(
         if symbol in symbols or symbol in excluded:
             raise ConfigError(f"{path}: symbol {symbol} is already in the panel (one file per symbol)")
         raw = filter_range(csv.klines, start, end) if last else csv.klines
+        if raw.height < need:  # a file that ends before the range (BTC's 2021-06 in a range from 2021-07)
+            excluded[symbol] = f"insufficient history: {raw.height} candles in the range, {need} needed"
+            say(f"{symbol}: {path.name} — {excluded[symbol]}")
+            continue
         klines, report = clean_klines(raw, interval)
         say(
             f"{symbol}{' (unseen)' if is_unseen else ''}: {path.name} read as {csv.description}; "

@@ -32,7 +32,7 @@ SAMPLE = Path(__file__).resolve().parents[2] / "cse_models" / "data" / "sample"
 
 
 def test_evaluate_global_scores_each_symbol_beside_its_own_models_and_an_unseen_one_zero_shot(tmp_path):
-    files = [SAMPLE / f"Binance_{s}_1h.csv" for s in ("LTCUSDT", "DOTUSDT")]
+    files = [SAMPLE / f"Binance_{s}_1h.csv" for s in ("LTCUSDT", "DOTUSDT", "BTCUSDT")]  # BTC ends 2021-06
     command = [sys.executable, "-m", "cse_models.cli", "evaluate", "--global", "--unseen"]
     command += [str(SAMPLE / "Binance_SOLUSDT_1h.csv"), *(a for f in files for a in ("--csv", str(f)))]
     command += ["--models", "lightgbm", "--budget", "tiny", "--folds", "2", "--last", "150d", "--out", str(tmp_path)]
@@ -42,6 +42,7 @@ def test_evaluate_global_scores_each_symbol_beside_its_own_models_and_an_unseen_
     assert "models (--models): lightgbm (lightgbm, demo preset)" in result.stderr
     universe = json.loads((tmp_path / "universe.json").read_text())
     assert set(universe["symbols"]) == {"LTCUSDT", "DOTUSDT", "SOLUSDT"}
+    assert universe["excluded"]["BTCUSDT"].startswith("insufficient history: 0 candles in the range, ")
     assert all("SOLUSDT" not in learners for learners in universe["learners_per_fold"].values())
     for symbol in ("LTCUSDT", "DOTUSDT"):
         boards = json.loads((tmp_path / symbol / "leaderboard.json").read_text())
