@@ -77,6 +77,14 @@ class CalendarFold:
         return self.bounds["test"][0]
 
 
+def panel_span(times_by_symbol: Mapping[str, np.ndarray], step_ms: int) -> tuple[int, int]:
+    """[first open time of any symbol, last open time of any symbol + one candle) in unix ms."""
+    spans = [(int(t[0]), int(t[-1])) for t in times_by_symbol.values() if len(t)]
+    if not spans:
+        raise DataError("a panel needs at least one symbol with rows")
+    return min(s for s, _ in spans), max(e for _, e in spans) + step_ms
+
+
 def calendar_folds(
     times_by_symbol: Mapping[str, np.ndarray], step_ms: int, data_cfg: DataConfig, config: WalkForwardConfig
 ) -> list[CalendarFold]:
@@ -84,10 +92,7 @@ def calendar_folds(
     (`step_ms`): n_folds test blocks of `test_rows` hours (None: span // (n_folds + 1)) at the end, each
     preceded by a purge and the learning span (expanding: from the panel's start; sliding: as long as the
     first fold's)."""
-    spans = [(int(t[0]), int(t[-1])) for t in times_by_symbol.values() if len(t)]
-    if not spans:
-        raise DataError("a panel needs at least one symbol with rows")
-    start, end = min(s for s, _ in spans), max(e for _, e in spans) + step_ms
+    start, end = panel_span(times_by_symbol, step_ms)
     hours = (end - start) // step_ms
     purge = config.purge_rows(data_cfg)
     segment = segment_rows(data_cfg, config)
@@ -114,10 +119,8 @@ def calendar_split(
     """The single calendar split a global model is trained and held out on: the panel's span cut like
     `DataConfig.split` cuts one series (train | val | test fractions, purged), one set of dates for all
     symbols — the last `split.test` of the span is never learned from by any symbol."""
-    spans = [(int(t[0]), int(t[-1])) for t in times_by_symbol.values() if len(t)]
-    if not spans:
-        raise DataError("a panel needs at least one symbol with rows")
-    hours = (max(e for _, e in spans) + step_ms - min(s for s, _ in spans)) // step_ms
+    start, end = panel_span(times_by_symbol, step_ms)
+    hours = (end - start) // step_ms
     split = data_cfg.split
     config = WalkForwardConfig(
         n_folds=1,
