@@ -195,6 +195,16 @@ class HeadInfo(msgspec.Struct, kw_only=True):
     reason: str
 
 
+class GlobalModelInfo(msgspec.Struct, kw_only=True):
+    """The served version is a global model's graph (manifest `training.global`): the symbols it learned
+    from, the calendar cut, and whether this symbol was among them (`zero_shot` when it never was)."""
+
+    trained_on: list[str]
+    learned_before: str | None = None
+    held_out_from: str | None = None
+    zero_shot: bool = False
+
+
 class ModelInfo(msgspec.Struct, kw_only=True):
     """A series as served. `version` is null while no version of it loads (see `last_error`);
     `loaded_versions` are those a /predict request may name (newest load first); `pinned` is true while
@@ -204,7 +214,7 @@ class ModelInfo(msgspec.Struct, kw_only=True):
     variant, no probe windows, or the variant's answers differ from fp32 on this server's CPU); `ensemble`
     the method when the served graph is an ensemble of `members`. `graph_sha256` is the sha256 of the
     served graph file: series with the same one share a single onnxruntime session (a global model
-    published for many symbols)."""
+    published for many symbols, described in `global_model`)."""
 
     symbol: str
     interval: str
@@ -220,6 +230,7 @@ class ModelInfo(msgspec.Struct, kw_only=True):
     encoding: str | None = None
     encoding_reason: str | None = None
     graph_sha256: str | None = None
+    global_model: GlobalModelInfo | None = None
     metrics: dict[str, Any] = msgspec.field(default_factory=dict)
     created_at: str | None = None
     loaded_at: str | None = None

@@ -92,7 +92,13 @@ def global_model_asset_for(spec: ModelSpec) -> AssetsDefinition:
             if not features:
                 raise ConfigError("no symbol partition has materialized features: run `data_refresh` first")
             model = train_global(
-                spec, features, data_settings.data_config(), training.config(), cse_home.root / "global" / spec.name
+                spec,
+                features,
+                data_settings.data_config(),
+                training.config(),
+                cse_home.root / "global" / spec.name,
+                resume=training.resume,
+                devices=training.devices,
             )
         unseen = {
             s: NOT_MATERIALIZED for s in context.instance.get_dynamic_partitions(symbols.name) if s not in features

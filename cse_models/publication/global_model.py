@@ -133,9 +133,12 @@ def train_global(
     directory: str | Path,
     *,
     weighting: str = "rows",
+    resume: bool = False,
+    devices: int | None = None,
 ) -> GlobalModel:
     """Fit `spec` on the pooled train / val rows of every symbol that has them before the split's test
-    block (stablecoin-like series excluded), export it with the pooled scaler, parity-checked."""
+    block (stablecoin-like series excluded), export it with the pooled scaler, parity-checked. `resume` and
+    `devices` as for any member (`MemberKind.train`: continue a crashed run; data-parallel over N devices)."""
     directory = Path(directory)
     step = {interval_ms(f) for f in features.values()} - {0}
     if len(step) > 1:
@@ -153,7 +156,7 @@ def train_global(
             skipped[symbol] = f"fewer than {need} candles in its train or val rows before {_iso(split.test_start_ms)}"
     data = pooled_series({s: features[s] for s in learners}, learners, data_cfg, weighting)
     kind = member_kind(spec.architecture)
-    trained = kind.train(spec, data, train_cfg, directory / "model")
+    trained = kind.train(spec, data, train_cfg, directory / "model", resume=resume, devices=devices)
     parity = graph_inputs(data.val, data_cfg, limit=64)
     exported = kind.export(
         trained, data.scaler, data_cfg, directory / "model.onnx", parity, model_name=global_name(spec)

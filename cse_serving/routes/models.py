@@ -8,10 +8,12 @@ from litestar import Controller, Request, Response, get, post
 from litestar.params import Parameter
 from litestar.status_codes import HTTP_200_OK, HTTP_503_SERVICE_UNAVAILABLE
 
+from cse_models.store import Manifest
 from cse_serving.auth import require_admin, require_token, token_role
 from cse_serving.model_registry import LoadFailure, ModelRegistry, Readiness, SeriesState
 from cse_serving.openapi import unready_response
 from cse_serving.schemas import (
+    GlobalModelInfo,
     HeadInfo,
     LoadError,
     ModelCount,
@@ -52,6 +54,24 @@ def series_readiness(state: SeriesState, admin: bool) -> SeriesReadiness:
         target=state.target,
         pinned=state.pinned,
         reason=reason,
+    )
+
+
+def global_model_info(manifest: Manifest) -> GlobalModelInfo | None:
+    """`training.global` of a global model's manifest (None for a symbol's own model). Read leniently: a
+    manifest is the publisher's record, and a field it lacks is shown as absent, not refused at load."""
+    facts = manifest.training.extra.get("global")
+    if not isinstance(facts, dict):
+        return None
+
+    def text(key: str) -> str | None:
+        return facts[key] if isinstance(facts.get(key), str) else None
+
+    return GlobalModelInfo(
+        trained_on=[str(symbol) for symbol in facts.get("trained_on") or []],
+        learned_before=text("learned_before"),
+        held_out_from=text("held_out_from"),
+        zero_shot=facts.get("zero_shot") is True,
     )
 
 
@@ -96,6 +116,7 @@ def model_info(state: SeriesState, admin: bool) -> ModelInfo:
         encoding=model.encoding,
         encoding_reason=model.encoding_reason,
         graph_sha256=model.graph_sha256,
+        global_model=global_model_info(manifest),
         metrics=manifest.metrics.to_dict(),
         created_at=manifest.created_at,
         loaded_at=_iso(model.loaded_at),

@@ -169,3 +169,23 @@ def test_concurrent_loads_of_one_graph_build_it_once(settings: Settings, tmp_pat
         thread.join()
     assert len(sessions) == 8 and all(session is sessions[0] for session in sessions)
     assert len(cache) == 1
+
+
+def test_models_names_a_global_models_learners_and_whether_the_symbol_is_zero_shot(store: ModelStore, tmp_path):
+    """GET /models shows `training.global` of each manifest: the learners, the cut, zero_shot; null for a
+    symbol's own model."""
+    graph = regression_onnx(tmp_path / "model.onnx")
+    facts = {"trained_on": ["BTCUSDT", "ETHUSDT"], "learned_before": "2021-10-12T09:00:00+00:00"}
+    for symbol, zero_shot in (("ETHUSDT", False), ("SOLUSDT", True)):
+        manifest = manifest_for(symbol, "regression", version_at())
+        manifest = dataclasses.replace(manifest, training={"global": {**facts, "zero_shot": zero_shot}})
+        store.publish(manifest, {MODEL_FILE: graph})
+    store.publish(manifest_for("BTCUSDT", "regression", version_at()), {MODEL_FILE: graph})
+    env = {"CSE_HOME": str(tmp_path / "home"), "CSE_STORE": str(store.root), "CSE_SERVING_RATE_LIMIT": "off"}
+    with real_server(env, "--no-auth") as url:
+        models = _models(url)
+    assert models["BTCUSDT"]["global_model"] is None
+    for symbol, zero_shot in (("ETHUSDT", False), ("SOLUSDT", True)):
+        shown = models[symbol]["global_model"]
+        assert shown["trained_on"] == ["BTCUSDT", "ETHUSDT"] and shown["zero_shot"] is zero_shot
+        assert shown["learned_before"] == facts["learned_before"] and shown["held_out_from"] is None
