@@ -1,8 +1,9 @@
 """`global_evaluation`'s value for one symbol: the global models' held-out leaderboards, or why there are none.
 
-A symbol is "not checkable" when no global model has been trained yet, or when its klines do not reach
-both sides of the global models' calendar cut (the bundled BTCUSDT ends in 2021-06, before the cut of a
-panel that runs to 2021-12): it keeps its own model, and `published_global` publishes nothing for it.
+A symbol is "not checkable" when no global model has been trained yet, or when its klines neither reach
+both sides of the global models' calendar cut nor hold one fold of their own after it (a coin listed after
+the cut is checked on those: `global_model.symbol_rows`) — the bundled BTCUSDT ends in 2021-06, before the
+cut of a panel that runs to 2021-12: it keeps its own model, and `published_global` publishes nothing for it.
 That is an outcome, not a failure, so the record says it instead of the run failing.
 
 `graphs` names the exact bytes that were checked (graph sha256 per global model): `published_global`
@@ -81,8 +82,9 @@ def check_symbol(
     if symbol_rows(first.split, features, data_cfg) is None:
         times = features.get_column("open_time")
         reason = (
-            f"{symbol}: its klines ({times.min()} → {times.max()}) do not reach both sides of the global models' "
-            f"cut ({first.facts(symbol)['held_out_from']}): not checkable on rows they never learned from"
+            f"{symbol}: its klines ({times.min()} → {times.max()}) neither reach both sides of the global models' "
+            f"cut ({first.facts(symbol)['held_out_from']}) nor hold enough after it: not checkable on rows they "
+            "never learned from"
         )
         return GlobalCheck(symbol, None, zero_shot, reason)
     boards = check_global(models, symbol, features, info)

@@ -146,8 +146,9 @@ def global_evaluation_for(specs: Sequence[ModelSpec]) -> AssetsDefinition:
         description="The global models' exported graphs (onnxruntime, as served) on the symbol's rows after the "
         "global cut, beside each head's baselines fit on its earlier rows: per-head held-out leaderboards, "
         "zero-shot for a symbol they never learned from. No training: it takes about as long as reading the "
-        "features. A symbol without rows on both sides of the cut is reported as not checkable (it keeps its "
-        "own model). `global_vs_own` puts the best global skill beside the symbol's own walk-forward best (when "
+        "features. A coin listed after the cut is checked on its own rows after it (baselines fit on the first "
+        "ones); a symbol without rows after the cut is reported as not checkable (it keeps its own model). "
+        "`global_vs_own` puts the best global skill beside the symbol's own walk-forward best (when "
         "its `evaluation` was materialized; other points, so a guide, not a test) and HAR's.",
         ins={
             "features": AssetIn("features"),

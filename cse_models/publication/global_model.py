@@ -22,6 +22,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import polars as pl
 
 from cse_models.config import DataConfig
@@ -40,7 +41,7 @@ from cse_models.publication.assemble import Candidates, select
 from cse_models.publication.ensemble_choice import graph_forecasts
 from cse_models.scoring.baselines import BASELINES, Forecaster, Forecasts, baseline_names
 from cse_models.scoring.calendar import CalendarFold, calendar_split
-from cse_models.scoring.folds import Fold, FoldData, WalkForwardConfig, segment_rows
+from cse_models.scoring.folds import Fold, FoldData, WalkForwardConfig, segment_rows, walk_forward_folds
 from cse_models.specs import ModelSpec
 from cse_models.store import Manifest
 from cse_models.training.config import TrainingConfig
@@ -121,8 +122,22 @@ class GlobalModel:
 
 
 def symbol_rows(split: CalendarFold, features: pl.DataFrame, data_cfg: DataConfig) -> Fold | None:
-    """A symbol's rows in the split's train, val and test (None when one has too few for its windows)."""
-    return split.rows(epoch_ms(features.get_column("open_time")), segment_rows(data_cfg, HELD_OUT))
+    """The rows a symbol is checked on: its rows in the split's train, val and test — or, for a symbol
+    listed after the cut (too few rows before it), its own rows after the cut cut like one series
+    (`walk_forward_folds`, one fold: the baselines learn from the first ones, the graph is scored on the
+    last ones; the global model learned from none of them). None when neither holds enough rows."""
+    times = epoch_ms(features.get_column("open_time"))
+    need = segment_rows(data_cfg, HELD_OUT)
+    fold = split.rows(times, need)
+    if fold is not None:
+        return fold
+    first = int(np.searchsorted(times, split.learn_stop_ms, side="left"))
+    try:
+        (after,) = walk_forward_folds(times.size - first, data_cfg, HELD_OUT)
+    except DataError:
+        return None
+    rows = {name: slice(part.start + first, part.stop + first) for name, part in after.segments().items()}
+    return Fold(0, rows["train"], rows["val"], rows["test"])
 
 
 def train_global(
@@ -177,9 +192,10 @@ def check_global(
     if fold is None:
         times = features.get_column("open_time")
         raise DataError(
-            f"{symbol}: its klines ({times.min()} → {times.max()}) do not hold ≥ "
+            f"{symbol}: its klines ({times.min()} → {times.max()}) hold neither ≥ "
             f"{segment_rows(first.data_cfg, HELD_OUT)} candles on both sides of the global model's cut "
-            f"({_iso(first.split.test_start_ms)}): it cannot be checked on rows the model never learned from"
+            f"({_iso(first.split.test_start_ms)}) nor enough after it for one fold of their own: it cannot be "
+            "checked on rows the model never learned from"
         )
     paths = {model.name: model.exported.path for model in models}
     forecasters = {name: BASELINES.get(name).forecaster() for name in baseline_names(first.data_cfg.task)}

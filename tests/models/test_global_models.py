@@ -6,8 +6,10 @@ from __future__ import annotations
 import json
 import subprocess
 import sys
+from datetime import UTC, datetime
 from pathlib import Path
 
+import polars as pl
 import pytest
 
 from cse_models.config import DataConfig
@@ -123,3 +125,17 @@ def test_a_symbol_keeps_the_version_that_serves_more_heads_than_the_global_graph
     reason = keeps_current(strict, current)
     assert reason is not None and f"serves {len(current.heads)}" in reason and current.version in reason
     assert keeps_current(strict, None) is None  # nothing served yet: the global graph is published
+
+
+def test_a_coin_listed_after_the_cut_is_checked_zero_shot_on_its_own_rows_after_it(global_lightgbm):
+    """The case a global model exists for: no row before the cut. Its own rows after the cut are split
+    like one series (baselines fit on the first ones); every scored point comes after the model's data."""
+    model, features = global_lightgbm
+    cut = datetime.fromtimestamp(model.split.learn_stop_ms / 1000, UTC)
+    listed_late = features["SOLUSDT"].filter(pl.col("open_time") >= cut)
+    boards = check_global([model], "SOLUSDT", listed_late)
+    board = boards["volatility"]
+    assert board.info["zero_shot"] is True and board.n_points > 0
+    first_test = datetime.fromisoformat(board.folds[0]["test_time"][0].replace(" ", "T")).replace(tzinfo=UTC)
+    assert first_test > cut
+    assert {row.name for row in board.rows if row.kind == "model"} == {"global:lightgbm"}
