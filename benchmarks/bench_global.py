@@ -50,21 +50,14 @@ def parse_args() -> argparse.Namespace:
 
 
 def load(last: str) -> dict:
-    """Every shared series cleaned and cut to the same calendar range → {symbol: feature table}."""
-    from cse_models.config import DataConfig
-    from cse_models.data.clean import clean_klines
-    from cse_models.data.csv_archive import read_kline_csv
-    from cse_models.data.sources import TimeRange, filter_range
-    from cse_models.datasets.segments import compute_features
+    """Every shared series cleaned and cut to the same calendar range, as `cse-models evaluate --global`
+    reads them (`cli_global.load_panel`) → {symbol: feature table}."""
+    from cse_models.cli_global import load_panel
 
-    raw = {symbol: read_kline_csv(path) for symbol, path in FILES.items()}
-    anchor = max(frame.get_column("open_time").max() for frame in raw.values())
-    start, end = TimeRange(last=last).resolve(anchor)
-    features = {}
-    for symbol, frame in raw.items():
-        klines, _ = clean_klines(filter_range(frame, start, end), "1h")
-        features[symbol] = compute_features(klines, DataConfig().feature_set)
-    return features
+    symbols, excluded = load_panel(list(FILES.values()), [], "1h", last, progress)
+    for symbol, reason in excluded.items():
+        progress(f"{symbol}: {reason}")
+    return {symbol: panel.features for symbol, panel in symbols.items()}
 
 
 def weighting_rows(features: dict, specs: list, folds: int) -> tuple[list, dict]:

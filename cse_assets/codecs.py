@@ -16,13 +16,11 @@ from typing import Any
 import polars as pl
 
 from cse_assets.global_check import GlobalCheck
-from cse_models.config import DataConfig
 from cse_models.datasets.segments import SplitArrays, load_datasets, save_datasets
 from cse_models.ensembles import FittedEnsemble
 from cse_models.evaluation.report import Leaderboards
 from cse_models.export.exported import ExportedModel
 from cse_models.features.scaling import FittedScaler
-from cse_models.features.split import SplitConfig
 from cse_models.publication.global_model import GlobalModel
 from cse_models.store import Manifest
 from cse_models.training.summary import TrainedModel
@@ -43,14 +41,6 @@ def _save_datasets(splits: dict, path: Path) -> None:
     if wrong:
         raise TypeError(f"the cse IO manager stores a dict only as dict[str, SplitArrays], not of {', '.join(wrong)}")
     save_datasets(splits, path)
-
-
-def _load_global_model(path: Path) -> GlobalModel:
-    """The record back with the data settings it was trained with (it carries them); the assets that use
-    it compare them with the run's (`global_check.check_symbol`)."""
-    text = path.read_text()
-    data = json.loads(text)["data"]
-    return GlobalModel.from_json(text, DataConfig(**{**data, "split": SplitConfig(**data["split"])}))
 
 
 CODECS: dict[type, Codec] = {
@@ -82,7 +72,12 @@ CODECS: dict[type, Codec] = {
         lambda manifest, path: path.write_text(json.dumps(manifest.to_dict(), indent=2)),
         lambda path: Manifest.from_dict(json.loads(path.read_text())),
     ),
-    GlobalModel: Codec("global.json", lambda model, path: path.write_text(model.to_json()), _load_global_model),
+    # loaded with the data settings it was trained with; `global_check.check_symbol` compares them with the run's
+    GlobalModel: Codec(
+        "global.json",
+        lambda model, path: path.write_text(model.to_json()),
+        lambda path: GlobalModel.from_json(path.read_text()),
+    ),
     GlobalCheck: Codec(
         "global_check.json",
         lambda check, path: path.write_text(check.to_json()),

@@ -23,7 +23,7 @@ import polars as pl
 from cse_models.config import DataConfig
 from cse_models.errors import ConfigError
 from cse_models.evaluation.report import Leaderboards
-from cse_models.publication.global_model import GlobalModel, check_global, symbol_rows
+from cse_models.publication.global_model import GlobalModel, check_global, not_checkable, symbol_rows
 from cse_models.store import sha256_file
 
 NO_GLOBAL_MODEL = "no global model has been materialized yet: run the `global_training` job"
@@ -80,12 +80,6 @@ def check_symbol(
         )
     zero_shot = symbol not in first.learners
     if symbol_rows(first.split, features, data_cfg) is None:
-        times = features.get_column("open_time")
-        reason = (
-            f"{symbol}: its klines ({times.min()} → {times.max()}) neither reach both sides of the global models' "
-            f"cut ({first.facts(symbol)['held_out_from']}) nor hold enough after it: not checkable on rows they "
-            "never learned from"
-        )
-        return GlobalCheck(symbol, None, zero_shot, reason)
+        return GlobalCheck(symbol, None, zero_shot, not_checkable(first, symbol, features))
     boards = check_global(models, symbol, features, info)
     return GlobalCheck(symbol, boards, zero_shot, graphs=graph_hashes(models))

@@ -204,10 +204,10 @@ def published_global_for(specs: Sequence[ModelSpec]) -> AssetsDefinition:
         check: GlobalCheck = inputs["global_evaluation"]
         symbol, store = context.partition_key, model_store.store()
         published, reason = None, check.reason
+        latest = store.latest(symbol, data_settings.interval)
         if check.checkable:
             candidates = _candidates(inputs, specs, check, data_settings, training, evaluation_settings)
             workdir = cse_home.root / "publish_global" / symbol
-            latest = store.latest(symbol, data_settings.interval)
             current = store.read_manifest(symbol, data_settings.interval, latest) if latest else None
             with library_errors_as_failure():
                 try:  # the gate, and the heads served now: outcomes for this symbol, not failed runs
@@ -217,8 +217,7 @@ def published_global_for(specs: Sequence[ModelSpec]) -> AssetsDefinition:
                 except PublicationError as exc:
                     reason = str(exc)
         if published is None:
-            own = store.latest(symbol, data_settings.interval)
-            kept = f"{symbol} keeps its own model ({own})" if own else f"{symbol} has no published model"
+            kept = f"{symbol} keeps its own model ({latest})" if latest else f"{symbol} has no published model"
             context.log.warning(f"global model not published: {reason}; {kept}")
             context.add_output_metadata({"published": False, "reason": reason, "keeps": kept})
             return None

@@ -26,10 +26,10 @@ from cse_models.ensembles.config import default_ensembles
 from cse_models.errors import ConfigError
 from cse_models.evaluation.ensembled import MemberForecasts
 from cse_models.evaluation.report import Leaderboards, build_leaderboards
-from cse_models.evaluation.walk_forward import Progress, run_walk_forward
+from cse_models.evaluation.walk_forward import Progress, baseline_forecasters, member_forecasters, run_walk_forward
 from cse_models.heads.tasks import task_spec
 from cse_models.members import FittedMember, member_kind
-from cse_models.scoring.baselines import BASELINES, Forecaster, Forecasts, baseline_names
+from cse_models.scoring.baselines import BASELINES, Forecaster, Forecasts
 from cse_models.scoring.calendar import CalendarFold, calendar_folds
 from cse_models.scoring.folds import Fold, FoldData, WalkForwardConfig, segment_rows
 from cse_models.specs import ModelSpec
@@ -62,6 +62,14 @@ def interval_ms(features: pl.DataFrame) -> int:
     return int(np.median(np.diff(times)))
 
 
+def panel_interval(features: Mapping[str, pl.DataFrame]) -> int:
+    """The one candle interval (ms) of the panel's symbols; ConfigError when they differ."""
+    steps = {symbol: interval_ms(frame) for symbol, frame in features.items()}
+    if len({step for step in steps.values() if step}) > 1:
+        raise ConfigError(f"one panel, one interval: the symbols' candles are {steps} ms apart")
+    return next((step for step in steps.values() if step), 0)
+
+
 def stable_reason(features: pl.DataFrame) -> str | None:
     """Why a series must not teach the panel, if it is stablecoin-like: its closes stay within
     ±`STABLE_SPREAD` of their median (USDC/USDT), so its σ-scaled returns are rounding noise."""
@@ -89,10 +97,7 @@ class PanelPlan:
 def plan_panel(symbols: Mapping[str, PanelSymbol], data_cfg: DataConfig, config: WalkForwardConfig) -> PanelPlan:
     """Calendar folds over all symbols' spans, then per symbol the folds it is scored on and the folds it
     learns from. Raises ConfigError for symbols of different intervals."""
-    steps = {symbol: interval_ms(panel.features) for symbol, panel in symbols.items()}
-    if len({step for step in steps.values() if step}) > 1:
-        raise ConfigError(f"one panel, one interval: the symbols' candles are {steps} ms apart")
-    step = next((s for s in steps.values() if s), 0)
+    step = panel_interval({symbol: panel.features for symbol, panel in symbols.items()})
     times = {symbol: epoch_ms(panel.features.get_column("open_time")) for symbol, panel in symbols.items()}
     folds = calendar_folds(times, step, data_cfg, config)
     need = segment_rows(data_cfg, config)
@@ -181,15 +186,9 @@ def symbol_forecasters(
     own and global members both, the ensembles of all of them (`global:ensemble_<method>`: they learn
     from the panel too)."""
     from cse_models.evaluation.ensembled import ensemble_forecaster
-    from cse_models.evaluation.trained import trained_forecaster
-    from cse_models.training.config import budget as training_budget
 
-    forecasters: dict[str, Forecaster] = {name: BASELINES.get(name).forecaster() for name in baseline_names(task)}
     memory = MemberForecasts()
-    train_cfg = training_budget(budget)
-    for spec in models:
-        trained = trained_forecaster(spec, train_cfg, on_progress=on_progress, on_fitted=memory.on_fitted(spec.name))
-        forecasters[spec.name] = memory.keeping(spec.name, trained)
+    forecasters = {**baseline_forecasters(task), **member_forecasters(models, budget, memory, on_progress)}
     for spec in global_models:
         forecasters[global_name(spec)] = fits.forecaster(spec, memory)
     own = tuple(spec.name for spec in models)

@@ -12,6 +12,7 @@ from __future__ import annotations
 import logging
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
+from typing import TYPE_CHECKING
 
 import numpy as np
 import polars as pl
@@ -27,6 +28,9 @@ from cse_models.scoring.baselines import BASELINES, Forecaster, baseline_names
 from cse_models.scoring.folds import Fold, FoldData, WalkForwardConfig, build_fold_data, walk_forward_folds
 from cse_models.scoring.segment import segment_truth
 from cse_models.specs import ModelSpec
+
+if TYPE_CHECKING:
+    from cse_models.evaluation.ensembled import MemberForecasts
 
 log = logging.getLogger(__name__)
 
@@ -150,6 +154,27 @@ def _checked(name: str, head: str, forecast: np.ndarray, count: int) -> np.ndarr
     return forecast
 
 
+def baseline_forecasters(task: Task) -> dict[str, Forecaster]:
+    """The task's registered baselines, each head's reference first."""
+    return {name: BASELINES.get(name).forecaster() for name in baseline_names(task)}
+
+
+def member_forecasters(
+    models: Sequence[ModelSpec], budget: str, memory: MemberForecasts, on_progress: Progress | None = None
+) -> dict[str, Forecaster]:
+    """Each model spec trained per fold on a budget exactly as the graph trains it for publication
+    (`trained.trained_forecaster`), its validation and test forecasts kept in `memory` for ensembles."""
+    from cse_models.evaluation.trained import trained_forecaster
+    from cse_models.training.config import budget as training_budget
+
+    train_cfg = training_budget(budget)
+    forecasters = {}
+    for spec in models:
+        trained = trained_forecaster(spec, train_cfg, on_progress=on_progress, on_fitted=memory.on_fitted(spec.name))
+        forecasters[spec.name] = memory.keeping(spec.name, trained)
+    return forecasters
+
+
 def default_forecasters(
     task: Task,
     models: Sequence[ModelSpec] = (),
@@ -158,16 +183,10 @@ def default_forecasters(
     budget: str = "tiny",
     on_progress: Progress | None = None,
 ) -> dict[str, Forecaster]:
-    """The task's baselines (each head's reference first), the model specs, each trained per fold on a
-    budget exactly as the graph trains it for publication (`trained.trained_forecaster`), then the
-    ensembles of those models, fit per fold on their validation forecasts (`ensembled`)."""
+    """The task's baselines, the model specs (`member_forecasters`), then the ensembles of those models,
+    fit per fold on their validation forecasts (`ensembled`)."""
     from cse_models.evaluation.ensembled import MemberForecasts, ensemble_forecaster
-    from cse_models.evaluation.trained import trained_forecaster
-    from cse_models.training.config import budget as training_budget
 
-    forecasters: dict[str, Forecaster] = {name: BASELINES.get(name).forecaster() for name in baseline_names(task)}
-    train_cfg = training_budget(budget)
-    memory = MemberForecasts()
     names = {spec.name for spec in models}
     for cfg in ensembles:
         unknown = sorted(set(cfg.members) - names)
@@ -177,9 +196,8 @@ def default_forecasters(
                 if unknown
                 else f"ensembles combine forecast cards; task {task!r} has none"
             )
-    for spec in models:
-        trained = trained_forecaster(spec, train_cfg, on_progress=on_progress, on_fitted=memory.on_fitted(spec.name))
-        forecasters[spec.name] = memory.keeping(spec.name, trained)
+    memory = MemberForecasts()
+    forecasters = {**baseline_forecasters(task), **member_forecasters(models, budget, memory, on_progress)}
     for cfg in ensembles:
         forecasters[cfg.name] = ensemble_forecaster(cfg, memory)
     return forecasters

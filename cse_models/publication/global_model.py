@@ -31,15 +31,16 @@ from cse_models.datasets.pooled import pooled_series
 from cse_models.datasets.prepared import PreparedSeries
 from cse_models.datasets.segments import build_segments, epoch_ms
 from cse_models.errors import ConfigError, DataError
-from cse_models.evaluation.panel import global_name, interval_ms, stable_reason
+from cse_models.evaluation.panel import global_name, panel_interval, stable_reason
 from cse_models.evaluation.report import Leaderboards, build_leaderboards, head_decisions
-from cse_models.evaluation.walk_forward import run_walk_forward
+from cse_models.evaluation.walk_forward import baseline_forecasters, run_walk_forward
 from cse_models.export.exported import ExportedModel
 from cse_models.features.scaling import FittedScaler
+from cse_models.features.split import SplitConfig
 from cse_models.members import member_kind
 from cse_models.publication.assemble import Candidates, select
 from cse_models.publication.ensemble_choice import graph_forecasts
-from cse_models.scoring.baselines import BASELINES, Forecaster, Forecasts, baseline_names
+from cse_models.scoring.baselines import Forecaster, Forecasts
 from cse_models.scoring.calendar import CalendarFold, calendar_split
 from cse_models.scoring.folds import Fold, FoldData, WalkForwardConfig, segment_rows, walk_forward_folds
 from cse_models.specs import ModelSpec
@@ -89,9 +90,12 @@ class GlobalModel:
         )
 
     @classmethod
-    def from_json(cls, text: str, data_cfg: DataConfig) -> GlobalModel:
-        """The record back, for the data configuration it was trained with (ConfigError for another one)."""
+    def from_json(cls, text: str, data_cfg: DataConfig | None = None) -> GlobalModel:
+        """The record back, with the data configuration it was trained with; ConfigError when `data_cfg` is
+        given and is another one."""
         data = json.loads(text)
+        if data_cfg is None:
+            data_cfg = DataConfig(**{**data["data"], "split": SplitConfig(**data["data"]["split"])})
         if data["data"] != asdict(data_cfg):
             raise ConfigError(
                 f"the global model {data['spec']['name']!r} was trained with data settings {data['data']}, "
@@ -155,11 +159,8 @@ def train_global(
     block (stablecoin-like series excluded), export it with the pooled scaler, parity-checked. `resume` and
     `devices` as for any member (`MemberKind.train`: continue a crashed run; data-parallel over N devices)."""
     directory = Path(directory)
-    step = {interval_ms(f) for f in features.values()} - {0}
-    if len(step) > 1:
-        raise DataError(f"one global model, one interval: the symbols' candles are {sorted(step)} ms apart")
     times = {symbol: epoch_ms(f.get_column("open_time")) for symbol, f in features.items()}
-    split = calendar_split(times, step.pop() if step else 0, data_cfg)
+    split = calendar_split(times, panel_interval(features), data_cfg)
     need = segment_rows(data_cfg, HELD_OUT)
     skipped = {s: reason for s, f in features.items() if (reason := stable_reason(f))}
     learners = {}
@@ -179,6 +180,17 @@ def train_global(
     return GlobalModel(spec, trained, exported, data.scaler, split, tuple(learners), data_cfg, skipped)
 
 
+def not_checkable(model: GlobalModel, symbol: str, features: pl.DataFrame) -> str:
+    """Why `symbol` has no rows to check the model on (`symbol_rows` found none)."""
+    times = features.get_column("open_time")
+    return (
+        f"{symbol}: its klines ({times.min()} → {times.max()}) hold neither ≥ "
+        f"{segment_rows(model.data_cfg, HELD_OUT)} candles on both sides of the global model's cut "
+        f"({_iso(model.split.test_start_ms)}) nor enough after it for one fold of their own: it cannot be "
+        "checked on rows the model never learned from"
+    )
+
+
 def check_global(
     models: Sequence[GlobalModel], symbol: str, features: pl.DataFrame, info: dict[str, Any] | None = None
 ) -> Leaderboards:
@@ -190,15 +202,9 @@ def check_global(
         raise ConfigError("the global models were trained on different panels: materialize them together")
     fold = symbol_rows(first.split, features, first.data_cfg)
     if fold is None:
-        times = features.get_column("open_time")
-        raise DataError(
-            f"{symbol}: its klines ({times.min()} → {times.max()}) hold neither ≥ "
-            f"{segment_rows(first.data_cfg, HELD_OUT)} candles on both sides of the global model's cut "
-            f"({_iso(first.split.test_start_ms)}) nor enough after it for one fold of their own: it cannot be "
-            "checked on rows the model never learned from"
-        )
+        raise DataError(not_checkable(first, symbol, features))
     paths = {model.name: model.exported.path for model in models}
-    forecasters = {name: BASELINES.get(name).forecaster() for name in baseline_names(first.data_cfg.task)}
+    forecasters = baseline_forecasters(first.data_cfg.task)
     for name in paths:
         forecasters[name] = _graph_forecaster(name, paths[name], first.data_cfg)
     result = run_walk_forward(features, first.data_cfg, HELD_OUT, forecasters, folds=[fold])
