@@ -13,6 +13,7 @@ import time
 
 import pytest
 from dagster import AssetKey, AssetRecordsFilter, DagsterInstance, Definitions, materialize
+from dagster._core.storage.defs_state.base import set_defs_state_storage
 
 from cse_assets import jobs
 from cse_assets.definitions import graph_assets, resources_for
@@ -51,7 +52,9 @@ def global_run(tmp_path_factory: pytest.TempPathFactory):
         assert result.success
         return result
 
-    with pytest.MonkeyPatch.context() as patch:
+    # this instance's defs-state storage is the current one while it runs: never a stale one that an earlier
+    # module's collected or deleted instance left in Dagster 1.13's ContextVar (tests/conftest.py)
+    with pytest.MonkeyPatch.context() as patch, set_defs_state_storage(instance.defs_state_storage):
         patch.setenv("CSE_HOME", str(home))
         for symbol in LEARNERS:
             run(DATA, symbol)
